@@ -1,0 +1,430 @@
+//! Validity: whether a member may enter now, computed from their payments.
+//!
+//! Nothing here is stored: validity is derived from the payment history every
+//! time, so a payment recorded late (with an earlier `paidTime`) or twice by
+//! two servers can never leave a stale end date behind.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+
+use crate::member::Payment;
+use crate::plan::{Grant, Plans};
+use crate::time::local_date;
+
+/// A member's status as the wire shows it in `basicInfo.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MemberStatus {
+    /// Valid now: some paid period covers this instant.
+    Ok,
+    /// Not valid now (never paid, expired, or entry days used up).
+    NotOk,
+    /// Deactivated by staff; kept for history.
+    Invalid,
+}
+
+impl MemberStatus {
+    /// `OK`, `NOT_OK` or `INVALID`.
+    pub const fn wire_name(self) -> &'static str {
+        match self {
+            MemberStatus::Ok => "OK",
+            MemberStatus::NotOk => "NOT_OK",
+            MemberStatus::Invalid => "INVALID",
+        }
+    }
+}
+
+/// What a member's history says at one instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validity {
+    /// The status.
+    pub status: MemberStatus,
+    /// End of validity: the latest end of any period granting door access
+    /// (memberships, passes, entry packs with days left). `None` if the member
+    /// never had one. May lie in the past (expired) or future.
+    pub valid_until: Option<DateTime<Utc>>,
+    /// End of the stacked membership line, if any.
+    pub membership_until: Option<DateTime<Utc>>,
+    /// End of the stacked tool-room line, if any.
+    pub tool_room_until: Option<DateTime<Utc>>,
+    /// Entry days left in the packs usable now, if the member has any such pack.
+    pub entry_days_left: Option<u32>,
+}
+
+/// The facts validity depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct History<'a> {
+    /// Whether staff deactivated the member.
+    pub deactivated: bool,
+    /// Every payment of the member, in any order.
+    pub payments: &'a [Payment],
+    /// The instants of the member's granted entries, in any order (spends
+    /// entry days of entry packs).
+    pub entries: &'a [DateTime<Utc>],
+}
+
+#[derive(Debug)]
+struct Pack {
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    left: u32,
+}
+
+/// Computes a member's validity at `now`.
+///
+/// Rules:
+/// - payments are taken in order of `paidTime` (then of recording);
+/// - a membership period starts at the later of its payment time and the
+///   current end of the membership line, and lasts its plan's calendar span
+///   (or `until_days` days) on the wall clock of `tz`;
+/// - a day pass covers its span from its payment time;
+/// - an entry pack may be used on `days` distinct local days within its
+///   window; each distinct day of entry spends one day from the usable pack
+///   that ends first; further entries on an already spent day are free;
+/// - tool-room periods stack on their own line and do not open the door;
+/// - payments for plans no longer configured grant nothing;
+/// - a deactivated member is `INVALID` whatever they paid.
+pub fn evaluate(history: History<'_>, plans: &Plans, tz: Tz, now: DateTime<Utc>) -> Validity {
+    let mut payments: Vec<&Payment> = history.payments.iter().collect();
+    payments.sort_by_key(|p| (p.paid_at, p.id));
+
+    let mut access: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+    let mut membership_until: Option<DateTime<Utc>> = None;
+    let mut tool_room_until: Option<DateTime<Utc>> = None;
+    let mut packs: Vec<Pack> = Vec::new();
+
+    for payment in payments {
+        let Ok(plan) = plans.get(&payment.pay_type) else {
+            continue;
+        };
+        let grant = match payment.until_days {
+            Some(days) => plan.grant.with_days(days),
+            None => plan.grant,
+        };
+        match grant {
+            Grant::Membership { span } => {
+                let start =
+                    membership_until.map_or(payment.paid_at, |end| end.max(payment.paid_at));
+                let end = span.after(start, tz);
+                access.push((start, end));
+                membership_until = Some(end);
+            }
+            Grant::DayPass { span } => {
+                access.push((payment.paid_at, span.after(payment.paid_at, tz)))
+            }
+            Grant::Entries { days, window } => packs.push(Pack {
+                start: payment.paid_at,
+                end: window.after(payment.paid_at, tz),
+                left: days,
+            }),
+            Grant::ToolRoom { span } => {
+                let start = tool_room_until.map_or(payment.paid_at, |end| end.max(payment.paid_at));
+                tool_room_until = Some(span.after(start, tz));
+            }
+            Grant::Nothing => {}
+        }
+    }
+
+    // Spend entry days: the first entry of each distinct local day.
+    let today = local_date(now, tz);
+    let mut spent_days: BTreeSet<NaiveDate> = BTreeSet::new();
+    let mut entries: Vec<DateTime<Utc>> = history.entries.to_vec();
+    entries.sort();
+    for entry in entries {
+        let day = local_date(entry, tz);
+        if spent_days.contains(&day) {
+            continue;
+        }
+        let pack = packs
+            .iter_mut()
+            .filter(|p| p.start <= entry && entry < p.end && p.left > 0)
+            .min_by_key(|p| p.end);
+        if let Some(pack) = pack {
+            pack.left -= 1;
+            spent_days.insert(day);
+        }
+    }
+    let spent_today = spent_days.contains(&today);
+
+    let covers = |start: DateTime<Utc>, end: DateTime<Utc>| start <= now && now < end;
+    let usable_packs: Vec<&Pack> = packs.iter().filter(|p| covers(p.start, p.end)).collect();
+    let pack_admits =
+        usable_packs.iter().any(|p| p.left > 0) || (spent_today && !usable_packs.is_empty());
+    let covered = access.iter().any(|&(s, e)| covers(s, e)) || pack_admits;
+
+    let valid_until = access
+        .iter()
+        .map(|&(_, e)| e)
+        .chain(
+            packs
+                .iter()
+                .filter(|p| p.left > 0 || (spent_today && covers(p.start, p.end)))
+                .map(|p| p.end),
+        )
+        .max();
+
+    let status = if history.deactivated {
+        MemberStatus::Invalid
+    } else if covered {
+        MemberStatus::Ok
+    } else {
+        MemberStatus::NotOk
+    };
+
+    Validity {
+        status,
+        valid_until,
+        membership_until,
+        tool_room_until,
+        entry_days_left: if usable_packs.is_empty() {
+            None
+        } else {
+            Some(usable_packs.iter().map(|p| p.left).sum())
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::PayIndex;
+    use crate::money::Fen;
+    use crate::time::{format_local_timestamp, parse_local_timestamp, DEFAULT_TIMEZONE as TZ};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        parse_local_timestamp(s, TZ).unwrap()
+    }
+
+    fn pay(id: i64, pay_type: &str, paid: &str) -> Payment {
+        Payment {
+            id,
+            pay_index: PayIndex::parse(&format!("p{id}")).unwrap(),
+            amount: Fen::from_yuan(200),
+            pay_type: pay_type.to_owned(),
+            paid_at: t(paid),
+            until_days: None,
+            recorded_at: t(paid),
+        }
+    }
+
+    fn eval(payments: &[Payment], entries: &[DateTime<Utc>], now: &str) -> Validity {
+        evaluate(
+            History {
+                deactivated: false,
+                payments,
+                entries,
+            },
+            &Plans::standard(),
+            TZ,
+            t(now),
+        )
+    }
+
+    fn until(v: &Validity) -> String {
+        format_local_timestamp(v.valid_until.unwrap(), TZ)
+    }
+
+    #[test]
+    fn no_payments_is_not_ok() {
+        let v = eval(&[], &[], "202401011200");
+        assert_eq!(v.status, MemberStatus::NotOk);
+        assert_eq!(v.valid_until, None);
+        assert_eq!(v.entry_days_left, None);
+    }
+
+    #[test]
+    fn one_month_is_valid_until_the_same_wall_time_next_month() {
+        let p = [pay(1, "1M MEMBERSHIP", "202401151000")];
+        let v = eval(&p, &[], "202401201200");
+        assert_eq!(v.status, MemberStatus::Ok);
+        assert_eq!(until(&v), "202402151000");
+        // the end instant itself is no longer valid; one minute before it is
+        assert_eq!(eval(&p, &[], "202402151000").status, MemberStatus::NotOk);
+        assert_eq!(eval(&p, &[], "202402150959").status, MemberStatus::Ok);
+        // before the payment time it is not valid either
+        assert_eq!(eval(&p, &[], "202401150959").status, MemberStatus::NotOk);
+    }
+
+    #[test]
+    fn month_end_and_leap_years() {
+        let p = [pay(1, "1M MEMBERSHIP", "202401311800")];
+        assert_eq!(until(&eval(&p, &[], "202402011200")), "202402291800");
+        let p = [pay(1, "1M MEMBERSHIP", "202301311800")];
+        assert_eq!(until(&eval(&p, &[], "202302011200")), "202302281800");
+        let p = [pay(1, "6M MEMBERSHIP", "202308310900")];
+        assert_eq!(until(&eval(&p, &[], "202309011200")), "202402290900");
+        let p = [pay(1, "6M MEMBERSHIP", "202208310900")];
+        assert_eq!(until(&eval(&p, &[], "202209011200")), "202302280900");
+    }
+
+    #[test]
+    fn payments_stack_from_the_current_end() {
+        // paid twice in January: the second month starts where the first ends
+        let p = [
+            pay(1, "1M MEMBERSHIP", "202401101000"),
+            pay(2, "1M MEMBERSHIP", "202401201000"),
+        ];
+        let v = eval(&p, &[], "202401251200");
+        assert_eq!(until(&v), "202403101000");
+        assert_eq!(v.membership_until, v.valid_until);
+        // 1M then 6M
+        let p = [
+            pay(1, "1M MEMBERSHIP", "202401101000"),
+            pay(2, "6M MEMBERSHIP", "202401111000"),
+        ];
+        assert_eq!(until(&eval(&p, &[], "202401251200")), "202408101000");
+        // order of the slice does not matter, paidTime does
+        let p = [
+            pay(2, "1M MEMBERSHIP", "202401201000"),
+            pay(1, "1M MEMBERSHIP", "202401101000"),
+        ];
+        assert_eq!(until(&eval(&p, &[], "202401251200")), "202403101000");
+    }
+
+    #[test]
+    fn a_lapsed_membership_restarts_at_the_payment() {
+        let p = [
+            pay(1, "1M MEMBERSHIP", "202401101000"),
+            pay(2, "1M MEMBERSHIP", "202405051500"),
+        ];
+        let v = eval(&p, &[], "202405101200");
+        assert_eq!(v.status, MemberStatus::Ok);
+        assert_eq!(until(&v), "202406051500");
+        // in the gap between the two the member was not valid
+        assert_eq!(eval(&p, &[], "202403011200").status, MemberStatus::NotOk);
+    }
+
+    #[test]
+    fn until_days_overrides_the_plan_length() {
+        let mut p = pay(1, "1M MEMBERSHIP", "202401101000");
+        p.until_days = Some(7);
+        assert_eq!(until(&eval(&[p], &[], "202401111200")), "202401171000");
+    }
+
+    #[test]
+    fn donations_and_unknown_plans_grant_nothing() {
+        let p = [
+            pay(1, "DONATION", "202401101000"),
+            pay(2, "CROWD FUNDING", "202401101000"),
+            pay(3, "GONE PLAN", "202401101000"),
+        ];
+        let v = eval(&p, &[], "202401101200");
+        assert_eq!(v.status, MemberStatus::NotOk);
+        assert_eq!(v.valid_until, None);
+    }
+
+    #[test]
+    fn tool_room_does_not_open_the_door() {
+        let p = [pay(1, "TOOL", "202401101000")];
+        let v = eval(&p, &[], "202401101200");
+        assert_eq!(v.status, MemberStatus::NotOk);
+        assert_eq!(
+            format_local_timestamp(v.tool_room_until.unwrap(), TZ),
+            "202407101000"
+        );
+    }
+
+    #[test]
+    fn event_is_a_one_day_pass_that_does_not_stack() {
+        let p = [
+            pay(1, "1M MEMBERSHIP", "202401101000"),
+            pay(2, "EVENT", "202401151900"),
+        ];
+        let v = eval(&p, &[], "202401151930");
+        assert_eq!(v.status, MemberStatus::Ok);
+        assert_eq!(until(&v), "202402101000"); // membership end unchanged
+        let p = [pay(2, "EVENT", "202401151900")];
+        assert_eq!(eval(&p, &[], "202401161859").status, MemberStatus::Ok);
+        assert_eq!(eval(&p, &[], "202401161900").status, MemberStatus::NotOk);
+    }
+
+    #[test]
+    fn ten_entries_count_distinct_local_days() {
+        let p = [pay(1, "10 ENTRIES", "202401010900")];
+        assert_eq!(eval(&p, &[], "202401011000").entry_days_left, Some(10));
+        // ten entries on ten different days; two entries on day 1
+        let mut entries: Vec<DateTime<Utc>> =
+            (1..=10).map(|d| t(&format!("202401{d:02}1000"))).collect();
+        entries.push(t("202401011800"));
+        let v = eval(&p, &entries, "202401101500");
+        assert_eq!(v.entry_days_left, Some(0));
+        // same day as the tenth entry: still admitted (entries on a spent day are free)
+        assert_eq!(v.status, MemberStatus::Ok);
+        // the eleventh day is refused
+        let v = eval(&p, &entries, "202401110900");
+        assert_eq!(v.status, MemberStatus::NotOk);
+        // nine days used: the eleventh calendar day is fine
+        let v = eval(&p, &entries[..9], "202401110900");
+        assert_eq!(v.status, MemberStatus::Ok);
+        assert_eq!(v.entry_days_left, Some(1));
+    }
+
+    #[test]
+    fn entry_days_follow_the_local_calendar() {
+        let p = [pay(1, "10 ENTRIES", "202401010900")];
+        // 23:30 and 00:30 local are two days, though the same UTC date
+        let entries = [t("202401022330"), t("202401030030")];
+        assert_eq!(eval(&p, &entries, "202401031200").entry_days_left, Some(8));
+        // 07:30 and 09:00 local are one day, though two UTC dates
+        let entries = [t("202401040730"), t("202401040900")];
+        assert_eq!(eval(&p, &entries, "202401041200").entry_days_left, Some(9));
+    }
+
+    #[test]
+    fn entry_packs_expire_after_six_months() {
+        let p = [pay(1, "10 ENTRIES", "202401010900")];
+        let v = eval(&p, &[], "202407010859");
+        assert_eq!(v.status, MemberStatus::Ok);
+        assert_eq!(until(&v), "202407010900");
+        let v = eval(&p, &[], "202407010900");
+        assert_eq!(v.status, MemberStatus::NotOk);
+        assert_eq!(v.entry_days_left, None);
+    }
+
+    #[test]
+    fn entries_spend_the_pack_that_ends_first() {
+        let p = [
+            pay(1, "10 ENTRIES", "202401010900"),
+            pay(2, "10 ENTRIES", "202403010900"),
+        ];
+        let entries: Vec<DateTime<Utc>> =
+            (1..=5).map(|d| t(&format!("202403{d:02}1000"))).collect();
+        let v = eval(&p, &entries, "202403101200");
+        assert_eq!(v.entry_days_left, Some(15));
+        // after the first pack's window, only the second pack's ten remain
+        let v = eval(&p, &entries, "202407021200");
+        assert_eq!(v.entry_days_left, Some(10));
+    }
+
+    #[test]
+    fn entries_outside_any_pack_spend_nothing() {
+        let p = [pay(1, "10 ENTRIES", "202401010900")];
+        let entries = [t("202312311000")];
+        assert_eq!(eval(&p, &entries, "202401021200").entry_days_left, Some(10));
+    }
+
+    #[test]
+    fn deactivated_is_invalid_whatever_was_paid() {
+        let p = [pay(1, "6M MEMBERSHIP", "202401010900")];
+        let v = evaluate(
+            History {
+                deactivated: true,
+                payments: &p,
+                entries: &[],
+            },
+            &Plans::standard(),
+            TZ,
+            t("202401021200"),
+        );
+        assert_eq!(v.status, MemberStatus::Invalid);
+        assert_eq!(until(&v), "202407010900");
+    }
+
+    #[test]
+    fn wire_names() {
+        assert_eq!(MemberStatus::Ok.wire_name(), "OK");
+        assert_eq!(MemberStatus::NotOk.wire_name(), "NOT_OK");
+        assert_eq!(MemberStatus::Invalid.wire_name(), "INVALID");
+    }
+}
