@@ -6,6 +6,7 @@ pub mod member;
 pub mod membership;
 pub mod money;
 pub mod plan;
+pub mod scope;
 pub mod tags;
 pub mod time;
 

@@ -1,1 +1,285 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+
+mod api_keys;
+pub mod connection;
+pub mod credentials;
+mod members;
+mod rows;
+mod schema;
+pub mod testing;
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel::r2d2::{Pool, PooledConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub use api_keys::ApiKey;
+use connection::{AnyConnection, Manager, Target};
+pub use members::{MemberKey, MemberRecord, PaymentReceipt};
+
+/// Migrations for SQLite, embedded in the binary.
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+/// Migrations for PostgreSQL, embedded in the binary.
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+/// A field that must be unique.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UniqueField {
+    /// `openid`.
+    OpenId,
+    /// `nickName` (ignoring case).
+    NickName,
+    /// `rfid`.
+    Rfid,
+    /// `payIndex`.
+    PayIndex,
+    /// The name of an API key.
+    ApiKeyName,
+}
+
+impl UniqueField {
+    /// The wire name.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            UniqueField::OpenId => "openid",
+            UniqueField::NickName => "nickName",
+            UniqueField::Rfid => "rfid",
+            UniqueField::PayIndex => "payIndex",
+            UniqueField::ApiKeyName => "name",
+        }
+    }
+}
+
+/// The errors of the storage crate.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The database URL is not one zhima understands.
+    #[error("unsupported database URL {0}: expected sqlite://PATH or postgres://…")]
+    BadUrl(String),
+    /// No connection could be had (database down, pool exhausted past its timeout).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// No member matches.
+    #[error("member not found")]
+    MemberNotFound,
+    /// The value is already used by another row.
+    #[error("{} is already used", .0.wire_name())]
+    Duplicate(UniqueField),
+    /// The payIndex is already recorded, for another member or with other content.
+    #[error("payIndex {0:?} is already recorded with different content")]
+    PaymentConflict(String),
+    /// A value refused by the domain rules.
+    #[error(transparent)]
+    Invalid(#[from] zhima_domain::DomainError),
+    /// A stored row breaks the domain rules (edited by hand, or a bug).
+    #[error("stored {table} row {id} is corrupt: {reason}")]
+    Corrupt {
+        /// Table.
+        table: &'static str,
+        /// Row ID.
+        id: i64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Applying migrations failed.
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// Hashing a secret or drawing randomness failed.
+    #[error("hashing a secret failed")]
+    Hashing,
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+}
+
+impl StorageError {
+    /// Whether retrying later may succeed (the database is unreachable or busy).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StorageError::Unavailable(_) => true,
+            StorageError::Query(diesel::result::Error::DatabaseError(kind, info)) => {
+                matches!(
+                    kind,
+                    diesel::result::DatabaseErrorKind::SerializationFailure
+                        | diesel::result::DatabaseErrorKind::ClosedConnection
+                ) || info.message().contains("database is locked")
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Which backend a [`Store`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An embedded SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Most connections kept open.
+    pub pool_size: u32,
+    /// How long a request waits for a connection before failing.
+    pub connect_timeout: Duration,
+    /// SQLite only: how long a writer waits for another writer.
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions {
+            pool_size: 8,
+            connect_timeout: Duration::from_secs(5),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The database: a connection pool and every query zhima makes.
+///
+/// All methods are blocking; call them from a blocking thread.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool<Manager>,
+    backend: Backend,
+    default_password_hash: Arc<OnceLock<String>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+type Conn = PooledConnection<Manager>;
+
+impl Store {
+    /// Opens a pool on the database `url` names (`sqlite://PATH` or `postgres://…`).
+    /// A SQLite file is created if missing. Fails if no connection can be made.
+    pub fn open(url: &str, options: &StoreOptions) -> Result<Store, StorageError> {
+        let target = Target::parse(url)?;
+        let backend = match target {
+            Target::Sqlite(_) => Backend::Sqlite,
+            Target::Postgres(_) => Backend::Postgres,
+        };
+        let pool = Pool::builder()
+            .max_size(options.pool_size.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(options.connect_timeout)
+            .build(Manager::new(target, options.busy_timeout))
+            .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+        Ok(Store {
+            pool,
+            backend,
+            default_password_hash: Arc::new(OnceLock::new()),
+        })
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    fn conn(&self) -> Result<Conn, StorageError> {
+        self.pool
+            .get()
+            .map_err(|e| StorageError::Unavailable(e.to_string()))
+    }
+
+    /// Applies pending migrations; returns the names of those applied.
+    pub fn migrate(&self) -> Result<Vec<String>, StorageError> {
+        let mut conn = self.conn()?;
+        let applied = match &mut *conn {
+            AnyConnection::Sqlite(c) => c
+                .run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|v| v.iter().map(ToString::to_string).collect()),
+            AnyConnection::Postgresql(c) => c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.iter().map(ToString::to_string).collect()),
+        };
+        applied.map_err(|e| StorageError::Migration(e.to_string()))
+    }
+
+    /// How many migrations are not applied yet.
+    pub fn pending_migrations(&self) -> Result<usize, StorageError> {
+        let mut conn = self.conn()?;
+        let pending = match &mut *conn {
+            AnyConnection::Sqlite(c) => c.pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+            AnyConnection::Postgresql(c) => {
+                c.pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len())
+            }
+        };
+        pending.map_err(|e| StorageError::Migration(e.to_string()))
+    }
+
+    /// The argon2 hash of the default password `password123`, computed once
+    /// per process: every new member gets it, flagged must-change.
+    fn default_password_hash(&self) -> Result<String, StorageError> {
+        if let Some(h) = self.default_password_hash.get() {
+            return Ok(h.clone());
+        }
+        let h = credentials::hash_password(DEFAULT_PASSWORD)?;
+        Ok(self.default_password_hash.get_or_init(|| h).clone())
+    }
+}
+
+/// The password every new member starts with (and must change).
+pub const DEFAULT_PASSWORD: &str = "password123";
+
+/// Runs `f` in a transaction that writes. On SQLite it takes the write lock
+/// first, so two writers never deadlock upgrading read locks; it waits up to
+/// the busy timeout instead.
+fn write_transaction<T>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, StorageError>,
+) -> Result<T, StorageError> {
+    conn.transaction(|conn| {
+        if let AnyConnection::Sqlite(c) = conn {
+            use schema::write_lock::dsl::{n, write_lock};
+            diesel::update(write_lock).set(n.eq(n + 1)).execute(c)?;
+        }
+        f(conn)
+    })
+}
+
+/// The unique field a constraint violation is about, if it is one.
+fn violated_unique(err: &diesel::result::Error) -> Option<UniqueField> {
+    let diesel::result::Error::DatabaseError(
+        diesel::result::DatabaseErrorKind::UniqueViolation,
+        info,
+    ) = err
+    else {
+        return None;
+    };
+    let text = format!(
+        "{} {}",
+        info.message(),
+        info.constraint_name().unwrap_or("")
+    );
+    [
+        ("api_keys", UniqueField::ApiKeyName),
+        ("nickname", UniqueField::NickName),
+        ("openid", UniqueField::OpenId),
+        ("rfid", UniqueField::Rfid),
+        ("pay_index", UniqueField::PayIndex),
+    ]
+    .into_iter()
+    .find(|(needle, _)| text.contains(needle))
+    .map(|(_, f)| f)
+}
+
+/// Maps a constraint violation to [`StorageError::Duplicate`].
+fn map_unique(err: StorageError) -> StorageError {
+    match &err {
+        StorageError::Query(e) => violated_unique(e).map_or(err, StorageError::Duplicate),
+        _ => err,
+    }
+}

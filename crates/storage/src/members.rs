@@ -1,0 +1,363 @@
+//! Members and their payments.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use zhima_domain::ids::{MemberId, OpenId, Rfid};
+use zhima_domain::member::{Member, MemberChange, NewMember, NewPayment, Payment};
+
+use crate::connection::AnyConnection;
+use crate::rows::{secs, MemberChangeset, MemberRow, NewMemberRow, NewPaymentRow, PaymentRow};
+use crate::schema::{members, payments};
+use crate::{credentials, map_unique, write_transaction, StorageError, Store, UniqueField};
+
+/// How a member is looked up.
+#[derive(Debug, Clone, Copy)]
+pub enum MemberKey<'a> {
+    /// By database ID.
+    Id(MemberId),
+    /// By openid.
+    OpenId(&'a OpenId),
+    /// By RFID card.
+    Rfid(&'a Rfid),
+}
+
+/// A member with their whole payment history, oldest payment first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRecord {
+    /// The member.
+    pub member: Member,
+    /// Every payment, by `paidTime` then recording order.
+    pub payments: Vec<Payment>,
+}
+
+impl MemberRecord {
+    /// The latest payment by `paidTime` (then recording order).
+    pub fn latest_payment(&self) -> Option<&Payment> {
+        self.payments.iter().max_by_key(|p| (p.paid_at, p.id))
+    }
+}
+
+/// The outcome of recording a payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentReceipt {
+    /// The stored payment (the original one for a replay).
+    pub payment: Payment,
+    /// Whether this was a replay of a payment already recorded.
+    pub duplicate: bool,
+    /// The member afterwards.
+    pub record: MemberRecord,
+}
+
+/// How often a write that lost a race on PostgreSQL is tried again.
+const RACE_RETRIES: usize = 3;
+
+fn find_row(
+    conn: &mut AnyConnection,
+    key: MemberKey<'_>,
+) -> Result<Option<MemberRow>, StorageError> {
+    let select = members::table.select(MemberRow::as_select());
+    let row = match key {
+        MemberKey::Id(id) => select.filter(members::id.eq(id.0)).first(conn).optional()?,
+        MemberKey::OpenId(openid) => select
+            .filter(members::openid.eq(openid.as_str()))
+            .first(conn)
+            .optional()?,
+        MemberKey::Rfid(rfid) => select
+            .filter(members::rfid.eq(rfid.as_str()))
+            .first(conn)
+            .optional()?,
+    };
+    Ok(row)
+}
+
+fn load_record(
+    conn: &mut AnyConnection,
+    key: MemberKey<'_>,
+) -> Result<Option<MemberRecord>, StorageError> {
+    let Some(row) = find_row(conn, key)? else {
+        return Ok(None);
+    };
+    let member_id = row.id;
+    let member = row.into_domain()?;
+    let payments = payments::table
+        .filter(payments::member_id.eq(member_id))
+        .order((payments::paid_at.asc(), payments::id.asc()))
+        .select(PaymentRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(PaymentRow::into_domain)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(MemberRecord { member, payments }))
+}
+
+/// Refuses a value another member (not `except`) already holds.
+fn check_unique(
+    conn: &mut AnyConnection,
+    member: &Member,
+    except: Option<MemberId>,
+) -> Result<(), StorageError> {
+    let others = members::table
+        .select(members::id)
+        .filter(members::id.ne(except.map_or(-1, |id| id.0)));
+    let taken: Option<i64> = others
+        .filter(members::openid.eq(member.openid.as_str()))
+        .first(conn)
+        .optional()?;
+    if taken.is_some() {
+        return Err(StorageError::Duplicate(UniqueField::OpenId));
+    }
+    let taken: Option<i64> = others
+        .filter(members::nickname_key.eq(member.nickname.key()))
+        .first(conn)
+        .optional()?;
+    if taken.is_some() {
+        return Err(StorageError::Duplicate(UniqueField::NickName));
+    }
+    if let Some(rfid) = &member.rfid {
+        let taken: Option<i64> = others
+            .filter(members::rfid.eq(rfid.as_str()))
+            .first(conn)
+            .optional()?;
+        if taken.is_some() {
+            return Err(StorageError::Duplicate(UniqueField::Rfid));
+        }
+    }
+    Ok(())
+}
+
+fn find_payment(
+    conn: &mut AnyConnection,
+    pay_index: &str,
+) -> Result<Option<PaymentRow>, StorageError> {
+    Ok(payments::table
+        .filter(payments::pay_index.eq(pay_index))
+        .select(PaymentRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+impl Store {
+    /// Creates a member with the default password (flagged must-change) and,
+    /// if given, their first payment, in one transaction.
+    ///
+    /// Errors: [`StorageError::Duplicate`] for a taken openid, nickName or rfid;
+    /// [`StorageError::PaymentConflict`] if the payIndex is already recorded.
+    pub fn create_member(
+        &self,
+        new: &NewMember,
+        payment: Option<&NewPayment>,
+        now: DateTime<Utc>,
+    ) -> Result<MemberRecord, StorageError> {
+        let password_hash = self.default_password_hash()?;
+        let mut conn = self.conn()?;
+        let id = write_transaction(&mut conn, |conn| {
+            let probe = Member {
+                id: MemberId(-1),
+                openid: new.openid.clone(),
+                nickname: new.nickname.clone(),
+                rfid: new.rfid.clone(),
+                tags: new.tags.clone(),
+                profile: new.profile.clone(),
+                created_at: now,
+                updated_at: now,
+                deactivated_at: None,
+                must_change_password: true,
+            };
+            check_unique(conn, &probe, None)?;
+            if let Some(p) = payment {
+                if find_payment(conn, p.pay_index.as_str())?.is_some() {
+                    return Err(StorageError::PaymentConflict(p.pay_index.to_string()));
+                }
+            }
+            diesel::insert_into(members::table)
+                .values(NewMemberRow::new(new, password_hash, now))
+                .execute(conn)?;
+            let id: i64 = members::table
+                .select(members::id)
+                .filter(members::openid.eq(new.openid.as_str()))
+                .first(conn)?;
+            if let Some(p) = payment {
+                diesel::insert_into(payments::table)
+                    .values(NewPaymentRow::new(MemberId(id), p, now))
+                    .execute(conn)?;
+            }
+            Ok(MemberId(id))
+        })
+        .map_err(map_unique)
+        .map_err(|e| match e {
+            StorageError::Duplicate(UniqueField::PayIndex) => StorageError::PaymentConflict(
+                payment.map(|p| p.pay_index.to_string()).unwrap_or_default(),
+            ),
+            e => e,
+        })?;
+        load_record(&mut conn, MemberKey::Id(id))?.ok_or(StorageError::MemberNotFound)
+    }
+
+    /// A member and their payments.
+    pub fn member(&self, key: MemberKey<'_>) -> Result<Option<MemberRecord>, StorageError> {
+        let mut conn = self.conn()?;
+        load_record(&mut conn, key)
+    }
+
+    /// How many members there are.
+    pub fn member_count(&self) -> Result<i64, StorageError> {
+        let mut conn = self.conn()?;
+        Ok(members::table.count().get_result(&mut conn)?)
+    }
+
+    /// Applies `changes` to the member with `openid`, all or nothing.
+    ///
+    /// Errors: [`StorageError::MemberNotFound`]; [`StorageError::Duplicate`] if
+    /// the new openid, nickName or rfid belongs to another member.
+    pub fn update_member(
+        &self,
+        openid: &OpenId,
+        changes: &[MemberChange],
+        now: DateTime<Utc>,
+    ) -> Result<MemberRecord, StorageError> {
+        let mut conn = self.conn()?;
+        let id = write_transaction(&mut conn, |conn| {
+            let row =
+                find_row(conn, MemberKey::OpenId(openid))?.ok_or(StorageError::MemberNotFound)?;
+            let mut member = row.into_domain()?;
+            for change in changes {
+                change.apply(&mut member);
+            }
+            check_unique(conn, &member, Some(member.id))?;
+            diesel::update(members::table.filter(members::id.eq(member.id.0)))
+                .set(MemberChangeset::new(&member, now))
+                .execute(conn)?;
+            Ok(member.id)
+        })
+        .map_err(map_unique)?;
+        load_record(&mut conn, MemberKey::Id(id))?.ok_or(StorageError::MemberNotFound)
+    }
+
+    /// Records a payment for the member with `openid`. Idempotent on payIndex:
+    /// the same payIndex again for the same member, amount and type returns
+    /// the original payment with `duplicate: true` and changes nothing; with
+    /// other content it is a [`StorageError::PaymentConflict`]. Safe under
+    /// concurrent replays on both backends: exactly one row is written.
+    pub fn add_payment(
+        &self,
+        openid: &OpenId,
+        payment: &NewPayment,
+        now: DateTime<Utc>,
+    ) -> Result<PaymentReceipt, StorageError> {
+        let mut conn = self.conn()?;
+        let mut attempt = 0;
+        let (member_id, payment_id, duplicate) = loop {
+            attempt += 1;
+            let outcome = write_transaction(&mut conn, |conn| {
+                let row = find_row(conn, MemberKey::OpenId(openid))?
+                    .ok_or(StorageError::MemberNotFound)?;
+                let member_id = row.id;
+                if let Some(existing) = find_payment(conn, payment.pay_index.as_str())? {
+                    let same_member = existing.member_id == member_id;
+                    let existing_id = existing.id;
+                    if same_member && payment.is_replay_of(&existing.into_domain()?) {
+                        return Ok((member_id, existing_id, true));
+                    }
+                    return Err(StorageError::PaymentConflict(payment.pay_index.to_string()));
+                }
+                diesel::insert_into(payments::table)
+                    .values(NewPaymentRow::new(MemberId(member_id), payment, now))
+                    .execute(conn)?;
+                diesel::update(members::table.filter(members::id.eq(member_id)))
+                    .set(members::updated_at.eq(secs(now)))
+                    .execute(conn)?;
+                let id: i64 = payments::table
+                    .select(payments::id)
+                    .filter(payments::pay_index.eq(payment.pay_index.as_str()))
+                    .first(conn)?;
+                Ok((member_id, id, false))
+            })
+            .map_err(map_unique);
+            match outcome {
+                // Another server inserted the same payIndex between our check and
+                // our insert: look again, it is now a replay or a conflict.
+                Err(StorageError::Duplicate(UniqueField::PayIndex)) if attempt < RACE_RETRIES => {
+                    continue
+                }
+                Err(StorageError::Duplicate(UniqueField::PayIndex)) => {
+                    return Err(StorageError::PaymentConflict(payment.pay_index.to_string()))
+                }
+                Err(e) if e.is_transient() && attempt < RACE_RETRIES => continue,
+                other => break other?,
+            }
+        };
+        let record = load_record(&mut conn, MemberKey::Id(MemberId(member_id)))?
+            .ok_or(StorageError::MemberNotFound)?;
+        let stored = record
+            .payments
+            .iter()
+            .find(|p| p.id == payment_id)
+            .cloned()
+            .ok_or(StorageError::Corrupt {
+                table: "payments",
+                id: payment_id,
+                reason: "vanished after insert".into(),
+            })?;
+        Ok(PaymentReceipt {
+            payment: stored,
+            duplicate,
+            record,
+        })
+    }
+
+    /// Sets a member's password (hashed with argon2id here).
+    pub fn set_password(
+        &self,
+        openid: &OpenId,
+        password: &str,
+        must_change: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        let hash = credentials::hash_password(password)?;
+        let mut conn = self.conn()?;
+        let n = diesel::update(members::table.filter(members::openid.eq(openid.as_str())))
+            .set((
+                members::password_hash.eq(hash),
+                members::must_change_password.eq(must_change),
+                members::updated_at.eq(secs(now)),
+            ))
+            .execute(&mut conn)?;
+        if n == 0 {
+            return Err(StorageError::MemberNotFound);
+        }
+        Ok(())
+    }
+
+    /// Whether `password` is the member's password.
+    pub fn check_password(&self, openid: &OpenId, password: &str) -> Result<bool, StorageError> {
+        let mut conn = self.conn()?;
+        let hash: Option<String> = members::table
+            .select(members::password_hash)
+            .filter(members::openid.eq(openid.as_str()))
+            .first(&mut conn)
+            .optional()?;
+        let hash = hash.ok_or(StorageError::MemberNotFound)?;
+        Ok(credentials::verify_password(password, &hash))
+    }
+
+    /// Deactivates (status `INVALID`) or reactivates a member. Members are
+    /// never deleted: their history stays.
+    pub fn set_deactivated(
+        &self,
+        openid: &OpenId,
+        deactivated: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        let mut conn = self.conn()?;
+        let n = diesel::update(members::table.filter(members::openid.eq(openid.as_str())))
+            .set((
+                members::deactivated_at.eq(deactivated.then(|| secs(now))),
+                members::updated_at.eq(secs(now)),
+            ))
+            .execute(&mut conn)?;
+        if n == 0 {
+            return Err(StorageError::MemberNotFound);
+        }
+        Ok(())
+    }
+}

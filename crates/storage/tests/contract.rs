@@ -1,0 +1,406 @@
+//! The storage contract, run on whichever backend the environment selects:
+//! SQLite by default, PostgreSQL when `ZHIMA_TEST_POSTGRES_URL` is set
+//! (`scripts/test.sh` runs it both ways).
+
+use std::sync::{Arc, Barrier};
+
+use chrono::{DateTime, Duration, Utc};
+use zhima_domain::ids::{Gender, NickName, OpenId, PayIndex, Rfid};
+use zhima_domain::member::{MemberChange, NewMember, NewPayment, Profile, UpdatableField};
+use zhima_domain::money::Fen;
+use zhima_domain::scope::{Scope, Scopes};
+use zhima_domain::tags::{TagInput, Tags};
+use zhima_storage::testing::TestDatabase;
+use zhima_storage::{MemberKey, StorageError, Store, StoreOptions, UniqueField};
+
+fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2024-03-01T04:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn store() -> (TestDatabase, Store) {
+    let db = TestDatabase::new().unwrap();
+    let store = Store::open(db.url(), &StoreOptions::default()).unwrap();
+    let applied = store.migrate().unwrap();
+    assert!(!applied.is_empty());
+    (db, store)
+}
+
+fn new_member(openid: &str, nick: &str) -> NewMember {
+    NewMember {
+        openid: OpenId::parse(openid).unwrap(),
+        nickname: NickName::parse(nick).unwrap(),
+        rfid: None,
+        tags: Tags::default_new_member(),
+        profile: Profile {
+            country: "South Korea".into(),
+            gender: Gender::Male,
+            ..Profile::default()
+        },
+    }
+}
+
+fn payment(index: &str, yuan: &str, pay_type: &str) -> NewPayment {
+    NewPayment {
+        pay_index: PayIndex::parse(index).unwrap(),
+        amount: Fen::parse_yuan(yuan).unwrap(),
+        pay_type: pay_type.into(),
+        paid_at: now() - Duration::days(1),
+        until_days: None,
+    }
+}
+
+#[test]
+fn migrations_apply_once() {
+    let (_db, store) = store();
+    assert_eq!(store.pending_migrations().unwrap(), 0);
+    assert!(store.migrate().unwrap().is_empty());
+}
+
+#[test]
+fn creates_and_reads_a_member_by_every_key() {
+    let (_db, store) = store();
+    let mut new = new_member("oid-1", "John");
+    new.rfid = Some(Rfid::parse("04a1").unwrap());
+    let record = store.create_member(&new, None, now()).unwrap();
+    let m = &record.member;
+    assert_eq!(m.openid.as_str(), "oid-1");
+    assert_eq!(m.profile.country, "South Korea");
+    assert_eq!(m.profile.gender, Gender::Male);
+    assert_eq!(m.created_at, now());
+    assert!(m.must_change_password);
+    assert!(record.payments.is_empty());
+
+    let by_id = store.member(MemberKey::Id(m.id)).unwrap().unwrap();
+    let by_openid = store.member(MemberKey::OpenId(&m.openid)).unwrap().unwrap();
+    let by_rfid = store
+        .member(MemberKey::Rfid(&Rfid::parse("04A1").unwrap()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_id, record);
+    assert_eq!(by_openid, record);
+    assert_eq!(by_rfid, record);
+    assert!(store
+        .member(MemberKey::OpenId(&OpenId::parse("nobody").unwrap()))
+        .unwrap()
+        .is_none());
+    assert_eq!(store.member_count().unwrap(), 1);
+}
+
+#[test]
+fn the_default_password_is_hashed_and_checks() {
+    let (_db, store) = store();
+    let r = store
+        .create_member(&new_member("oid-1", "John"), None, now())
+        .unwrap();
+    assert!(store
+        .check_password(&r.member.openid, "password123")
+        .unwrap());
+    assert!(!store
+        .check_password(&r.member.openid, "password124")
+        .unwrap());
+    store
+        .set_password(&r.member.openid, "s3cret-enough", false, now())
+        .unwrap();
+    assert!(store
+        .check_password(&r.member.openid, "s3cret-enough")
+        .unwrap());
+    assert!(!store
+        .check_password(&r.member.openid, "password123")
+        .unwrap());
+    let after = store.member(MemberKey::Id(r.member.id)).unwrap().unwrap();
+    assert!(!after.member.must_change_password);
+    let ghost = OpenId::parse("ghost").unwrap();
+    assert!(matches!(
+        store.set_password(&ghost, "x", false, now()),
+        Err(StorageError::MemberNotFound)
+    ));
+}
+
+#[test]
+fn duplicates_are_refused_ignoring_nickname_case() {
+    let (_db, store) = store();
+    let mut first = new_member("oid-1", "John");
+    first.rfid = Some(Rfid::parse("AA11").unwrap());
+    store.create_member(&first, None, now()).unwrap();
+    let cases = [
+        (new_member("oid-1", "Other"), UniqueField::OpenId),
+        (new_member("oid-2", "JOHN"), UniqueField::NickName),
+        (new_member("oid-3", "john"), UniqueField::NickName),
+        (
+            NewMember {
+                rfid: Some(Rfid::parse("aa11").unwrap()),
+                ..new_member("oid-4", "Zed")
+            },
+            UniqueField::Rfid,
+        ),
+    ];
+    for (m, field) in cases {
+        match store.create_member(&m, None, now()) {
+            Err(StorageError::Duplicate(f)) => assert_eq!(f, field),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(store.member_count().unwrap(), 1);
+}
+
+#[test]
+fn a_member_with_payment_is_one_transaction() {
+    let (_db, store) = store();
+    let r = store
+        .create_member(
+            &new_member("oid-1", "John"),
+            Some(&payment("wx-1", "200", "1M MEMBERSHIP")),
+            now(),
+        )
+        .unwrap();
+    assert_eq!(r.payments.len(), 1);
+    assert_eq!(r.payments[0].amount.as_fen(), 20000);
+    assert_eq!(r.payments[0].recorded_at, now());
+    // a second member with the same payIndex: refused, and not created
+    let err = store
+        .create_member(
+            &new_member("oid-2", "Jane"),
+            Some(&payment("wx-1", "200", "1M MEMBERSHIP")),
+            now(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, StorageError::PaymentConflict(_)), "{err:?}");
+    assert!(store
+        .member(MemberKey::OpenId(&OpenId::parse("oid-2").unwrap()))
+        .unwrap()
+        .is_none());
+    assert_eq!(store.member_count().unwrap(), 1);
+}
+
+#[test]
+fn payments_are_idempotent_on_pay_index() {
+    let (_db, store) = store();
+    let r = store
+        .create_member(&new_member("oid-1", "John"), None, now())
+        .unwrap();
+    let openid = r.member.openid.clone();
+    let first = store
+        .add_payment(&openid, &payment("wx-9", "123.45", "DONATION"), now())
+        .unwrap();
+    assert!(!first.duplicate);
+    assert_eq!(first.record.payments.len(), 1);
+
+    // a retry, even with another paidTime, is the same payment
+    let mut retry = payment("wx-9", "123.45", "DONATION");
+    retry.paid_at = now();
+    let again = store
+        .add_payment(&openid, &retry, now() + Duration::minutes(1))
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.payment.id, first.payment.id);
+    assert_eq!(again.record.payments.len(), 1);
+
+    // the same index with other content is a conflict and changes nothing
+    for other in [
+        payment("wx-9", "123.46", "DONATION"),
+        payment("wx-9", "123.45", "EVENT"),
+    ] {
+        assert!(matches!(
+            store.add_payment(&openid, &other, now()),
+            Err(StorageError::PaymentConflict(_))
+        ));
+    }
+    // the same index for another member is a conflict too
+    let jane = store
+        .create_member(&new_member("oid-2", "Jane"), None, now())
+        .unwrap();
+    assert!(matches!(
+        store.add_payment(
+            &jane.member.openid,
+            &payment("wx-9", "123.45", "DONATION"),
+            now()
+        ),
+        Err(StorageError::PaymentConflict(_))
+    ));
+    let after = store.member(MemberKey::OpenId(&openid)).unwrap().unwrap();
+    assert_eq!(after.payments.len(), 1);
+    let ghost = OpenId::parse("ghost").unwrap();
+    assert!(matches!(
+        store.add_payment(&ghost, &payment("wx-10", "1", "DONATION"), now()),
+        Err(StorageError::MemberNotFound)
+    ));
+}
+
+#[test]
+fn concurrent_replays_record_exactly_one_payment() {
+    let (_db, store) = store();
+    let r = store
+        .create_member(&new_member("oid-1", "John"), None, now())
+        .unwrap();
+    let openid = r.member.openid.clone();
+    let threads = 8;
+    let barrier = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (store, openid, barrier) = (store.clone(), openid.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                store.add_payment(&openid, &payment("wx-race", "200", "1M MEMBERSHIP"), now())
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap().unwrap())
+        .collect();
+    assert_eq!(results.iter().filter(|r| !r.duplicate).count(), 1);
+    let ids: std::collections::HashSet<i64> = results.iter().map(|r| r.payment.id).collect();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(
+        store
+            .member(MemberKey::OpenId(&openid))
+            .unwrap()
+            .unwrap()
+            .payments
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn updates_apply_all_or_nothing() {
+    let (_db, store) = store();
+    store
+        .create_member(&new_member("oid-1", "John"), None, now())
+        .unwrap();
+    let mut jane = new_member("oid-2", "Jane");
+    jane.rfid = Some(Rfid::parse("CAFE").unwrap());
+    store.create_member(&jane, None, now()).unwrap();
+    let openid = OpenId::parse("oid-1").unwrap();
+    let later = now() + Duration::hours(1);
+
+    let changes = vec![
+        MemberChange::NickName(NickName::parse("Johnny").unwrap()),
+        MemberChange::text(UpdatableField::AvatarUrl, "https://new/link").unwrap(),
+        MemberChange::Tags(Tags::parse(&[TagInput::Number(5)]).unwrap()),
+        MemberChange::Rfid(Some(Rfid::parse("beef").unwrap())),
+    ];
+    let r = store.update_member(&openid, &changes, later).unwrap();
+    assert_eq!(r.member.nickname.as_str(), "Johnny");
+    assert_eq!(r.member.profile.avatar_url, "https://new/link");
+    assert_eq!(r.member.tags.names(), ["STAFF"]);
+    assert_eq!(r.member.rfid.as_ref().unwrap().as_str(), "BEEF");
+    assert_eq!(r.member.updated_at, later);
+    assert_eq!(r.member.created_at, now());
+
+    // a change that would duplicate Jane's nickname, openid or card changes nothing
+    for (bad, field) in [
+        (
+            MemberChange::NickName(NickName::parse("JANE").unwrap()),
+            UniqueField::NickName,
+        ),
+        (
+            MemberChange::OpenId(OpenId::parse("oid-2").unwrap()),
+            UniqueField::OpenId,
+        ),
+        (
+            MemberChange::Rfid(Some(Rfid::parse("cafe").unwrap())),
+            UniqueField::Rfid,
+        ),
+    ] {
+        let changes = vec![
+            MemberChange::text(UpdatableField::City, "Shanghai").unwrap(),
+            bad,
+        ];
+        match store.update_member(&openid, &changes, later) {
+            Err(StorageError::Duplicate(f)) => assert_eq!(f, field),
+            other => panic!("{other:?}"),
+        }
+    }
+    let unchanged = store.member(MemberKey::OpenId(&openid)).unwrap().unwrap();
+    assert_eq!(unchanged.member.profile.city, "");
+
+    // changing one's own nickname's case is fine; clearing the card too
+    let r = store
+        .update_member(
+            &openid,
+            &[
+                MemberChange::NickName(NickName::parse("JOHNNY").unwrap()),
+                MemberChange::Rfid(None),
+            ],
+            later,
+        )
+        .unwrap();
+    assert_eq!(r.member.nickname.as_str(), "JOHNNY");
+    assert_eq!(r.member.rfid, None);
+
+    // a new openid moves the member
+    let r = store
+        .update_member(
+            &openid,
+            &[MemberChange::OpenId(OpenId::parse("oid-1b").unwrap())],
+            later,
+        )
+        .unwrap();
+    assert_eq!(r.member.openid.as_str(), "oid-1b");
+    assert!(store.member(MemberKey::OpenId(&openid)).unwrap().is_none());
+    assert!(matches!(
+        store.update_member(&openid, &[], later),
+        Err(StorageError::MemberNotFound)
+    ));
+}
+
+#[test]
+fn deactivation_keeps_the_member() {
+    let (_db, store) = store();
+    let r = store
+        .create_member(&new_member("oid-1", "John"), None, now())
+        .unwrap();
+    store
+        .set_deactivated(&r.member.openid, true, now())
+        .unwrap();
+    let m = store
+        .member(MemberKey::Id(r.member.id))
+        .unwrap()
+        .unwrap()
+        .member;
+    assert_eq!(m.deactivated_at, Some(now()));
+    store
+        .set_deactivated(&r.member.openid, false, now())
+        .unwrap();
+    let m = store
+        .member(MemberKey::Id(r.member.id))
+        .unwrap()
+        .unwrap()
+        .member;
+    assert_eq!(m.deactivated_at, None);
+}
+
+#[test]
+fn api_keys_store_only_a_hash_and_can_be_revoked() {
+    let (_db, store) = store();
+    let scopes = Scopes::parse("member:read,door:open").unwrap();
+    let (key, plaintext) = store.create_api_key("front-desk", &scopes, now()).unwrap();
+    assert_eq!(key.name, "front-desk");
+    let found = store.authenticate_api_key(&plaintext).unwrap().unwrap();
+    assert_eq!(found.id, key.id);
+    assert!(found.scopes.allows(Scope::DoorOpen));
+    assert!(!found.scopes.allows(Scope::MemberWrite));
+    assert!(store.authenticate_api_key("zk_wrong").unwrap().is_none());
+    assert!(store.authenticate_api_key("").unwrap().is_none());
+    assert!(matches!(
+        store.create_api_key("front-desk", &scopes, now()),
+        Err(StorageError::Duplicate(UniqueField::ApiKeyName))
+    ));
+    assert!(store.create_api_key("bad name", &scopes, now()).is_err());
+    assert!(store.revoke_api_key("front-desk", now()).unwrap());
+    assert!(!store.revoke_api_key("front-desk", now()).unwrap());
+    assert!(store.authenticate_api_key(&plaintext).unwrap().is_none());
+    let listed = store.list_api_keys().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].revoked_at, Some(now()));
+}
+
+#[test]
+fn a_bad_url_is_refused_clearly() {
+    let err = Store::open("mysql://u:pw@h/db", &StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, StorageError::BadUrl(_)));
+    assert!(!err.to_string().contains("pw@"));
+}
