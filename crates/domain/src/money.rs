@@ -66,11 +66,13 @@ impl Fen {
             None => (text, 0),
         };
         let unsigned = mantissa.strip_prefix('+').unwrap_or(mantissa);
-        if unsigned.starts_with('-') {
-            if unsigned[1..].bytes().all(|b| b == b'0' || b == b'.') && unsigned.len() > 1 {
-                return Ok(Fen::ZERO); // "-0", "-0.00"
-            }
-            return Err(Invalid::new("must not be negative"));
+        if let Some(magnitude) = unsigned.strip_prefix('-') {
+            // "-0" and "-0.00" are zero; any other negative is refused
+            return match Fen::parse_yuan(magnitude) {
+                Ok(Fen::ZERO) => Ok(Fen::ZERO),
+                Ok(_) => Err(Invalid::new("must not be negative")),
+                Err(e) => Err(e),
+            };
         }
         let (int_part, frac_part) = match unsigned.split_once('.') {
             Some((i, f)) => (i, f),

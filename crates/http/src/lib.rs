@@ -1,1 +1,67 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+
+pub mod auth;
+pub mod body;
+pub mod error;
+mod members;
+pub mod wire;
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use zhima_domain::plan::Plans;
+use zhima_domain::Errno;
+use zhima_storage::Store;
+
+use crate::error::ApiError;
+
+/// Where the current time comes from (the server passes the system clock;
+/// tests may pass another).
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Now.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// What every handler can reach.
+#[derive(Debug)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// The plan catalogue.
+    pub plans: Plans,
+    /// The space's time zone (for `YYYYMMDDHHMM` fields and calendar steps).
+    pub tz: Tz,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// A resource whose unsupported methods answer 405 with the envelope.
+pub(crate) fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|| async {
+        Err::<HttpResponse, _>(ApiError::new(
+            Errno::MethodNotAllowed,
+            Errno::MethodNotAllowed.meaning(),
+        ))
+    }))
+}
+
+/// Every route of zhima, for `App::configure`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/healthz").route(web::get().to(health)));
+    members::config(cfg);
+}
+
+/// The answer for a path no route matches: 404 with the envelope (errno 1404).
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        Errno::RouteNotFound,
+        Errno::RouteNotFound.meaning(),
+    ))
+}
+
+/// `GET /healthz`: the process is up. No database work, no authentication.
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}

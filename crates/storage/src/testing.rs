@@ -1,6 +1,6 @@
 //! Throwaway databases for tests, on the backend the test run selects.
 //!
-//! With `ZHIMA_TEST_POSTGRES_URL` set (a URL to an existing database on a
+//! With `TEST_ZHIMA_POSTGRES_URL` set (a URL to an existing database on a
 //! server where the user may create databases, e.g.
 //! `postgres:///postgres?host=/var/run/postgresql&user=postgres`), each
 //! [`TestDatabase`] is a fresh PostgreSQL database, dropped afterwards.
@@ -14,7 +14,7 @@ use diesel::{Connection, PgConnection};
 use crate::StorageError;
 
 /// The environment variable that selects PostgreSQL for test databases.
-pub const POSTGRES_ENV: &str = "ZHIMA_TEST_POSTGRES_URL";
+pub const POSTGRES_ENV: &str = "TEST_ZHIMA_POSTGRES_URL";
 
 /// A database that exists for the lifetime of this value.
 #[derive(Debug)]

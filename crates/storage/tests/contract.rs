@@ -1,6 +1,8 @@
 //! The storage contract, run on whichever backend the environment selects:
-//! SQLite by default, PostgreSQL when `ZHIMA_TEST_POSTGRES_URL` is set
+//! SQLite by default, PostgreSQL when `TEST_ZHIMA_POSTGRES_URL` is set
 //! (`scripts/test.sh` runs it both ways).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failure is a test failure
 
 use std::sync::{Arc, Barrier};
 

@@ -1,0 +1,62 @@
+//! Reading request bodies: a hard size limit and JSON objects only.
+
+use actix_web::{web, HttpRequest};
+use futures_util::StreamExt;
+use serde_json::{Map, Value};
+use zhima_domain::Errno;
+
+use crate::error::ApiError;
+
+/// The largest body accepted: 64 KiB.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        Errno::PayloadTooLarge,
+        format!("request body is larger than {BODY_LIMIT} bytes"),
+    )
+}
+
+/// Reads the body as a JSON object. Over [`BODY_LIMIT`]: 413 (errno 1413),
+/// without reading the rest. Not JSON, or not an object: errno 1002.
+pub async fn json_object(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<Map<String, Value>, ApiError> {
+    let declared = req
+        .headers()
+        .get("Content-Length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return Err(too_large());
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| match e {
+            actix_web::error::PayloadError::Overflow => too_large(),
+            _ => ApiError::new(Errno::BadRequest, "the request body could not be read"),
+        })?;
+        if body.len() + chunk.len() > BODY_LIMIT {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(
+            Errno::BadRequest,
+            "the request body must be a JSON object; it is empty",
+        ));
+    }
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::new(
+            Errno::BadRequest,
+            "the request body must be a JSON object",
+        )),
+        Err(e) => Err(ApiError::new(
+            Errno::BadRequest,
+            format!("the request body is not valid JSON: {e}"),
+        )),
+    }
+}

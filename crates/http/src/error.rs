@@ -1,0 +1,231 @@
+//! The one place where errors become HTTP responses.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{json, Value};
+use zhima_domain::{DomainError, Errno};
+use zhima_storage::{StorageError, UniqueField};
+
+/// An answer that is not a success: an errno, a message for people, extra
+/// `data`, and the HTTP status it travels with.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The errno.
+    pub errno: Errno,
+    /// The `errmsg`.
+    pub message: String,
+    /// The `data` object.
+    pub data: Value,
+}
+
+/// What a request was doing when storage failed; decides the errno of a
+/// duplicate (1003 on create, 1004 on update, 1005 on a payment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// Reading.
+    Read,
+    /// `POST member/new`.
+    CreateMember,
+    /// `PATCH op:update`.
+    UpdateMember,
+    /// `PATCH op:add`.
+    AddPayment,
+}
+
+impl ApiError {
+    /// An error with a message and empty `data`.
+    pub fn new(errno: Errno, message: impl Into<String>) -> ApiError {
+        ApiError {
+            errno,
+            message: message.into(),
+            data: json!({}),
+        }
+    }
+
+    /// Replaces `data`.
+    pub fn with_data(mut self, data: Value) -> ApiError {
+        self.data = data;
+        self
+    }
+
+    /// 1002 naming the faulty field.
+    pub fn bad_field(field: &str, reason: impl std::fmt::Display) -> ApiError {
+        ApiError::new(Errno::BadRequest, format!("{field}: {reason}"))
+            .with_data(json!({ "field": field }))
+    }
+
+    /// 1999 with the key asked for in `data.id`.
+    pub fn member_not_found(key: Value) -> ApiError {
+        ApiError::new(Errno::MemberNotFound, Errno::MemberNotFound.meaning())
+            .with_data(json!({ "id": key }))
+    }
+
+    /// Maps a storage error in the context of `op`.
+    pub fn storage(op: Operation) -> impl Fn(StorageError) -> ApiError {
+        move |err| match err {
+            StorageError::MemberNotFound => {
+                ApiError::new(Errno::MemberNotFound, Errno::MemberNotFound.meaning())
+            }
+            StorageError::Duplicate(UniqueField::PayIndex) | StorageError::PaymentConflict(_) => {
+                ApiError::new(
+                    Errno::PaymentInsertFailed,
+                    "payIndex is already recorded with a different member, amount or payType",
+                )
+                .with_data(json!({ "field": "payIndex" }))
+            }
+            StorageError::Duplicate(field) => {
+                let errno = match op {
+                    Operation::UpdateMember => Errno::MemberUpdateFailed,
+                    _ => Errno::MemberInsertFailed,
+                };
+                ApiError::new(
+                    errno,
+                    format!("{} is already used by another member", field.wire_name()),
+                )
+                .with_data(json!({ "field": field.wire_name() }))
+            }
+            StorageError::Invalid(e) => ApiError::from(e),
+            StorageError::Corrupt { .. } => {
+                tracing::error!(error = %err, "stored data breaks the rules");
+                ApiError::new(Errno::MemberIncomplete, Errno::MemberIncomplete.meaning())
+            }
+            err if err.is_transient() => {
+                tracing::warn!(error = %err, "database unavailable");
+                ApiError::new(Errno::Unavailable, Errno::Unavailable.meaning())
+            }
+            err => {
+                tracing::error!(error = %err, ?op, "storage failed");
+                ApiError::new(Errno::Internal, Errno::Internal.meaning())
+            }
+        }
+    }
+
+    /// The envelope body.
+    pub fn body(&self) -> Value {
+        json!({ "errno": self.errno.to_string(), "errmsg": self.message, "data": self.data })
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(err: DomainError) -> ApiError {
+        match &err {
+            DomainError::InvalidField { field, reason } => ApiError::bad_field(field, reason),
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(_: actix_web::error::BlockingError) -> ApiError {
+        tracing::error!("blocking task failed");
+        ApiError::new(Errno::Internal, Errno::Internal.meaning())
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.errno, self.message)
+    }
+}
+
+/// The HTTP status an errno travels with. Domain outcomes (1000–1999) are 200,
+/// as the existing clients expect; transport refusals carry their own status.
+pub fn http_status(errno: Errno) -> StatusCode {
+    match errno {
+        Errno::Unauthorized => StatusCode::UNAUTHORIZED,
+        Errno::Forbidden => StatusCode::FORBIDDEN,
+        Errno::RouteNotFound => StatusCode::NOT_FOUND,
+        Errno::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        Errno::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Errno::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        Errno::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Errno::Success
+        | Errno::MemberIncomplete
+        | Errno::BadRequest
+        | Errno::MemberInsertFailed
+        | Errno::MemberUpdateFailed
+        | Errno::PaymentInsertFailed
+        | Errno::BadSeconds
+        | Errno::MemberNotFound => StatusCode::OK,
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        http_status(self.errno)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if self.errno == Errno::Unauthorized {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if self.errno == Errno::Unavailable {
+            response.insert_header(("Retry-After", "5"));
+        }
+        response.json(self.body())
+    }
+}
+
+/// A success envelope: errno 1000, a message and `data`.
+pub fn success(message: &str, data: Value) -> HttpResponse {
+    HttpResponse::Ok()
+        .json(json!({ "errno": Errno::Success.to_string(), "errmsg": message, "data": data }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses() {
+        assert_eq!(http_status(Errno::BadRequest), StatusCode::OK);
+        assert_eq!(http_status(Errno::MemberNotFound), StatusCode::OK);
+        assert_eq!(http_status(Errno::Unauthorized), StatusCode::UNAUTHORIZED);
+        assert_eq!(http_status(Errno::Forbidden), StatusCode::FORBIDDEN);
+        assert_eq!(
+            http_status(Errno::PayloadTooLarge),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            http_status(Errno::Unavailable),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[test]
+    fn duplicates_depend_on_the_operation() {
+        let dup = || StorageError::Duplicate(UniqueField::NickName);
+        assert_eq!(
+            ApiError::storage(Operation::CreateMember)(dup()).errno,
+            Errno::MemberInsertFailed
+        );
+        assert_eq!(
+            ApiError::storage(Operation::UpdateMember)(dup()).errno,
+            Errno::MemberUpdateFailed
+        );
+        let pay = StorageError::PaymentConflict("x".into());
+        assert_eq!(
+            ApiError::storage(Operation::AddPayment)(pay).errno,
+            Errno::PaymentInsertFailed
+        );
+        let pay = StorageError::Duplicate(UniqueField::PayIndex);
+        assert_eq!(
+            ApiError::storage(Operation::CreateMember)(pay).errno,
+            Errno::PaymentInsertFailed
+        );
+        let down = StorageError::Unavailable("x".into());
+        assert_eq!(
+            ApiError::storage(Operation::Read)(down).errno,
+            Errno::Unavailable
+        );
+    }
+
+    #[test]
+    fn envelope_has_string_errno() {
+        let e = ApiError::bad_field("basicInfo.nickName", "is required");
+        let body = e.body();
+        assert_eq!(body["errno"], "1002");
+        assert_eq!(body["errmsg"], "basicInfo.nickName: is required");
+        assert_eq!(body["data"]["field"], "basicInfo.nickName");
+    }
+}

@@ -1,0 +1,188 @@
+//! The Member API (seed sections 4–8): thin handlers over storage.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+use zhima_domain::ids::{MemberId, OpenId, Rfid};
+use zhima_domain::membership::{evaluate, History, Validity};
+use zhima_domain::Errno;
+use zhima_storage::{MemberKey, MemberRecord};
+
+use crate::auth::{Authorized, MemberRead, MemberWrite};
+use crate::error::{success, ApiError, Operation};
+use crate::{body, wire, AppState};
+
+/// Routes under `/api/v1.0/member`.
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(crate::resource("/api/v1.0/member/new").route(web::post().to(create)))
+        .service(
+            crate::resource("/api/v1.0/member/openid/{openid}")
+                .route(web::get().to(get_by_openid))
+                .route(web::patch().to(patch)),
+        )
+        .service(crate::resource("/api/v1.0/member/rfid/{rfid}").route(web::get().to(get_by_rfid)))
+        .service(crate::resource("/api/v1.0/member/{id}").route(web::get().to(get_by_id)));
+}
+
+/// A member's validity now.
+fn validity(state: &AppState, record: &MemberRecord) -> Validity {
+    let history = History {
+        deactivated: record.member.deactivated_at.is_some(),
+        payments: &record.payments,
+        entries: &[],
+    };
+    evaluate(history, &state.plans, state.tz, state.clock.now())
+}
+
+enum Lookup {
+    Id(MemberId),
+    OpenId(OpenId),
+    Rfid(Rfid),
+}
+
+/// GET one member: the Member JSON structure at the top level, with errno
+/// and errmsg beside it.
+async fn fetch(
+    state: web::Data<AppState>,
+    lookup: Lookup,
+    asked: Value,
+) -> Result<HttpResponse, ApiError> {
+    let st = state.clone();
+    let record = web::block(move || {
+        let key = match &lookup {
+            Lookup::Id(id) => MemberKey::Id(*id),
+            Lookup::OpenId(o) => MemberKey::OpenId(o),
+            Lookup::Rfid(r) => MemberKey::Rfid(r),
+        };
+        st.store.member(key)
+    })
+    .await?
+    .map_err(ApiError::storage(Operation::Read))?
+    .ok_or_else(|| ApiError::member_not_found(asked))?;
+    let mut body = wire::member_json(&record, &validity(&state, &record), state.tz);
+    body.insert("errno".into(), json!(Errno::Success.to_string()));
+    body.insert("errmsg".into(), json!("Success"));
+    Ok(HttpResponse::Ok().json(body))
+}
+
+async fn get_by_openid(
+    _auth: Authorized<MemberRead>,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let key = path.into_inner();
+    let openid = OpenId::parse(&key).map_err(|_| ApiError::member_not_found(json!(key)))?;
+    fetch(state, Lookup::OpenId(openid), json!(key)).await
+}
+
+async fn get_by_rfid(
+    _auth: Authorized<MemberRead>,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let key = path.into_inner();
+    let rfid = Rfid::parse(&key).map_err(|_| ApiError::member_not_found(json!(key)))?;
+    fetch(state, Lookup::Rfid(rfid), json!(key)).await
+}
+
+async fn get_by_id(
+    _auth: Authorized<MemberRead>,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let key = path.into_inner();
+    let id = key
+        .parse::<i64>()
+        .map_err(|_| ApiError::member_not_found(json!(key)))?;
+    fetch(state, Lookup::Id(MemberId(id)), json!(id)).await
+}
+
+/// The `data` of every successful write: `new_id` and `qrcode_url` as in the
+/// seed, plus the member's status and end of validity.
+fn write_data(state: &AppState, record: &MemberRecord) -> serde_json::Map<String, Value> {
+    let validity = validity(state, record);
+    let mut data = serde_json::Map::new();
+    data.insert("new_id".into(), json!(record.member.id.0));
+    data.insert(
+        "qrcode_url".into(),
+        json!(wire::qrcode_url(record.member.id.0, state.clock.now())),
+    );
+    data.insert("status".into(), json!(validity.status.wire_name()));
+    data.insert(
+        "expireTime".into(),
+        json!(validity.valid_until.map_or(String::new(), |t| {
+            zhima_domain::time::format_local_timestamp(t, state.tz)
+        })),
+    );
+    data
+}
+
+/// POST `/api/v1.0/member/new`.
+async fn create(
+    _auth: Authorized<MemberWrite>,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = body::json_object(&req, payload).await?;
+    let (new, payment) = wire::new_member(&body, &state.plans, state.tz)?;
+    let (st, now) = (state.clone(), state.clock.now());
+    let record = web::block(move || st.store.create_member(&new, payment.as_ref(), now))
+        .await?
+        .map_err(ApiError::storage(Operation::CreateMember))?;
+    Ok(success(
+        "Success",
+        Value::Object(write_data(&state, &record)),
+    ))
+}
+
+/// PATCH `/api/v1.0/member/openid/{openid}` with `op` `update` or `add`.
+async fn patch(
+    _auth: Authorized<MemberWrite>,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let key = path.into_inner();
+    let not_found = |e: ApiError| match e.errno {
+        Errno::MemberNotFound => ApiError::member_not_found(json!(key)),
+        _ => e,
+    };
+    let openid = OpenId::parse(&key).map_err(|_| ApiError::member_not_found(json!(key)))?;
+    let body = body::json_object(&req, payload).await?;
+    let op = match body.get("op") {
+        None | Some(Value::Null) => {
+            return Err(ApiError::bad_field(
+                "op",
+                "is required (\"update\" or \"add\")",
+            ))
+        }
+        Some(Value::String(op)) if op == "update" || op == "add" => op.as_str(),
+        Some(_) => return Err(ApiError::bad_field("op", "must be \"update\" or \"add\"")),
+    };
+    let Some(Value::Object(data)) = body.get("data") else {
+        return Err(ApiError::bad_field("data", "must be an object"));
+    };
+    let (st, now) = (state.clone(), state.clock.now());
+    if op == "update" {
+        let request = wire::update_request(data)?;
+        let changes = request.changes;
+        let record = web::block(move || st.store.update_member(&openid, &changes, now))
+            .await?
+            .map_err(ApiError::storage(Operation::UpdateMember))
+            .map_err(not_found)?;
+        let mut out = write_data(&state, &record);
+        out.insert("updated".into(), json!(request.updated));
+        out.insert("ignored".into(), json!(request.ignored));
+        return Ok(success("Success", Value::Object(out)));
+    }
+    let payment = wire::payment(data, "data.", &state.plans, state.tz)?;
+    let receipt = web::block(move || st.store.add_payment(&openid, &payment, now))
+        .await?
+        .map_err(ApiError::storage(Operation::AddPayment))
+        .map_err(not_found)?;
+    let mut out = write_data(&state, &receipt.record);
+    out.insert("transaction_id".into(), json!(receipt.payment.id));
+    out.insert("duplicate".into(), json!(receipt.duplicate));
+    Ok(success("Success", Value::Object(out)))
+}

@@ -1,0 +1,477 @@
+//! Configuration: defaults, then a TOML file, then `ZHIMA_` environment
+//! variables (`__` separates levels: `ZHIMA_DATABASE__URL`), which win.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use serde::Deserialize;
+use zhima_domain::money::Fen;
+use zhima_domain::plan::{Grant, Plan, Plans};
+use zhima_domain::time::{parse_timezone, CalendarSpan};
+use zhima_storage::StoreOptions;
+
+/// A configuration that cannot be used; the message names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct SettingsError(pub String);
+
+fn bad(key: &str, reason: impl std::fmt::Display) -> SettingsError {
+    SettingsError(format!("{key}: {reason}"))
+}
+
+/// Everything zhima reads from configuration, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSettings {
+    /// `[database]`
+    pub database: DatabaseSettings,
+    /// `[http]`
+    pub http: HttpSettings,
+    /// `timezone`
+    pub timezone: String,
+    /// `[log]`
+    pub log: LogSettings,
+    /// `[plans."NAME"]`: overrides or additions to the standard plans.
+    #[serde(default)]
+    pub plans: BTreeMap<String, PlanSettings>,
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` or `postgres://…`.
+    pub url: String,
+    /// Most open connections.
+    pub pool_size: u32,
+    /// Seconds a request waits for a connection.
+    pub connect_timeout_secs: u64,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Address and port to listen on.
+    pub bind: String,
+    /// Worker threads (0: one per core).
+    pub workers: usize,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// A tracing filter such as `info` or `zhima=debug,info`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+/// `[plans."NAME"]`: every key optional when overriding a standard plan.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PlanSettings {
+    /// List price in CNY, e.g. `"200"` or `"199.99"`.
+    pub price: Option<String>,
+    /// `membership`, `day_pass`, `entries`, `tool_room` or `none`.
+    pub grants: Option<String>,
+    /// Length in calendar months.
+    pub months: Option<u32>,
+    /// Length in calendar days.
+    pub days: Option<u32>,
+    /// For `entries`: how many entry days.
+    pub entry_days: Option<u32>,
+    /// Remove this plan from the catalogue.
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// Checked settings, ready to use.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Database URL.
+    pub database_url: String,
+    /// Pool settings.
+    pub store: StoreOptions,
+    /// Listen address.
+    pub bind: String,
+    /// Worker threads (0: one per core).
+    pub workers: usize,
+    /// The space's time zone.
+    pub timezone: Tz,
+    /// Plan catalogue.
+    pub plans: Plans,
+    /// Log filter.
+    pub log_level: String,
+    /// Log as JSON lines.
+    pub log_json: bool,
+}
+
+const DEFAULTS: &str = r#"
+timezone = "Asia/Shanghai"
+
+[database]
+url = "sqlite://zhima.db"
+pool_size = 8
+connect_timeout_secs = 5
+
+[http]
+bind = "127.0.0.1:8080"
+workers = 0
+
+[log]
+level = "info"
+format = "text"
+"#;
+
+impl Settings {
+    /// Loads defaults, then `file` (if given; it must exist), then the
+    /// `ZHIMA_` environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        Settings::load_with_env(file, None)
+    }
+
+    /// As [`Settings::load`], with the environment given explicitly (tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: Option<std::collections::HashMap<String, String>>,
+    ) -> Result<Settings, SettingsError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(SettingsError(format!(
+                    "--config: no such file {}",
+                    path.display()
+                )));
+            }
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+        }
+        let environment = config::Environment::with_prefix("ZHIMA")
+            .prefix_separator("_")
+            .separator("__")
+            .try_parsing(true);
+        let environment = match env {
+            Some(vars) => environment.source(Some(vars)),
+            None => environment,
+        };
+        let raw: RawSettings = builder
+            .add_source(environment)
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|e| SettingsError(e.to_string()))?;
+        Settings::check(raw)
+    }
+
+    fn check(raw: RawSettings) -> Result<Settings, SettingsError> {
+        zhima_storage::connection::Target::parse(&raw.database.url)
+            .map_err(|e| bad("database.url", e))?;
+        if raw.database.pool_size == 0 || raw.database.pool_size > 128 {
+            return Err(bad("database.pool_size", "must be from 1 to 128"));
+        }
+        if raw.database.connect_timeout_secs == 0 || raw.database.connect_timeout_secs > 300 {
+            return Err(bad(
+                "database.connect_timeout_secs",
+                "must be from 1 to 300",
+            ));
+        }
+        if raw.http.bind.parse::<std::net::SocketAddr>().is_err() {
+            return Err(bad(
+                "http.bind",
+                format!(
+                    "{:?} is not an address:port such as 127.0.0.1:8080",
+                    raw.http.bind
+                ),
+            ));
+        }
+        if raw.http.workers > 256 {
+            return Err(bad("http.workers", "must be from 0 (one per core) to 256"));
+        }
+        let timezone = parse_timezone(&raw.timezone).map_err(|e| bad("timezone", e))?;
+        let log_json = match raw.log.format.as_str() {
+            "text" => false,
+            "json" => true,
+            other => {
+                return Err(bad(
+                    "log.format",
+                    format!("{other:?} is not \"text\" or \"json\""),
+                ))
+            }
+        };
+        tracing_subscriber::EnvFilter::try_new(&raw.log.level).map_err(|e| bad("log.level", e))?;
+        Ok(Settings {
+            store: StoreOptions {
+                pool_size: raw.database.pool_size,
+                connect_timeout: Duration::from_secs(raw.database.connect_timeout_secs),
+                ..StoreOptions::default()
+            },
+            database_url: raw.database.url,
+            bind: raw.http.bind,
+            workers: raw.http.workers,
+            timezone,
+            plans: plans(&raw.plans)?,
+            log_level: raw.log.level,
+            log_json,
+        })
+    }
+}
+
+/// The standard plans with the configured overrides, additions and removals.
+fn plans(configured: &BTreeMap<String, PlanSettings>) -> Result<Plans, SettingsError> {
+    let standard = Plans::standard();
+    let mut catalogue: BTreeMap<String, Plan> = standard
+        .iter()
+        .map(|p| (p.name().to_owned(), p.clone()))
+        .collect();
+    for (name, s) in configured {
+        let key = format!("plans.\"{name}\"");
+        let upper = name.trim().to_uppercase();
+        if s.disabled {
+            catalogue.remove(&upper);
+            continue;
+        }
+        let base = catalogue.get(&upper);
+        let price = match &s.price {
+            Some(p) => Fen::parse_yuan(p).map_err(|e| bad(&format!("{key}.price"), e))?,
+            None => base.map_or(Fen::ZERO, |b| b.price),
+        };
+        let span = match (s.months, s.days) {
+            (Some(_), Some(_)) => return Err(bad(&key, "give months or days, not both")),
+            (Some(0), _) | (_, Some(0)) => return Err(bad(&key, "a length must be at least 1")),
+            (Some(m), None) => Some(CalendarSpan::Months(m)),
+            (None, Some(d)) => Some(CalendarSpan::Days(d)),
+            (None, None) => None,
+        };
+        let base_grant = base.map(|b| b.grant);
+        let base_span = base_grant.and_then(|g| match g {
+            Grant::Membership { span } | Grant::DayPass { span } | Grant::ToolRoom { span } => {
+                Some(span)
+            }
+            Grant::Entries { window, .. } => Some(window),
+            Grant::Nothing => None,
+        });
+        let span_or = |what: &str| {
+            span.or(base_span)
+                .ok_or_else(|| bad(&key, format!("a {what} plan needs months or days")))
+        };
+        let kind = match (&s.grants, base_grant) {
+            (Some(kind), _) => kind.as_str(),
+            (None, Some(Grant::Membership { .. })) => "membership",
+            (None, Some(Grant::DayPass { .. })) => "day_pass",
+            (None, Some(Grant::Entries { .. })) => "entries",
+            (None, Some(Grant::ToolRoom { .. })) => "tool_room",
+            (None, Some(Grant::Nothing)) => "none",
+            (None, None) => {
+                return Err(bad(&format!("{key}.grants"), "is required for a new plan"))
+            }
+        };
+        let grant = match kind {
+            "membership" => Grant::Membership {
+                span: span_or("membership")?,
+            },
+            "day_pass" => Grant::DayPass {
+                span: span_or("day_pass")?,
+            },
+            "tool_room" => Grant::ToolRoom {
+                span: span_or("tool_room")?,
+            },
+            "entries" => {
+                let days = s
+                    .entry_days
+                    .or(match base_grant {
+                        Some(Grant::Entries { days, .. }) => Some(days),
+                        _ => None,
+                    })
+                    .ok_or_else(|| {
+                        bad(
+                            &format!("{key}.entry_days"),
+                            "is required for an entries plan",
+                        )
+                    })?;
+                Grant::Entries {
+                    days,
+                    window: span_or("entries")?,
+                }
+            }
+            "none" => Grant::Nothing,
+            other => {
+                return Err(bad(
+                    &format!("{key}.grants"),
+                    format!("{other:?} is not membership, day_pass, entries, tool_room or none"),
+                ))
+            }
+        };
+        let plan = Plan::new(name, price, grant).map_err(|e| bad(&key, e))?;
+        catalogue.insert(upper, plan);
+    }
+    Plans::new(catalogue.into_values().collect()).map_err(|e| bad("plans", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::io::Write;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    fn file(text: &str) -> tempfile_path::TempFile {
+        tempfile_path::TempFile::new(text)
+    }
+
+    /// A tiny temp-file helper (no extra crate).
+    mod tempfile_path {
+        pub struct TempFile(pub std::path::PathBuf);
+        impl TempFile {
+            pub fn new(text: &str) -> TempFile {
+                let mut n = [0u8; 8];
+                getrandom::fill(&mut n).unwrap();
+                let path = std::env::temp_dir()
+                    .join(format!("zhima-config-{}.toml", u64::from_le_bytes(n)));
+                let mut f = std::fs::File::create(&path).unwrap();
+                super::Write::write_all(&mut f, text.as_bytes()).unwrap();
+                TempFile(path)
+            }
+        }
+        impl Drop for TempFile {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let s = Settings::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(s.database_url, "sqlite://zhima.db");
+        assert_eq!(s.bind, "127.0.0.1:8080");
+        assert_eq!(s.timezone, chrono_tz::Asia::Shanghai);
+        assert_eq!(s.plans, Plans::standard());
+        assert!(!s.log_json);
+    }
+
+    #[test]
+    fn file_then_environment_wins() {
+        let f = file("timezone = \"UTC\"\n[http]\nbind = \"0.0.0.0:9000\"\n[database]\nurl = \"sqlite://from-file.db\"\n");
+        let s = Settings::load_with_env(
+            Some(&f.0),
+            env(&[("ZHIMA_DATABASE__URL", "sqlite://from-env.db")]),
+        )
+        .unwrap();
+        assert_eq!(s.database_url, "sqlite://from-env.db");
+        assert_eq!(s.bind, "0.0.0.0:9000");
+        assert_eq!(s.timezone, chrono_tz::UTC);
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("ZHIMA_HTTP__BIND", "127.0.0.1:0"),
+                ("ZHIMA_DATABASE__POOL_SIZE", "3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.bind, "127.0.0.1:0");
+        assert_eq!(s.store.pool_size, 3);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            (vec![("ZHIMA_TIMEZONE", "Mars/Olympus")], "timezone"),
+            (vec![("ZHIMA_DATABASE__URL", "mysql://x")], "database.url"),
+            (vec![("ZHIMA_HTTP__BIND", "localhost")], "http.bind"),
+            (
+                vec![("ZHIMA_DATABASE__POOL_SIZE", "0")],
+                "database.pool_size",
+            ),
+            (vec![("ZHIMA_DATABASE__POOL_SIZE", "many")], "pool_size"),
+            (vec![("ZHIMA_LOG__FORMAT", "xml")], "log.format"),
+        ];
+        for (vars, key) in cases {
+            let err = Settings::load_with_env(None, env(&vars))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{err} should name {key}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+        let err = Settings::load_with_env(Some(Path::new("/nonexistent/zhima.toml")), env(&[]))
+            .unwrap_err();
+        assert!(err.to_string().contains("--config"));
+        let f = file("[http]\nbnd = \"x\"\n");
+        let err = Settings::load_with_env(Some(&f.0), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bnd"), "{err}");
+    }
+
+    #[test]
+    fn plans_can_be_changed_added_and_removed() {
+        let f = file(
+            r#"
+[plans."1M MEMBERSHIP"]
+price = "250"
+[plans."YEAR"]
+price = "2000"
+grants = "membership"
+months = 12
+[plans."CROWD FUNDING"]
+disabled = true
+[plans."10 ENTRIES"]
+entry_days = 12
+"#,
+        );
+        let s = Settings::load_with_env(Some(&f.0), env(&[])).unwrap();
+        let m = s.plans.get("1M MEMBERSHIP").unwrap();
+        assert_eq!(m.price, Fen::from_yuan(250));
+        assert_eq!(
+            m.grant,
+            Grant::Membership {
+                span: CalendarSpan::Months(1)
+            }
+        );
+        assert_eq!(
+            s.plans.get("year").unwrap().grant,
+            Grant::Membership {
+                span: CalendarSpan::Months(12)
+            }
+        );
+        assert!(s.plans.get("CROWD FUNDING").is_err());
+        assert_eq!(
+            s.plans.get("10 ENTRIES").unwrap().grant,
+            Grant::Entries {
+                days: 12,
+                window: CalendarSpan::Months(6)
+            }
+        );
+
+        for (text, key) in [
+            ("[plans.\"NEW\"]\nprice = \"1\"\n", "plans.\"NEW\".grants"),
+            (
+                "[plans.\"NEW\"]\ngrants = \"membership\"\n",
+                "plans.\"NEW\"",
+            ),
+            (
+                "[plans.\"NEW\"]\ngrants = \"forever\"\nmonths = 1\n",
+                "plans.\"NEW\".grants",
+            ),
+            ("[plans.\"TOOL\"]\nprice = \"-5\"\n", "plans.\"TOOL\".price"),
+            ("[plans.\"TOOL\"]\nmonths = 1\ndays = 2\n", "plans.\"TOOL\""),
+        ] {
+            let f = file(text);
+            let err = Settings::load_with_env(Some(&f.0), env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{err} should name {key}");
+        }
+    }
+}
