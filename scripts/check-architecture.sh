@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Checks the architecture invariants a machine can check (docs/ARCHITECTURE.md):
+# dependencies point one way, and the domain stays pure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fail=0
+forbid() { # forbid PACKAGE DEP...
+  local pkg=$1; shift
+  local tree
+  tree=$(cargo tree -p "$pkg" -e normal --prefix none --format '{p}' 2>/dev/null | awk '{print $1}' | sort -u)
+  for dep in "$@"; do
+    if grep -qx "$dep" <<<"$tree"; then
+      echo "architecture: $pkg must not depend on $dep (cargo tree -p $pkg -i $dep)"
+      fail=1
+    fi
+  done
+}
+
+# The domain is pure: no database, web framework, runtime or hardware.
+forbid zhima-domain diesel actix-web actix-rt tokio r2d2 rppal libsqlite3-sys pq-sys reqwest
+# Only zhima-http and zhima-server know actix; nothing below http knows it.
+forbid zhima-storage actix-web tokio rppal
+forbid zhima-oauth actix-web rppal
+forbid zhima-door-hardware actix-web diesel
+# Nothing depends on the server.
+for pkg in zhima-domain zhima-storage zhima-oauth zhima-door-hardware zhima-http; do
+  forbid "$pkg" zhima-server
+done
+# The domain never reads the clock (clippy's disallowed-methods, crates/domain/clippy.toml,
+# does this too; this grep also catches a use behind a macro).
+if grep -rnE 'Utc::now|Local::now|SystemTime::now|Instant::now' crates/domain/src; then
+  echo "architecture: crates/domain must take time as a parameter"
+  fail=1
+fi
+
+if [ "$fail" -ne 0 ]; then exit 1; fi
+echo "architecture invariants hold"
