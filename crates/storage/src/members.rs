@@ -6,7 +6,7 @@ use zhima_domain::ids::{MemberId, OpenId, Rfid};
 use zhima_domain::member::{Member, MemberChange, NewMember, NewPayment, Payment};
 
 use crate::connection::AnyConnection;
-use crate::rows::{secs, MemberChangeset, MemberRow, NewMemberRow, NewPaymentRow, PaymentRow};
+use crate::rows::{secs, MemberColumns, MemberRow, NewMemberRow, NewPaymentRow, PaymentRow};
 use crate::schema::{members, payments};
 use crate::{credentials, map_unique, write_transaction, StorageError, Store, UniqueField};
 
@@ -225,7 +225,10 @@ impl Store {
             }
             check_unique(conn, &member, Some(member.id))?;
             diesel::update(members::table.filter(members::id.eq(member.id.0)))
-                .set(MemberChangeset::new(&member, now))
+                .set((
+                    MemberColumns::of(&member),
+                    members::updated_at.eq(secs(now)),
+                ))
                 .execute(conn)?;
             Ok(member.id)
         })

@@ -90,9 +90,10 @@ impl MemberRow {
     }
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = members)]
-pub(crate) struct NewMemberRow<'a> {
+/// The member columns a client sets: written on insert and, whole, on update.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = members, treat_none_as_null = true)]
+pub(crate) struct MemberColumns<'a> {
     pub openid: &'a str,
     pub nickname: &'a str,
     pub nickname_key: String,
@@ -106,6 +107,47 @@ pub(crate) struct NewMemberRow<'a> {
     pub rfid: Option<&'a str>,
     pub tags: String,
     pub memo: &'a str,
+}
+
+impl<'a> MemberColumns<'a> {
+    pub fn new(
+        openid: &'a OpenId,
+        nickname: &'a NickName,
+        rfid: Option<&'a Rfid>,
+        tags: &Tags,
+        profile: &'a Profile,
+    ) -> Self {
+        MemberColumns {
+            openid: openid.as_str(),
+            nickname: nickname.as_str(),
+            nickname_key: nickname.key(),
+            avatar_url: &profile.avatar_url,
+            email: &profile.email,
+            city: &profile.city,
+            country: &profile.country,
+            province: &profile.province,
+            language: &profile.language,
+            gender: profile.gender.code(),
+            rfid: rfid.map(Rfid::as_str),
+            tags: tags.to_stored(),
+            memo: &profile.memo,
+        }
+    }
+
+    pub fn of_new(m: &'a NewMember) -> Self {
+        MemberColumns::new(&m.openid, &m.nickname, m.rfid.as_ref(), &m.tags, &m.profile)
+    }
+
+    pub fn of(m: &'a Member) -> Self {
+        MemberColumns::new(&m.openid, &m.nickname, m.rfid.as_ref(), &m.tags, &m.profile)
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = members)]
+pub(crate) struct NewMemberRow<'a> {
+    #[diesel(embed)]
+    pub columns: MemberColumns<'a>,
     pub password_hash: String,
     pub must_change_password: bool,
     pub created_at: i64,
@@ -115,63 +157,10 @@ pub(crate) struct NewMemberRow<'a> {
 impl<'a> NewMemberRow<'a> {
     pub fn new(m: &'a NewMember, password_hash: String, now: DateTime<Utc>) -> NewMemberRow<'a> {
         NewMemberRow {
-            openid: m.openid.as_str(),
-            nickname: m.nickname.as_str(),
-            nickname_key: m.nickname.key(),
-            avatar_url: &m.profile.avatar_url,
-            email: &m.profile.email,
-            city: &m.profile.city,
-            country: &m.profile.country,
-            province: &m.profile.province,
-            language: &m.profile.language,
-            gender: m.profile.gender.code(),
-            rfid: m.rfid.as_ref().map(Rfid::as_str),
-            tags: m.tags.to_stored(),
-            memo: &m.profile.memo,
+            columns: MemberColumns::of_new(m),
             password_hash,
             must_change_password: true,
             created_at: secs(now),
-            updated_at: secs(now),
-        }
-    }
-}
-
-/// The columns `PATCH op:update` may change, written back whole.
-#[derive(AsChangeset)]
-#[diesel(table_name = members, treat_none_as_null = true)]
-pub(crate) struct MemberChangeset<'a> {
-    pub openid: &'a str,
-    pub nickname: &'a str,
-    pub nickname_key: String,
-    pub avatar_url: &'a str,
-    pub email: &'a str,
-    pub city: &'a str,
-    pub country: &'a str,
-    pub province: &'a str,
-    pub language: &'a str,
-    pub gender: i32,
-    pub rfid: Option<&'a str>,
-    pub tags: String,
-    pub memo: &'a str,
-    pub updated_at: i64,
-}
-
-impl<'a> MemberChangeset<'a> {
-    pub fn new(m: &'a Member, now: DateTime<Utc>) -> MemberChangeset<'a> {
-        MemberChangeset {
-            openid: m.openid.as_str(),
-            nickname: m.nickname.as_str(),
-            nickname_key: m.nickname.key(),
-            avatar_url: &m.profile.avatar_url,
-            email: &m.profile.email,
-            city: &m.profile.city,
-            country: &m.profile.country,
-            province: &m.profile.province,
-            language: &m.profile.language,
-            gender: m.profile.gender.code(),
-            rfid: m.rfid.as_ref().map(Rfid::as_str),
-            tags: m.tags.to_stored(),
-            memo: &m.profile.memo,
             updated_at: secs(now),
         }
     }
