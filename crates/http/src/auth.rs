@@ -1,16 +1,59 @@
 //! API-key authentication: `Authorization: Bearer <key>` with a scope per route.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use actix_web::{web, FromRequest, HttpRequest};
 use zhima_domain::scope::Scope;
 use zhima_domain::Errno;
+use zhima_storage::credentials::hash_api_key;
 use zhima_storage::ApiKey;
 
 use crate::error::{ApiError, Operation};
 use crate::AppState;
+
+/// How long a successful key lookup is reused. A key revoked with
+/// `zhima api-key revoke` stops working within this time.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
+const KEY_CACHE_CAPACITY: usize = 1024;
+
+/// Recently verified API keys, by the SHA-256 of the key (never the key).
+/// Only successes are kept; an unknown key is looked up every time.
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    entries: Mutex<HashMap<String, (ApiKey, Instant)>>,
+}
+
+impl KeyCache {
+    fn get(&self, hash: &str, now: Instant) -> Option<ApiKey> {
+        let entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries
+            .get(hash)
+            .filter(|(_, at)| now.duration_since(*at) < KEY_CACHE_TTL)
+            .map(|(k, _)| k.clone())
+    }
+
+    fn put(&self, hash: String, key: ApiKey, now: Instant) {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= KEY_CACHE_CAPACITY {
+            entries.retain(|_, (_, at)| now.duration_since(*at) < KEY_CACHE_TTL);
+            if entries.len() >= KEY_CACHE_CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(hash, (key, now));
+    }
+}
 
 /// A scope a route requires, as a type.
 pub trait RequiredScope {
@@ -79,13 +122,23 @@ impl<S: RequiredScope + 'static> FromRequest for Authorized<S> {
         let token = bearer(req);
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
-            let token = token?;
+            let hash = hash_api_key(&token?);
             let state =
                 state.ok_or_else(|| ApiError::new(Errno::Internal, Errno::Internal.meaning()))?;
-            let key = web::block(move || state.store.authenticate_api_key(&token))
-                .await?
-                .map_err(ApiError::storage(Operation::Read))?
-                .ok_or_else(|| ApiError::new(Errno::Unauthorized, "unknown or revoked API key"))?;
+            let key = match state.key_cache.get(&hash, Instant::now()) {
+                Some(key) => key,
+                None => {
+                    let (st, h) = (state.clone(), hash.clone());
+                    let key = web::block(move || st.store.api_key_by_hash(&h))
+                        .await?
+                        .map_err(ApiError::storage(Operation::Read))?
+                        .ok_or_else(|| {
+                            ApiError::new(Errno::Unauthorized, "unknown or revoked API key")
+                        })?;
+                    state.key_cache.put(hash, key.clone(), Instant::now());
+                    key
+                }
+            };
             if !key.scopes.allows(S::SCOPE) {
                 return Err(ApiError::new(
                     Errno::Forbidden,
@@ -97,5 +150,47 @@ impl<S: RequiredScope + 'static> FromRequest for Authorized<S> {
                 scope: PhantomData,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zhima_domain::scope::Scopes;
+
+    fn key(id: i64) -> ApiKey {
+        ApiKey {
+            id,
+            name: format!("k{id}"),
+            scopes: Scopes::parse("member:read").unwrap(),
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn cached_keys_expire_after_the_ttl() {
+        let cache = KeyCache::default();
+        let t0 = Instant::now();
+        cache.put("h".into(), key(1), t0);
+        assert_eq!(cache.get("h", t0).map(|k| k.id), Some(1));
+        assert_eq!(
+            cache
+                .get("h", t0 + KEY_CACHE_TTL - Duration::from_millis(1))
+                .map(|k| k.id),
+            Some(1)
+        );
+        assert!(cache.get("h", t0 + KEY_CACHE_TTL).is_none());
+        assert!(cache.get("other", t0).is_none());
+    }
+
+    #[test]
+    fn the_cache_stays_bounded() {
+        let cache = KeyCache::default();
+        let t0 = Instant::now();
+        for i in 0..(KEY_CACHE_CAPACITY as i64 * 3) {
+            cache.put(format!("h{i}"), key(i), t0);
+        }
+        assert!(cache.entries.lock().unwrap().len() <= KEY_CACHE_CAPACITY);
     }
 }

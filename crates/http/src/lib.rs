@@ -35,6 +35,8 @@ pub struct AppState {
     pub tz: Tz,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// Recently verified API keys.
+    pub key_cache: auth::KeyCache,
 }
 
 /// A resource whose unsupported methods answer 405 with the envelope.

@@ -84,6 +84,7 @@ impl Application {
             plans: settings.plans.clone(),
             tz: settings.timezone,
             clock,
+            key_cache: Default::default(),
         });
         let mut server = HttpServer::new(move || {
             App::new()
@@ -91,7 +92,10 @@ impl Application {
                 .configure(zhima_http::configure)
                 .default_service(web::to(zhima_http::not_found))
         })
-        .shutdown_timeout(10);
+        .shutdown_timeout(10)
+        // Blocking work (database calls) beyond the pool's connections would
+        // only wait for one; more threads cost memory and thrash.
+        .worker_max_blocking_threads(settings.store.pool_size.max(2) as usize);
         if settings.workers > 0 {
             server = server.workers(settings.workers);
         }

@@ -747,3 +747,28 @@ async fn deactivated_members_are_invalid() {
         "history is kept"
     );
 }
+
+#[actix_web::test]
+async fn a_revoked_key_stops_working_within_the_cache_ttl() {
+    let app = spawn_app().await;
+    let scopes = zhima_domain::scope::Scopes::parse("member:read").unwrap();
+    let key = app
+        .store
+        .create_api_key("short-lived", &scopes, support::default_now())
+        .unwrap()
+        .1;
+    let answer = app
+        .send("GET", "/api/v1.0/member/openid/x", Some(&key), None)
+        .await;
+    expect_errno(&answer, "1999"); // the key works (and is now cached)
+    app.store
+        .revoke_api_key("short-lived", support::default_now())
+        .unwrap();
+    tokio::time::sleep(zhima_http::auth::KEY_CACHE_TTL + std::time::Duration::from_millis(100))
+        .await;
+    let answer = app
+        .send("GET", "/api/v1.0/member/openid/x", Some(&key), None)
+        .await;
+    assert_eq!(answer.status, 401);
+    assert_eq!(answer.body["errno"], "1401");
+}

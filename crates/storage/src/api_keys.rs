@@ -69,7 +69,7 @@ impl Store {
         let taken: Option<i64> = api_keys::table
             .select(api_keys::id)
             .filter(api_keys::name.eq(&name))
-            .first(&mut conn)
+            .get_result(&mut conn)
             .optional()?;
         if taken.is_some() {
             return Err(StorageError::Duplicate(UniqueField::ApiKeyName));
@@ -86,18 +86,23 @@ impl Store {
         let row = api_keys::table
             .select(ApiKeyRow::as_select())
             .filter(api_keys::name.eq(&name))
-            .first(&mut conn)?;
+            .get_result(&mut conn)?;
         Ok((row.into_domain()?, key))
     }
 
     /// The live (not revoked) key whose plaintext is `presented`, if any.
     pub fn authenticate_api_key(&self, presented: &str) -> Result<Option<ApiKey>, StorageError> {
+        self.api_key_by_hash(&hash_api_key(presented))
+    }
+
+    /// The live key whose SHA-256 ([`crate::credentials::hash_api_key`]) is `hash`.
+    pub fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StorageError> {
         let mut conn = self.conn()?;
         let row = api_keys::table
             .select(ApiKeyRow::as_select())
-            .filter(api_keys::key_hash.eq(hash_api_key(presented)))
+            .filter(api_keys::key_hash.eq(hash))
             .filter(api_keys::revoked_at.is_null())
-            .first(&mut conn)
+            .get_result(&mut conn)
             .optional()?;
         row.map(ApiKeyRow::into_domain).transpose()
     }

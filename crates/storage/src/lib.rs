@@ -8,7 +8,7 @@ mod rows;
 mod schema;
 pub mod testing;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::prelude::*;
@@ -148,7 +148,10 @@ impl Default for StoreOptions {
 pub struct Store {
     pool: Pool<Manager>,
     backend: Backend,
-    default_password_hash: Arc<OnceLock<String>>,
+    default_password_hash: Arc<Mutex<Option<String>>>,
+    /// SQLite has one writer at a time; writers of this process queue here,
+    /// in order, instead of in SQLite's sleeping busy handler.
+    write_gate: Arc<Mutex<()>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -174,12 +177,16 @@ impl Store {
             .max_size(options.pool_size.max(1))
             .min_idle(Some(1))
             .connection_timeout(options.connect_timeout)
+            // a broken connection is noticed by has_broken; a ping per checkout
+            // would cost a query per request
+            .test_on_check_out(false)
             .build(Manager::new(target, options.busy_timeout))
             .map_err(|e| StorageError::Unavailable(e.to_string()))?;
         Ok(Store {
             pool,
             backend,
-            default_password_hash: Arc::new(OnceLock::new()),
+            default_password_hash: Arc::new(Mutex::new(None)),
+            write_gate: Arc::new(Mutex::new(())),
         })
     }
 
@@ -222,32 +229,56 @@ impl Store {
 
     /// The argon2 hash of the default password `password123`, computed once
     /// per process: every new member gets it, flagged must-change.
+    ///
+    /// Concurrent first callers wait for one computation: argon2 takes
+    /// 19 MiB while it runs, so sixteen parallel ones would take 300 MB.
     fn default_password_hash(&self) -> Result<String, StorageError> {
-        if let Some(h) = self.default_password_hash.get() {
+        let mut slot = self
+            .default_password_hash
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(h) = slot.as_ref() {
             return Ok(h.clone());
         }
         let h = credentials::hash_password(DEFAULT_PASSWORD)?;
-        Ok(self.default_password_hash.get_or_init(|| h).clone())
+        *slot = Some(h.clone());
+        Ok(h)
     }
 }
 
 /// The password every new member starts with (and must change).
 pub const DEFAULT_PASSWORD: &str = "password123";
 
-/// Runs `f` in a transaction that writes. On SQLite it takes the write lock
-/// first, so two writers never deadlock upgrading read locks; it waits up to
-/// the busy timeout instead.
-fn write_transaction<T>(
-    conn: &mut AnyConnection,
-    f: impl FnOnce(&mut AnyConnection) -> Result<T, StorageError>,
-) -> Result<T, StorageError> {
-    conn.transaction(|conn| {
-        if let AnyConnection::Sqlite(c) = conn {
-            use schema::write_lock::dsl::{n, write_lock};
-            diesel::update(write_lock).set(n.eq(n + 1)).execute(c)?;
-        }
-        f(conn)
-    })
+impl Store {
+    /// Runs `f` in a transaction that writes, on a connection of its own.
+    ///
+    /// On SQLite, writers of this process first queue on a mutex (before
+    /// taking a connection, so waiting writers never starve readers of
+    /// connections), then the transaction takes SQLite's write lock before it
+    /// reads anything, so two writers never deadlock upgrading read locks.
+    /// Other processes on the same file wait up to the busy timeout.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let _gate = match self.backend {
+            Backend::Sqlite => Some(
+                self.write_gate
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            ),
+            Backend::Postgres => None,
+        };
+        let mut pooled = self.conn()?;
+        let conn: &mut AnyConnection = &mut pooled;
+        conn.transaction(|conn| {
+            if let AnyConnection::Sqlite(c) = conn {
+                use schema::write_lock::dsl::{n, write_lock};
+                diesel::update(write_lock).set(n.eq(n + 1)).execute(c)?;
+            }
+            f(conn)
+        })
+    }
 }
 
 /// The unique field a constraint violation is about, if it is one.

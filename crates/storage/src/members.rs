@@ -8,7 +8,7 @@ use zhima_domain::member::{Member, MemberChange, NewMember, NewPayment, Payment}
 use crate::connection::AnyConnection;
 use crate::rows::{secs, MemberColumns, MemberRow, NewMemberRow, NewPaymentRow, PaymentRow};
 use crate::schema::{members, payments};
-use crate::{credentials, map_unique, write_transaction, StorageError, Store, UniqueField};
+use crate::{credentials, map_unique, StorageError, Store, UniqueField};
 
 /// How a member is looked up.
 #[derive(Debug, Clone, Copy)]
@@ -51,40 +51,57 @@ pub struct PaymentReceipt {
 /// How often a write that lost a race on PostgreSQL is tried again.
 const RACE_RETRIES: usize = 3;
 
+// Lookups here are on unique columns and use `get_result`, not `first`:
+// `first` binds `LIMIT ?`, and SQLite (built with STAT4) re-prepares a
+// statement whenever a bound LIMIT is bound again, which doubled the cost of
+// a read.
 fn find_row(
     conn: &mut AnyConnection,
     key: MemberKey<'_>,
 ) -> Result<Option<MemberRow>, StorageError> {
     let select = members::table.select(MemberRow::as_select());
     let row = match key {
-        MemberKey::Id(id) => select.filter(members::id.eq(id.0)).first(conn).optional()?,
+        MemberKey::Id(id) => select
+            .filter(members::id.eq(id.0))
+            .get_result(conn)
+            .optional()?,
         MemberKey::OpenId(openid) => select
             .filter(members::openid.eq(openid.as_str()))
-            .first(conn)
+            .get_result(conn)
             .optional()?,
         MemberKey::Rfid(rfid) => select
             .filter(members::rfid.eq(rfid.as_str()))
-            .first(conn)
+            .get_result(conn)
             .optional()?,
     };
     Ok(row)
 }
 
+/// A member and their payments in one statement (one read transaction):
+/// `members LEFT JOIN payments`, one row per payment.
 fn load_record(
     conn: &mut AnyConnection,
     key: MemberKey<'_>,
 ) -> Result<Option<MemberRecord>, StorageError> {
-    let Some(row) = find_row(conn, key)? else {
+    let joined = members::table
+        .left_join(payments::table)
+        .select((MemberRow::as_select(), Option::<PaymentRow>::as_select()))
+        .order((payments::paid_at.asc(), payments::id.asc()));
+    let rows: Vec<(MemberRow, Option<PaymentRow>)> = match key {
+        MemberKey::Id(id) => joined.filter(members::id.eq(id.0)).load(conn)?,
+        MemberKey::OpenId(openid) => joined
+            .filter(members::openid.eq(openid.as_str()))
+            .load(conn)?,
+        MemberKey::Rfid(rfid) => joined.filter(members::rfid.eq(rfid.as_str())).load(conn)?,
+    };
+    let mut rows = rows.into_iter();
+    let Some((member_row, first_payment)) = rows.next() else {
         return Ok(None);
     };
-    let member_id = row.id;
-    let member = row.into_domain()?;
-    let payments = payments::table
-        .filter(payments::member_id.eq(member_id))
-        .order((payments::paid_at.asc(), payments::id.asc()))
-        .select(PaymentRow::as_select())
-        .load(conn)?
+    let member = member_row.into_domain()?;
+    let payments = first_payment
         .into_iter()
+        .chain(rows.filter_map(|(_, p)| p))
         .map(PaymentRow::into_domain)
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Some(MemberRecord { member, payments }))
@@ -101,14 +118,14 @@ fn check_unique(
         .filter(members::id.ne(except.map_or(-1, |id| id.0)));
     let taken: Option<i64> = others
         .filter(members::openid.eq(member.openid.as_str()))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     if taken.is_some() {
         return Err(StorageError::Duplicate(UniqueField::OpenId));
     }
     let taken: Option<i64> = others
         .filter(members::nickname_key.eq(member.nickname.key()))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     if taken.is_some() {
         return Err(StorageError::Duplicate(UniqueField::NickName));
@@ -116,7 +133,7 @@ fn check_unique(
     if let Some(rfid) = &member.rfid {
         let taken: Option<i64> = others
             .filter(members::rfid.eq(rfid.as_str()))
-            .first(conn)
+            .get_result(conn)
             .optional()?;
         if taken.is_some() {
             return Err(StorageError::Duplicate(UniqueField::Rfid));
@@ -132,7 +149,7 @@ fn find_payment(
     Ok(payments::table
         .filter(payments::pay_index.eq(pay_index))
         .select(PaymentRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -149,48 +166,48 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<MemberRecord, StorageError> {
         let password_hash = self.default_password_hash()?;
-        let mut conn = self.conn()?;
-        let id = write_transaction(&mut conn, |conn| {
-            let probe = Member {
-                id: MemberId(-1),
-                openid: new.openid.clone(),
-                nickname: new.nickname.clone(),
-                rfid: new.rfid.clone(),
-                tags: new.tags.clone(),
-                profile: new.profile.clone(),
-                created_at: now,
-                updated_at: now,
-                deactivated_at: None,
-                must_change_password: true,
-            };
-            check_unique(conn, &probe, None)?;
-            if let Some(p) = payment {
-                if find_payment(conn, p.pay_index.as_str())?.is_some() {
-                    return Err(StorageError::PaymentConflict(p.pay_index.to_string()));
+        let id = self
+            .write(|conn| {
+                let probe = Member {
+                    id: MemberId(-1),
+                    openid: new.openid.clone(),
+                    nickname: new.nickname.clone(),
+                    rfid: new.rfid.clone(),
+                    tags: new.tags.clone(),
+                    profile: new.profile.clone(),
+                    created_at: now,
+                    updated_at: now,
+                    deactivated_at: None,
+                    must_change_password: true,
+                };
+                check_unique(conn, &probe, None)?;
+                if let Some(p) = payment {
+                    if find_payment(conn, p.pay_index.as_str())?.is_some() {
+                        return Err(StorageError::PaymentConflict(p.pay_index.to_string()));
+                    }
                 }
-            }
-            diesel::insert_into(members::table)
-                .values(NewMemberRow::new(new, password_hash, now))
-                .execute(conn)?;
-            let id: i64 = members::table
-                .select(members::id)
-                .filter(members::openid.eq(new.openid.as_str()))
-                .first(conn)?;
-            if let Some(p) = payment {
-                diesel::insert_into(payments::table)
-                    .values(NewPaymentRow::new(MemberId(id), p, now))
+                diesel::insert_into(members::table)
+                    .values(NewMemberRow::new(new, password_hash, now))
                     .execute(conn)?;
-            }
-            Ok(MemberId(id))
-        })
-        .map_err(map_unique)
-        .map_err(|e| match e {
-            StorageError::Duplicate(UniqueField::PayIndex) => StorageError::PaymentConflict(
-                payment.map(|p| p.pay_index.to_string()).unwrap_or_default(),
-            ),
-            e => e,
-        })?;
-        load_record(&mut conn, MemberKey::Id(id))?.ok_or(StorageError::MemberNotFound)
+                let id: i64 = members::table
+                    .select(members::id)
+                    .filter(members::openid.eq(new.openid.as_str()))
+                    .get_result(conn)?;
+                if let Some(p) = payment {
+                    diesel::insert_into(payments::table)
+                        .values(NewPaymentRow::new(MemberId(id), p, now))
+                        .execute(conn)?;
+                }
+                Ok(MemberId(id))
+            })
+            .map_err(map_unique)
+            .map_err(|e| match e {
+                StorageError::Duplicate(UniqueField::PayIndex) => StorageError::PaymentConflict(
+                    payment.map(|p| p.pay_index.to_string()).unwrap_or_default(),
+                ),
+                e => e,
+            })?;
+        load_record(&mut *self.conn()?, MemberKey::Id(id))?.ok_or(StorageError::MemberNotFound)
     }
 
     /// A member and their payments.
@@ -215,25 +232,25 @@ impl Store {
         changes: &[MemberChange],
         now: DateTime<Utc>,
     ) -> Result<MemberRecord, StorageError> {
-        let mut conn = self.conn()?;
-        let id = write_transaction(&mut conn, |conn| {
-            let row =
-                find_row(conn, MemberKey::OpenId(openid))?.ok_or(StorageError::MemberNotFound)?;
-            let mut member = row.into_domain()?;
-            for change in changes {
-                change.apply(&mut member);
-            }
-            check_unique(conn, &member, Some(member.id))?;
-            diesel::update(members::table.filter(members::id.eq(member.id.0)))
-                .set((
-                    MemberColumns::of(&member),
-                    members::updated_at.eq(secs(now)),
-                ))
-                .execute(conn)?;
-            Ok(member.id)
-        })
-        .map_err(map_unique)?;
-        load_record(&mut conn, MemberKey::Id(id))?.ok_or(StorageError::MemberNotFound)
+        let id = self
+            .write(|conn| {
+                let row = find_row(conn, MemberKey::OpenId(openid))?
+                    .ok_or(StorageError::MemberNotFound)?;
+                let mut member = row.into_domain()?;
+                for change in changes {
+                    change.apply(&mut member);
+                }
+                check_unique(conn, &member, Some(member.id))?;
+                diesel::update(members::table.filter(members::id.eq(member.id.0)))
+                    .set((
+                        MemberColumns::of(&member),
+                        members::updated_at.eq(secs(now)),
+                    ))
+                    .execute(conn)?;
+                Ok(member.id)
+            })
+            .map_err(map_unique)?;
+        load_record(&mut *self.conn()?, MemberKey::Id(id))?.ok_or(StorageError::MemberNotFound)
     }
 
     /// Records a payment for the member with `openid`. Idempotent on payIndex:
@@ -247,35 +264,35 @@ impl Store {
         payment: &NewPayment,
         now: DateTime<Utc>,
     ) -> Result<PaymentReceipt, StorageError> {
-        let mut conn = self.conn()?;
         let mut attempt = 0;
         let (member_id, payment_id, duplicate) = loop {
             attempt += 1;
-            let outcome = write_transaction(&mut conn, |conn| {
-                let row = find_row(conn, MemberKey::OpenId(openid))?
-                    .ok_or(StorageError::MemberNotFound)?;
-                let member_id = row.id;
-                if let Some(existing) = find_payment(conn, payment.pay_index.as_str())? {
-                    let same_member = existing.member_id == member_id;
-                    let existing_id = existing.id;
-                    if same_member && payment.is_replay_of(&existing.into_domain()?) {
-                        return Ok((member_id, existing_id, true));
+            let outcome = self
+                .write(|conn| {
+                    let row = find_row(conn, MemberKey::OpenId(openid))?
+                        .ok_or(StorageError::MemberNotFound)?;
+                    let member_id = row.id;
+                    if let Some(existing) = find_payment(conn, payment.pay_index.as_str())? {
+                        let same_member = existing.member_id == member_id;
+                        let existing_id = existing.id;
+                        if same_member && payment.is_replay_of(&existing.into_domain()?) {
+                            return Ok((member_id, existing_id, true));
+                        }
+                        return Err(StorageError::PaymentConflict(payment.pay_index.to_string()));
                     }
-                    return Err(StorageError::PaymentConflict(payment.pay_index.to_string()));
-                }
-                diesel::insert_into(payments::table)
-                    .values(NewPaymentRow::new(MemberId(member_id), payment, now))
-                    .execute(conn)?;
-                diesel::update(members::table.filter(members::id.eq(member_id)))
-                    .set(members::updated_at.eq(secs(now)))
-                    .execute(conn)?;
-                let id: i64 = payments::table
-                    .select(payments::id)
-                    .filter(payments::pay_index.eq(payment.pay_index.as_str()))
-                    .first(conn)?;
-                Ok((member_id, id, false))
-            })
-            .map_err(map_unique);
+                    diesel::insert_into(payments::table)
+                        .values(NewPaymentRow::new(MemberId(member_id), payment, now))
+                        .execute(conn)?;
+                    diesel::update(members::table.filter(members::id.eq(member_id)))
+                        .set(members::updated_at.eq(secs(now)))
+                        .execute(conn)?;
+                    let id: i64 = payments::table
+                        .select(payments::id)
+                        .filter(payments::pay_index.eq(payment.pay_index.as_str()))
+                        .get_result(conn)?;
+                    Ok((member_id, id, false))
+                })
+                .map_err(map_unique);
             match outcome {
                 // Another server inserted the same payIndex between our check and
                 // our insert: look again, it is now a replay or a conflict.
@@ -289,7 +306,7 @@ impl Store {
                 other => break other?,
             }
         };
-        let record = load_record(&mut conn, MemberKey::Id(MemberId(member_id)))?
+        let record = load_record(&mut *self.conn()?, MemberKey::Id(MemberId(member_id)))?
             .ok_or(StorageError::MemberNotFound)?;
         let stored = record
             .payments
@@ -337,7 +354,7 @@ impl Store {
         let hash: Option<String> = members::table
             .select(members::password_hash)
             .filter(members::openid.eq(openid.as_str()))
-            .first(&mut conn)
+            .get_result(&mut conn)
             .optional()?;
         let hash = hash.ok_or(StorageError::MemberNotFound)?;
         Ok(credentials::verify_password(password, &hash))
