@@ -107,32 +107,32 @@ fn load_record(
     Ok(Some(MemberRecord { member, payments }))
 }
 
-/// Refuses a value another member (not `except`) already holds.
+/// Refuses an openid, nickname or card another member (not `except`) already holds.
 fn check_unique(
     conn: &mut AnyConnection,
-    member: &Member,
+    columns: &MemberColumns<'_>,
     except: Option<MemberId>,
 ) -> Result<(), StorageError> {
     let others = members::table
         .select(members::id)
         .filter(members::id.ne(except.map_or(-1, |id| id.0)));
     let taken: Option<i64> = others
-        .filter(members::openid.eq(member.openid.as_str()))
+        .filter(members::openid.eq(columns.openid))
         .get_result(conn)
         .optional()?;
     if taken.is_some() {
         return Err(StorageError::Duplicate(UniqueField::OpenId));
     }
     let taken: Option<i64> = others
-        .filter(members::nickname_key.eq(member.nickname.key()))
+        .filter(members::nickname_key.eq(&columns.nickname_key))
         .get_result(conn)
         .optional()?;
     if taken.is_some() {
         return Err(StorageError::Duplicate(UniqueField::NickName));
     }
-    if let Some(rfid) = &member.rfid {
+    if let Some(rfid) = columns.rfid {
         let taken: Option<i64> = others
-            .filter(members::rfid.eq(rfid.as_str()))
+            .filter(members::rfid.eq(rfid))
             .get_result(conn)
             .optional()?;
         if taken.is_some() {
@@ -168,19 +168,7 @@ impl Store {
         let password_hash = self.default_password_hash()?;
         let id = self
             .write(|conn| {
-                let probe = Member {
-                    id: MemberId(-1),
-                    openid: new.openid.clone(),
-                    nickname: new.nickname.clone(),
-                    rfid: new.rfid.clone(),
-                    tags: new.tags.clone(),
-                    profile: new.profile.clone(),
-                    created_at: now,
-                    updated_at: now,
-                    deactivated_at: None,
-                    must_change_password: true,
-                };
-                check_unique(conn, &probe, None)?;
+                check_unique(conn, &MemberColumns::of_new(new), None)?;
                 if let Some(p) = payment {
                     if find_payment(conn, p.pay_index.as_str())?.is_some() {
                         return Err(StorageError::PaymentConflict(p.pay_index.to_string()));
@@ -240,12 +228,10 @@ impl Store {
                 for change in changes {
                     change.apply(&mut member);
                 }
-                check_unique(conn, &member, Some(member.id))?;
+                let columns = MemberColumns::of(&member);
+                check_unique(conn, &columns, Some(member.id))?;
                 diesel::update(members::table.filter(members::id.eq(member.id.0)))
-                    .set((
-                        MemberColumns::of(&member),
-                        members::updated_at.eq(secs(now)),
-                    ))
+                    .set((columns, members::updated_at.eq(secs(now))))
                     .execute(conn)?;
                 Ok(member.id)
             })
