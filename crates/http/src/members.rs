@@ -1,6 +1,7 @@
 //! The Member API (seed sections 4–8): thin handlers over storage.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use zhima_domain::ids::{MemberId, OpenId, Rfid};
 use zhima_domain::membership::{evaluate, History, Validity};
@@ -23,14 +24,14 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .service(crate::resource("/api/v1.0/member/{id}").route(web::get().to(get_by_id)));
 }
 
-/// A member's validity now.
-fn validity(state: &AppState, record: &MemberRecord) -> Validity {
+/// A member's validity at `now` (one instant per request).
+fn validity(state: &AppState, record: &MemberRecord, now: DateTime<Utc>) -> Validity {
     let history = History {
         deactivated: record.member.deactivated_at.is_some(),
         payments: &record.payments,
         entries: &[],
     };
-    evaluate(history, &state.plans, state.tz, state.clock.now())
+    evaluate(history, &state.plans, state.tz, now)
 }
 
 enum Lookup {
@@ -58,7 +59,11 @@ async fn fetch(
     .await?
     .map_err(ApiError::storage(Operation::Read))?
     .ok_or_else(|| ApiError::member_not_found(asked))?;
-    let mut body = wire::member_json(&record, &validity(&state, &record), state.tz);
+    let mut body = wire::member_json(
+        &record,
+        &validity(&state, &record, state.clock.now()),
+        state.tz,
+    );
     body.insert("errno".into(), json!(Errno::Success.to_string()));
     body.insert("errmsg".into(), json!("Success"));
     Ok(HttpResponse::Ok().json(body))
@@ -98,13 +103,17 @@ async fn get_by_id(
 
 /// The `data` of every successful write: `new_id` and `qrcode_url` as in the
 /// seed, plus the member's status and end of validity.
-fn write_data(state: &AppState, record: &MemberRecord) -> serde_json::Map<String, Value> {
-    let validity = validity(state, record);
+fn write_data(
+    state: &AppState,
+    record: &MemberRecord,
+    now: DateTime<Utc>,
+) -> serde_json::Map<String, Value> {
+    let validity = validity(state, record, now);
     let mut data = serde_json::Map::new();
     data.insert("new_id".into(), json!(record.member.id.0));
     data.insert(
         "qrcode_url".into(),
-        json!(wire::qrcode_url(record.member.id.0, state.clock.now())),
+        json!(wire::qrcode_url(record.member.id.0, now)),
     );
     data.insert("status".into(), json!(validity.status.wire_name()));
     data.insert(
@@ -131,7 +140,7 @@ async fn create(
         .map_err(ApiError::storage(Operation::CreateMember))?;
     Ok(success(
         "Success",
-        Value::Object(write_data(&state, &record)),
+        Value::Object(write_data(&state, &record, now)),
     ))
 }
 
@@ -171,7 +180,7 @@ async fn patch(
             .await?
             .map_err(ApiError::storage(Operation::UpdateMember))
             .map_err(not_found)?;
-        let mut out = write_data(&state, &record);
+        let mut out = write_data(&state, &record, now);
         out.insert("updated".into(), json!(request.updated));
         out.insert("ignored".into(), json!(request.ignored));
         return Ok(success("Success", Value::Object(out)));
@@ -181,7 +190,7 @@ async fn patch(
         .await?
         .map_err(ApiError::storage(Operation::AddPayment))
         .map_err(not_found)?;
-    let mut out = write_data(&state, &receipt.record);
+    let mut out = write_data(&state, &receipt.record, now);
     out.insert("transaction_id".into(), json!(receipt.payment.id));
     out.insert("duplicate".into(), json!(receipt.duplicate));
     Ok(success("Success", Value::Object(out)))
