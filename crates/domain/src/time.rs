@@ -12,6 +12,14 @@ use chrono_tz::Tz;
 
 use crate::Invalid;
 
+/// Where the current time comes from. The domain never reads a clock; the
+/// layers that need "now" are given one of these (the server passes the
+/// system clock, tests a clock they move by hand).
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Now.
+    fn now(&self) -> DateTime<Utc>;
+}
+
 /// The default time zone of the space (XinCheJian, Shanghai).
 pub const DEFAULT_TIMEZONE: Tz = chrono_tz::Asia::Shanghai;
 
