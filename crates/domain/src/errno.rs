@@ -39,6 +39,8 @@ pub enum Errno {
     Internal,
     /// 1503: the service (typically the database) is unavailable right now; retry later.
     Unavailable,
+    /// 1997: the door hardware failed; the door was driven to locked.
+    DoorFault,
     /// 1998: incorrect number of seconds to open the door.
     BadSeconds,
     /// 1999: member not found.
@@ -47,7 +49,7 @@ pub enum Errno {
 
 impl Errno {
     /// Every errno, in numeric order (for documentation and tests).
-    pub const ALL: [Errno; 15] = [
+    pub const ALL: [Errno; 16] = [
         Errno::Success,
         Errno::MemberIncomplete,
         Errno::BadRequest,
@@ -61,6 +63,7 @@ impl Errno {
         Errno::PayloadTooLarge,
         Errno::Internal,
         Errno::Unavailable,
+        Errno::DoorFault,
         Errno::BadSeconds,
         Errno::MemberNotFound,
     ];
@@ -81,6 +84,7 @@ impl Errno {
             Errno::PayloadTooLarge => 1413,
             Errno::Internal => 1500,
             Errno::Unavailable => 1503,
+            Errno::DoorFault => 1997,
             Errno::BadSeconds => 1998,
             Errno::MemberNotFound => 1999,
         }
@@ -107,6 +111,7 @@ impl Errno {
             Errno::PayloadTooLarge => "Request body too large",
             Errno::Internal => "Internal error",
             Errno::Unavailable => "Service temporarily unavailable",
+            Errno::DoorFault => "The door hardware failed; the door is locked",
             Errno::BadSeconds => "Incorrect number of seconds",
             Errno::MemberNotFound => "Member not found",
         }

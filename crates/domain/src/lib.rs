@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod errno;
 pub mod ids;
 pub mod member;
