@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod access;
 mod api_keys;
 pub mod connection;
 pub mod credentials;

@@ -28,6 +28,8 @@ pub struct MemberRecord {
     pub member: Member,
     /// Every payment, by `paidTime` then recording order.
     pub payments: Vec<Payment>,
+    /// The instants of every granted entry at the door, oldest first.
+    pub entries: Vec<DateTime<Utc>>,
 }
 
 impl MemberRecord {
@@ -77,8 +79,8 @@ fn find_row(
     Ok(row)
 }
 
-/// A member and their payments in one statement (one read transaction):
-/// `members LEFT JOIN payments`, one row per payment.
+/// A member and their payments in one statement (`members LEFT JOIN
+/// payments`, one row per payment), then their entries at the door.
 fn load_record(
     conn: &mut AnyConnection,
     key: MemberKey<'_>,
@@ -104,7 +106,12 @@ fn load_record(
         .chain(rows.filter_map(|(_, p)| p))
         .map(PaymentRow::into_domain)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Some(MemberRecord { member, payments }))
+    let entries = crate::access::member_entries(conn, member.id)?;
+    Ok(Some(MemberRecord {
+        member,
+        payments,
+        entries,
+    }))
 }
 
 /// Refuses an openid, nickname or card another member (not `except`) already holds.

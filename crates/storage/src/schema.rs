@@ -56,5 +56,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    access_events (id) {
+        id -> BigInt,
+        at -> BigInt,
+        door -> Text,
+        method -> Text,
+        outcome -> Text,
+        reason -> Text,
+        member_id -> Nullable<BigInt>,
+        api_key_id -> Nullable<BigInt>,
+        detail -> Text,
+    }
+}
+
 diesel::joinable!(payments -> members (member_id));
-diesel::allow_tables_to_appear_in_same_query!(members, payments, api_keys, write_lock);
+diesel::allow_tables_to_appear_in_same_query!(
+    members,
+    payments,
+    api_keys,
+    write_lock,
+    access_events
+);

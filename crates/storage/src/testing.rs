@@ -69,6 +69,24 @@ impl TestDatabase {
     pub fn is_postgres(&self) -> bool {
         matches!(self.cleanup, Cleanup::Postgres { .. })
     }
+
+    /// Runs SQL on a connection of its own, outside any store (for tests
+    /// that damage the database on purpose).
+    pub fn execute(&self, sql: &str) -> Result<(), StorageError> {
+        match crate::connection::Target::parse(&self.url)? {
+            crate::connection::Target::Sqlite(path) => {
+                let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy())
+                    .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+                conn.batch_execute(sql)?;
+            }
+            crate::connection::Target::Postgres(url) => {
+                let mut conn = PgConnection::establish(&url)
+                    .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+                conn.batch_execute(sql)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Drop for TestDatabase {

@@ -406,3 +406,91 @@ fn a_bad_url_is_refused_clearly() {
     assert!(matches!(err, StorageError::BadUrl(_)));
     assert!(!err.to_string().contains("pw@"));
 }
+
+#[test]
+fn the_access_log_pages_newest_first_and_feeds_member_entries() {
+    use zhima_domain::access::{AccessMethod, NewAccessEvent, Outcome};
+    use zhima_storage::access::EventQuery;
+
+    let (_db, store) = store();
+    let id = store
+        .create_member(&new_member("o-door", "Door"), None, now())
+        .unwrap()
+        .member
+        .id;
+    let (key, _) = store
+        .create_api_key("door-station", &Scopes::parse("door:open").unwrap(), now())
+        .unwrap();
+    let at = |minutes: i64| now() + Duration::minutes(minutes);
+    let mut recorded = Vec::new();
+    for i in 0..7 {
+        let event =
+            NewAccessEvent::new(at(i), "front", AccessMethod::Qr, Outcome::Granted, "qr_ok")
+                .for_member(id)
+                .detail(format!("entry {i}"));
+        recorded.push(store.record_access(&event).unwrap());
+    }
+    let refused = NewAccessEvent::new(
+        at(8),
+        "front",
+        AccessMethod::Api,
+        Outcome::Refused,
+        "bad_seconds",
+    )
+    .by_key(key.id);
+    let refused = store.record_access(&refused).unwrap();
+    let held = NewAccessEvent::new(
+        at(9),
+        "front",
+        AccessMethod::Door,
+        Outcome::Event,
+        "door_held_open",
+    );
+    store.record_access(&held).unwrap();
+    assert_eq!(store.access_event_count().unwrap(), 9);
+
+    // newest first, in pages
+    let page = |since, before, limit| {
+        store
+            .access_events(EventQuery {
+                since,
+                before,
+                limit,
+            })
+            .unwrap()
+    };
+    let first = page(None, None, 4);
+    assert_eq!(
+        first
+            .iter()
+            .map(|e| e.event.reason.as_str())
+            .collect::<Vec<_>>(),
+        ["door_held_open", "bad_seconds", "qr_ok", "qr_ok"]
+    );
+    assert_eq!(first[1], refused, "read back as written");
+    let second = page(None, Some(first[3].id), 4);
+    assert_eq!(
+        second
+            .iter()
+            .map(|e| e.event.detail.as_str())
+            .collect::<Vec<_>>(),
+        ["entry 4", "entry 3", "entry 2", "entry 1"]
+    );
+    let third = page(None, Some(second[3].id), 4);
+    assert_eq!(third.len(), 1);
+    assert_eq!(third[0], recorded[0]);
+    // since is inclusive, in whole seconds
+    let recent = page(Some(at(6)), None, 100);
+    assert_eq!(recent.len(), 3);
+    assert!(page(Some(at(10)), None, 100).is_empty());
+
+    // the member's granted entries come with the member
+    let record = store.member(MemberKey::Id(id)).unwrap().unwrap();
+    assert_eq!(record.entries, (0..7).map(at).collect::<Vec<_>>());
+
+    // an event naming a member or key that does not exist is refused
+    let ghost = NewAccessEvent::new(at(1), "front", AccessMethod::Rfid, Outcome::Granted, "x")
+        .for_member(zhima_domain::ids::MemberId(987_654));
+    assert!(store.record_access(&ghost).is_err());
+    assert_eq!(store.access_event_count().unwrap(), 9);
+}

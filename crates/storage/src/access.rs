@@ -1,0 +1,143 @@
+//! The access log.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use zhima_domain::access::{AccessEvent, AccessMethod, NewAccessEvent, Outcome};
+use zhima_domain::ids::MemberId;
+
+use crate::connection::AnyConnection;
+use crate::rows::{instant, secs};
+use crate::schema::access_events;
+use crate::{StorageError, Store};
+
+/// The most events one page may hold.
+pub const PAGE_MAX: u32 = 500;
+
+/// Which events to list: newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Only events at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only events older than this ID (the cursor of the previous page).
+    pub before: Option<i64>,
+    /// At most this many (capped at [`PAGE_MAX`]).
+    pub limit: u32,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = access_events)]
+struct EventRow {
+    id: i64,
+    at: i64,
+    door: String,
+    method: String,
+    outcome: String,
+    reason: String,
+    member_id: Option<i64>,
+    api_key_id: Option<i64>,
+    detail: String,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = access_events)]
+struct NewEventRow<'a> {
+    at: i64,
+    door: &'a str,
+    method: &'static str,
+    outcome: &'static str,
+    reason: &'a str,
+    member_id: Option<i64>,
+    api_key_id: Option<i64>,
+    detail: &'a str,
+}
+
+impl EventRow {
+    fn into_domain(self) -> Result<AccessEvent, StorageError> {
+        let id = self.id;
+        let corrupt = |e: zhima_domain::Invalid| StorageError::Corrupt {
+            table: "access_events",
+            id,
+            reason: e.to_string(),
+        };
+        Ok(AccessEvent {
+            id,
+            event: NewAccessEvent {
+                at: instant("access_events", id, self.at)?,
+                door: self.door,
+                method: AccessMethod::parse(&self.method).map_err(corrupt)?,
+                outcome: Outcome::parse(&self.outcome).map_err(corrupt)?,
+                reason: self.reason,
+                member: self.member_id.map(MemberId),
+                api_key: self.api_key_id,
+                detail: self.detail,
+            },
+        })
+    }
+}
+
+/// The instants of a member's granted entries, oldest first.
+pub(crate) fn member_entries(
+    conn: &mut AnyConnection,
+    member: MemberId,
+) -> Result<Vec<DateTime<Utc>>, StorageError> {
+    let at: Vec<i64> = access_events::table
+        .select(access_events::at)
+        .filter(access_events::member_id.eq(member.0))
+        .filter(access_events::outcome.eq(Outcome::Granted.as_str()))
+        .order(access_events::at.asc())
+        .load(conn)?;
+    at.into_iter()
+        .map(|s| instant("access_events", member.0, s))
+        .collect()
+}
+
+impl Store {
+    /// Appends an event to the access log (in its own transaction, committed
+    /// before this returns: call it before the door moves).
+    pub fn record_access(&self, event: &NewAccessEvent) -> Result<AccessEvent, StorageError> {
+        let row = NewEventRow {
+            at: secs(event.at),
+            door: &event.door,
+            method: event.method.as_str(),
+            outcome: event.outcome.as_str(),
+            reason: &event.reason,
+            member_id: event.member.map(|m| m.0),
+            api_key_id: event.api_key,
+            detail: &event.detail,
+        };
+        self.write(|conn| {
+            let id: i64 = diesel::insert_into(access_events::table)
+                .values(&row)
+                .returning(access_events::id)
+                .get_result(conn)?;
+            Ok(AccessEvent {
+                id,
+                event: event.clone(),
+            })
+        })
+    }
+
+    /// Events, newest first (by recording order).
+    pub fn access_events(&self, query: EventQuery) -> Result<Vec<AccessEvent>, StorageError> {
+        let mut conn = self.conn()?;
+        let mut select = access_events::table
+            .select(EventRow::as_select())
+            .order(access_events::id.desc())
+            .limit(i64::from(query.limit.clamp(1, PAGE_MAX)))
+            .into_boxed();
+        if let Some(since) = query.since {
+            select = select.filter(access_events::at.ge(secs(since)));
+        }
+        if let Some(before) = query.before {
+            select = select.filter(access_events::id.lt(before));
+        }
+        let rows: Vec<EventRow> = select.load(&mut *conn)?;
+        rows.into_iter().map(EventRow::into_domain).collect()
+    }
+
+    /// How many events the log holds.
+    pub fn access_event_count(&self) -> Result<i64, StorageError> {
+        let mut conn = self.conn()?;
+        Ok(access_events::table.count().get_result(&mut *conn)?)
+    }
+}
