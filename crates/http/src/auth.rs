@@ -75,6 +75,20 @@ impl RequiredScope for MemberWrite {
     const SCOPE: Scope = Scope::MemberWrite;
 }
 
+/// `door:open`.
+#[derive(Debug)]
+pub struct DoorOpen;
+impl RequiredScope for DoorOpen {
+    const SCOPE: Scope = Scope::DoorOpen;
+}
+
+/// `admin`.
+#[derive(Debug)]
+pub struct Admin;
+impl RequiredScope for Admin {
+    const SCOPE: Scope = Scope::Admin;
+}
+
 /// An extractor that succeeds only for a live API key holding scope `S`:
 /// 401 (errno 1401) without a key or with an unknown or revoked one, 403
 /// (errno 1403) with a key lacking the scope.

@@ -137,7 +137,7 @@ pub fn http_status(errno: Errno) -> StatusCode {
         Errno::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         Errno::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Errno::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        Errno::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Errno::Unavailable | Errno::DoorFault => StatusCode::SERVICE_UNAVAILABLE,
         Errno::Success
         | Errno::MemberIncomplete
         | Errno::BadRequest

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod door;
 pub mod error;
 mod members;
 pub mod wire;
@@ -9,7 +10,6 @@ pub mod wire;
 use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use zhima_domain::plan::Plans;
 use zhima_domain::Errno;
@@ -17,12 +17,7 @@ use zhima_storage::Store;
 
 use crate::error::ApiError;
 
-/// Where the current time comes from (the server passes the system clock;
-/// tests may pass another).
-pub trait Clock: Send + Sync + std::fmt::Debug {
-    /// Now.
-    fn now(&self) -> DateTime<Utc>;
-}
+pub use zhima_domain::time::Clock;
 
 /// What every handler can reach.
 #[derive(Debug)]
@@ -37,6 +32,19 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Recently verified API keys.
     pub key_cache: auth::KeyCache,
+    /// The door this server drives.
+    pub door: DoorState,
+}
+
+/// The door and its settings.
+#[derive(Debug)]
+pub struct DoorState {
+    /// The controller (timing rules over the driver).
+    pub controller: zhima_door_hardware::DoorController,
+    /// The door's name in the access log (`door.name`).
+    pub name: String,
+    /// The most seconds `POST /open/seconds` accepts (`door.max_unlock_secs`).
+    pub max_unlock_secs: u32,
 }
 
 /// A resource whose unsupported methods answer 405 with the envelope.
@@ -53,6 +61,7 @@ pub(crate) fn resource(path: &str) -> actix_web::Resource {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz").route(web::get().to(health)));
     members::config(cfg);
+    door::config(cfg);
 }
 
 /// The answer for a path no route matches: 404 with the envelope (errno 1404).

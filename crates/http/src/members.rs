@@ -29,7 +29,7 @@ fn validity(state: &AppState, record: &MemberRecord, now: DateTime<Utc>) -> Vali
     let history = History {
         deactivated: record.member.deactivated_at.is_some(),
         payments: &record.payments,
-        entries: &[],
+        entries: &record.entries,
     };
     evaluate(history, &state.plans, state.tz, now)
 }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::{json, Map, Value};
+use zhima_domain::access::{last_active, AccessEvent};
 use zhima_domain::ids::{Gender, NickName, OpenId, Rfid};
 use zhima_domain::member::{
     MemberChange, NewMember, NewPayment, PaymentInput, Profile, UpdatableField,
@@ -338,6 +339,7 @@ pub fn member_json(record: &MemberRecord, validity: &Validity, tz: Tz) -> Object
     let m = &record.member;
     let ts = |t: DateTime<Utc>| format_local_timestamp(t, tz);
     let latest = record.latest_payment();
+    let active = last_active(&record.payments, &record.entries);
     let payment_info = match latest {
         Some(p) => json!({
             "paidTime": ts(p.paid_at),
@@ -365,8 +367,8 @@ pub fn member_json(record: &MemberRecord, validity: &Validity, tz: Tz) -> Object
         "memberInfo": {
             "createTime": ts(m.created_at),
             "lastUpdate": ts(m.updated_at),
-            "lastActiveTime": latest.map_or(String::new(), |p| ts(p.paid_at)),
-            "lastActiveType": latest.map_or(String::new(), |p| format!("Paid {}", p.pay_type)),
+            "lastActiveTime": active.as_ref().map_or(String::new(), |(at, _)| ts(*at)),
+            "lastActiveType": active.map_or(String::new(), |(_, what)| what),
             "expireTime": validity.valid_until.map_or(String::new(), ts),
             "tags": m.tags.names(),
             "memo": m.profile.memo,
@@ -377,6 +379,30 @@ pub fn member_json(record: &MemberRecord, validity: &Validity, tz: Tz) -> Object
         Value::Object(map) => map,
         _ => Object::new(),
     }
+}
+
+/// An instant as RFC 3339 in the space's time zone, to the millisecond
+/// (`2018-03-12T20:00:03.000+08:00`).
+pub fn precise_time(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz)
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
+}
+
+/// One access-log event on the wire.
+pub fn access_event(e: &AccessEvent, tz: Tz) -> Value {
+    let ev = &e.event;
+    json!({
+        "id": e.id,
+        "time": format_local_timestamp(ev.at, tz),
+        "at": ev.at.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+        "door": ev.door,
+        "method": ev.method.as_str(),
+        "outcome": ev.outcome.as_str(),
+        "reason": ev.reason,
+        "memberId": ev.member.map(|m| m.0),
+        "apiKeyId": ev.api_key,
+        "detail": ev.detail,
+    })
 }
 
 #[cfg(test)]

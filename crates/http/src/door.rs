@@ -1,0 +1,246 @@
+//! The door API (seed section 9) and the access log.
+//!
+//! Order of work for an unlock: authenticate, check the body, write the
+//! access event, then move the door. A crash before the event is written
+//! leaves nothing; a crash after it leaves a logged grant and a door the
+//! controller (or the next start) locks.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Map, Value};
+use zhima_domain::access::{unlock_seconds, AccessEvent, AccessMethod, NewAccessEvent, Outcome};
+use zhima_domain::time::parse_local_timestamp;
+use zhima_domain::Errno;
+use zhima_door_hardware::DoorError;
+use zhima_storage::access::{EventQuery, PAGE_MAX};
+
+use crate::auth::{Admin, Authorized, DoorOpen};
+use crate::error::{success, ApiError, Operation};
+use crate::{body, wire, AppState};
+
+/// The events page size when `limit` is not given.
+pub const DEFAULT_PAGE: u32 = 50;
+
+/// Routes of the door and the access log.
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(crate::resource("/api/v1.0/open/seconds").route(web::post().to(open_seconds)))
+        .service(crate::resource("/api/v1.0/entries").route(web::get().to(entries)));
+}
+
+/// Writes an event to the access log on a blocking thread.
+pub async fn record(state: &AppState, event: NewAccessEvent) -> Result<AccessEvent, ApiError> {
+    let store = state.store.clone();
+    web::block(move || store.record_access(&event))
+        .await?
+        .map_err(ApiError::storage(Operation::Read))
+}
+
+/// Why a body does not say how long to open: the text after
+/// "Incorrect call to open the door: ".
+fn seconds_from(body: &Map<String, Value>, max: u32) -> Result<Duration, String> {
+    let allowed = format!("seconds must be a JSON integer from 1 to {max}");
+    if let Some(extra) = body.keys().find(|k| k.as_str() != "seconds") {
+        return Err(format!("{allowed}; unexpected field {extra:?}"));
+    }
+    let got = match body.get("seconds") {
+        None => return Err(format!("{allowed}; it is missing")),
+        Some(Value::Number(n)) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => i128::from(i),
+            (None, Some(u)) => i128::from(u),
+            (None, None) => return Err(format!("{allowed}; got {n}, not an integer")),
+        },
+        Some(Value::String(_)) => return Err(format!("{allowed}; got a string")),
+        Some(Value::Bool(_)) => return Err(format!("{allowed}; got a boolean")),
+        Some(Value::Null) => return Err(format!("{allowed}; got null")),
+        Some(_) => return Err(format!("{allowed}; got a list or an object")),
+    };
+    unlock_seconds(got, max).map_err(|_| format!("{allowed}; got {got}"))
+}
+
+/// `POST /api/v1.0/open/seconds` `{"seconds": N}` (scope `door:open`):
+/// answers once the door has locked again.
+async fn open_seconds(
+    auth: Authorized<DoorOpen>,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let door = &state.door;
+    let max = door.max_unlock_secs;
+    let event = |outcome, reason: &str| {
+        NewAccessEvent::new(
+            state.clock.now(),
+            &door.name,
+            AccessMethod::Api,
+            outcome,
+            reason,
+        )
+        .by_key(auth.key.id)
+    };
+    let asked = match body::json_object(&req, payload).await {
+        Ok(body) => seconds_from(&body, max),
+        Err(e) if e.errno == Errno::BadRequest => Err(format!(
+            "seconds must be a JSON integer from 1 to {max}; {}",
+            e.message
+        )),
+        Err(e) => Err(e.message),
+    };
+    let seconds = match asked {
+        Ok(s) => s,
+        Err(reason) => {
+            let refusal = event(Outcome::Refused, "bad_seconds").detail(reason.clone());
+            if let Err(e) = record(&state, refusal).await {
+                tracing::warn!(errno = %e.errno, "could not log a refused door request");
+            }
+            return Err(ApiError::new(
+                Errno::BadSeconds,
+                format!("Incorrect call to open the door: {reason}"),
+            ));
+        }
+    };
+    let grant = event(Outcome::Granted, "api_unlock").detail(format!(
+        "{} s by API key {}",
+        seconds.as_secs(),
+        auth.key.name
+    ));
+    record(&state, grant).await?;
+    match door.controller.unlock(seconds).await {
+        Ok(opened) => Ok(success(
+            "Door is now closed",
+            json!({
+                "seconds": seconds.as_secs(),
+                "unlockedAt": wire::precise_time(opened.unlocked_at, state.tz),
+                "lockedAt": wire::precise_time(opened.locked_at, state.tz),
+                "extended": opened.extended,
+            }),
+        )),
+        Err(DoorError::Stopped) => Err(ApiError::new(
+            Errno::Unavailable,
+            "the server is stopping; the door is locked",
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "door unlock failed");
+            Err(ApiError::new(Errno::DoorFault, Errno::DoorFault.meaning()))
+        }
+    }
+}
+
+/// `GET /api/v1.0/entries?since=YYYYMMDDHHMM&limit=N&before=ID` (scope
+/// `admin`): the access log, newest first. `data.next` is the `before` of
+/// the next page, or null on the last one.
+async fn entries(
+    _auth: Authorized<Admin>,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let params = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map_err(|_| ApiError::new(Errno::BadRequest, "the query string is malformed"))?
+        .into_inner();
+    if let Some(unknown) = params
+        .keys()
+        .find(|k| !["since", "limit", "before"].contains(&k.as_str()))
+    {
+        return Err(ApiError::bad_field(
+            unknown,
+            "unknown parameter; use since, limit and before",
+        ));
+    }
+    let since = params
+        .get("since")
+        .map(|s| parse_local_timestamp(s, state.tz))
+        .transpose()
+        .map_err(|e| ApiError::bad_field("since", e))?;
+    let limit = match params.get("limit") {
+        None => DEFAULT_PAGE,
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=PAGE_MAX).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_field("limit", format!("a whole number from 1 to {PAGE_MAX}"))
+            })?,
+    };
+    let before = params
+        .get("before")
+        .map(|b| b.parse::<i64>().ok().filter(|n| *n > 0))
+        .map(|b| b.ok_or_else(|| ApiError::bad_field("before", "an event id from data.next")))
+        .transpose()?;
+    let query = EventQuery {
+        since,
+        before,
+        limit,
+    };
+    let st = state.clone();
+    let events = web::block(move || st.store.access_events(query))
+        .await?
+        .map_err(ApiError::storage(Operation::Read))?;
+    let next = (events.len() == limit as usize)
+        .then(|| events.last().map(|e| e.id))
+        .flatten();
+    let events: Vec<Value> = events
+        .iter()
+        .map(|e| wire::access_event(e, state.tz))
+        .collect();
+    Ok(success(
+        "Success",
+        json!({ "events": events, "next": next }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(text: &str) -> Map<String, Value> {
+        match serde_json::from_str(text).unwrap() {
+            Value::Object(m) => m,
+            _ => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn only_a_whole_number_in_range_opens() {
+        assert_eq!(
+            seconds_from(&body(r#"{"seconds": 3}"#), 30),
+            Ok(Duration::from_secs(3))
+        );
+        assert_eq!(
+            seconds_from(&body(r#"{"seconds": 30}"#), 30),
+            Ok(Duration::from_secs(30))
+        );
+        for (text, says) in [
+            (r#"{"seconds": "3"}"#, "got a string"),
+            (r#"{"seconds": 3.0}"#, "not an integer"),
+            (r#"{"seconds": 2.5}"#, "not an integer"),
+            (r#"{"seconds": true}"#, "got a boolean"),
+            (r#"{"seconds": null}"#, "got null"),
+            (r#"{"seconds": [3]}"#, "a list or an object"),
+            (r#"{"seconds": -1}"#, "got -1"),
+            (r#"{"seconds": 0}"#, "got 0"),
+            (r#"{"seconds": 31}"#, "got 31"),
+            (r#"{"seconds": 99998}"#, "got 99998"),
+            (
+                r#"{"seconds": 18446744073709551615}"#,
+                "got 18446744073709551615",
+            ),
+            (r#"{"seconds": 1e400}"#, ""),
+            (r#"{}"#, "missing"),
+            (r#"{"seconds": 3, "door": "back"}"#, "unexpected field"),
+        ] {
+            let Ok(map) = serde_json::from_str::<Value>(text).map(|v| match v {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            }) else {
+                continue; // not JSON at all: the handler refuses it before
+            };
+            let err = seconds_from(&map, 30).unwrap_err();
+            assert!(
+                err.starts_with("seconds must be a JSON integer from 1 to 30"),
+                "{text}: {err}"
+            );
+            assert!(err.contains(says), "{text}: {err}");
+        }
+    }
+}
