@@ -8,7 +8,9 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use chrono::{DateTime, Utc};
-use zhima_http::{AppState, Clock};
+use zhima_domain::access::{AccessMethod, NewAccessEvent, Outcome};
+use zhima_door_hardware::{DoorController, DoorDriver, DoorError, DoorEvent};
+use zhima_http::{AppState, Clock, DoorState};
 use zhima_storage::{StorageError, Store};
 
 use crate::settings::Settings;
@@ -29,6 +31,9 @@ pub enum StartError {
     /// The database could not be opened or migrated.
     #[error("database: {0}")]
     Storage(#[from] StorageError),
+    /// The door could not be driven to locked (or its driver cannot run here).
+    #[error("door: {0}")]
+    Door(#[from] DoorError),
     /// The address could not be bound.
     #[error("http.bind {addr}: {source}")]
     Bind {
@@ -49,10 +54,66 @@ pub fn open_store(settings: &Settings) -> Result<Store, StorageError> {
     Ok(store)
 }
 
+/// Opens the configured door driver, which drives the relay to *locked*
+/// before it returns. The first thing `zhima serve` does.
+pub fn open_door(settings: &Settings) -> Result<Arc<dyn DoorDriver>, DoorError> {
+    let driver = zhima_door_hardware::open_driver(&settings.door.driver)?;
+    tracing::info!(driver = driver.name(), door = %settings.door.name, "door locked");
+    Ok(driver)
+}
+
+/// The access-log entry for something the door did on its own.
+pub fn door_event(door: &str, event: &DoorEvent) -> NewAccessEvent {
+    let outcome = match event {
+        DoorEvent::HeldOpen { .. } => Outcome::Event,
+        DoorEvent::Fault { .. } => Outcome::Fault,
+    };
+    NewAccessEvent::new(
+        event.at(),
+        door,
+        AccessMethod::Door,
+        outcome,
+        event.reason(),
+    )
+    .detail(event.detail())
+}
+
+/// Starts the door controller on `driver`. Door events go through a channel
+/// to a task that writes them to the access log (so the controller never
+/// waits for the database).
+fn start_door(
+    settings: &Settings,
+    driver: Arc<dyn DoorDriver>,
+    clock: Arc<dyn Clock>,
+    store: Store,
+) -> Result<DoorController, DoorError> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<NewAccessEvent>();
+    let name = settings.door.name.clone();
+    let controller = DoorController::start(
+        driver,
+        settings.door.rules,
+        clock,
+        Arc::new(move |event| {
+            let _ = tx.send(door_event(&name, &event));
+        }),
+    )?;
+    tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            let store = store.clone();
+            let written = tokio::task::spawn_blocking(move || store.record_access(&event)).await;
+            if !matches!(written, Ok(Ok(_))) {
+                tracing::error!("could not write a door event to the access log");
+            }
+        }
+    });
+    Ok(controller)
+}
+
 /// A built, bound, not yet running server.
 pub struct Application {
     port: u16,
     server: Server,
+    door: DoorController,
 }
 
 impl std::fmt::Debug for Application {
@@ -64,10 +125,24 @@ impl std::fmt::Debug for Application {
 }
 
 impl Application {
-    /// Opens and migrates the database, binds `http.bind` (port 0 picks a free
-    /// port), and builds the server.
+    /// Locks the door, opens and migrates the database, binds `http.bind`
+    /// (port 0 picks a free port), and builds the server. Call it inside a
+    /// tokio runtime (the door's timer runs there).
     pub fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Application, StartError> {
+        let driver = open_door(settings)?;
+        Application::build_with_door(settings, clock, driver)
+    }
+
+    /// As [`Application::build`], on a door driver the caller opened (and
+    /// locked) already; tests pass a simulated door they can inspect.
+    pub fn build_with_door(
+        settings: &Settings,
+        clock: Arc<dyn Clock>,
+        driver: Arc<dyn DoorDriver>,
+    ) -> Result<Application, StartError> {
+        driver.set_relay(zhima_door_hardware::Relay::Locked)?;
         let store = open_store(settings)?;
+        let door = start_door(settings, driver, clock.clone(), store.clone())?;
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartError::Bind {
             addr: settings.bind.clone(),
             source,
@@ -85,6 +160,11 @@ impl Application {
             tz: settings.timezone,
             clock,
             key_cache: Default::default(),
+            door: DoorState {
+                controller: door.clone(),
+                name: settings.door.name.clone(),
+                max_unlock_secs: settings.door.max_unlock_secs,
+            },
         });
         let mut server = HttpServer::new(move || {
             App::new()
@@ -93,6 +173,9 @@ impl Application {
                 .default_service(web::to(zhima_http::not_found))
         })
         .shutdown_timeout(10)
+        // SIGINT/SIGTERM are handled in run_until_stopped: the door locks
+        // first, then the server drains.
+        .disable_signals()
         // Blocking work (database calls) beyond the pool's connections would
         // only wait for one; more threads cost memory and thrash.
         .worker_max_blocking_threads(settings.store.pool_size.max(2) as usize);
@@ -106,7 +189,7 @@ impl Application {
                 source,
             })?
             .run();
-        Ok(Application { port, server })
+        Ok(Application { port, server, door })
     }
 
     /// The bound port.
@@ -114,8 +197,54 @@ impl Application {
         self.port
     }
 
-    /// Serves until the process is told to stop (SIGINT/SIGTERM).
+    /// The door controller (for `zhima door test` and tests).
+    pub fn door(&self) -> &DoorController {
+        &self.door
+    }
+
+    /// Serves until SIGINT or SIGTERM. On the signal the door locks at once
+    /// (requests waiting on an unlock are answered), then the server stops
+    /// accepting and finishes in-flight requests (up to 10 s). The door is
+    /// locked again when the server has stopped.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let handle = self.server.handle();
+        let door = self.door.clone();
+        let stopper = tokio::spawn(async move {
+            wait_for_stop_signal().await;
+            tracing::info!("stop signal: locking the door, then draining requests");
+            if let Err(e) = door.shutdown() {
+                tracing::error!(error = %e, "the door did not lock on shutdown");
+            }
+            handle.stop(true).await;
+        });
+        let served = self.server.await;
+        stopper.abort();
+        if let Err(e) = self.door.shutdown() {
+            tracing::error!(error = %e, "the door did not lock on shutdown");
+        }
+        served
+    }
+}
+
+async fn wait_for_stop_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
     }
 }

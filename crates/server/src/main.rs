@@ -8,8 +8,9 @@ use chrono::Utc;
 use clap::{Parser, Subcommand};
 use zhima_domain::ids::OpenId;
 use zhima_domain::scope::Scopes;
+use zhima_door_hardware::{lock_on_panic, LockOnDrop};
 use zhima_server::settings::Settings;
-use zhima_server::{open_store, Application, SystemClock};
+use zhima_server::{open_door, open_store, Application, SystemClock};
 
 /// zhima (芝麻开门): membership and door access for hackerspaces.
 #[derive(Debug, Parser)]
@@ -34,6 +35,22 @@ enum Command {
     /// Manage members.
     #[command(subcommand)]
     Member(MemberCommand),
+    /// Drive the configured door (wiring checks on the Pi).
+    #[command(subcommand)]
+    Door(DoorCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DoorCommand {
+    /// Unlock once for a few seconds through the configured driver, report
+    /// the switch, lock again. The unlock is written to the access log first.
+    Test {
+        /// How long to unlock (at most door.max_unlock_secs).
+        #[arg(long, default_value_t = 2)]
+        seconds: u32,
+    },
+    /// Drive the relay to locked and exit (for systemd's ExecStopPost).
+    Lock,
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +133,12 @@ fn init_logging(settings: &Settings) {
 fn run(command: Command, settings: &Settings) -> Result<(), Box<dyn std::error::Error>> {
     match command {
         Command::Serve => serve(settings),
+        Command::Door(DoorCommand::Lock) => {
+            open_door(settings)?;
+            println!("door {:?} is locked", settings.door.name);
+            Ok(())
+        }
+        Command::Door(DoorCommand::Test { seconds }) => door_test(settings, seconds),
         Command::Migrate => {
             let store = open_store(settings)?;
             println!(
@@ -186,14 +209,70 @@ fn run(command: Command, settings: &Settings) -> Result<(), Box<dyn std::error::
     }
 }
 
+fn door_test(settings: &Settings, seconds: u32) -> Result<(), Box<dyn std::error::Error>> {
+    use zhima_domain::access::{unlock_seconds, AccessMethod, NewAccessEvent, Outcome};
+    use zhima_door_hardware::{DoorController, DoorSwitch};
+
+    let want = unlock_seconds(i128::from(seconds), settings.door.max_unlock_secs)
+        .map_err(|e| format!("--seconds: {e}"))?;
+    let driver = open_door(settings)?;
+    lock_on_panic(driver.clone());
+    let _guard = LockOnDrop(driver.clone());
+    println!("driver {}: relay locked", driver.name());
+    let switch = |d: &dyn zhima_door_hardware::DoorDriver| match d.read_switch() {
+        Ok(DoorSwitch::Open) => "open".to_owned(),
+        Ok(DoorSwitch::Closed) => "closed".to_owned(),
+        Err(e) => format!("unreadable ({e})"),
+    };
+    println!("door switch: {}", switch(driver.as_ref()));
+    let store = open_store(settings)?;
+    let event = NewAccessEvent::new(
+        Utc::now(),
+        &settings.door.name,
+        AccessMethod::Manual,
+        Outcome::Granted,
+        "door_test",
+    )
+    .detail(format!("zhima door test --seconds {seconds}"));
+    store.record_access(&event)?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?
+        .block_on(async {
+            let controller = DoorController::start(
+                driver.clone(),
+                settings.door.rules,
+                Arc::new(SystemClock),
+                Arc::new(|e| eprintln!("door event: {}: {}", e.reason(), e.detail())),
+            )?;
+            println!("unlocking for {} s…", want.as_secs());
+            let opened = controller.unlock(want).await?;
+            println!(
+                "unlocked at {}, locked at {}",
+                opened.unlocked_at.to_rfc3339(),
+                opened.locked_at.to_rfc3339()
+            );
+            println!("door switch: {}", switch(driver.as_ref()));
+            Ok::<(), Box<dyn std::error::Error>>(())
+        })?;
+    Ok(())
+}
+
 fn serve(settings: &Settings) -> Result<(), Box<dyn std::error::Error>> {
+    // The door first: locked before the database, the port or anything else,
+    // and locked again if this process panics or returns.
+    let driver = open_door(settings)?;
+    lock_on_panic(driver.clone());
+    let _guard = LockOnDrop(driver.clone());
     actix_web::rt::System::new().block_on(async {
-        let app = Application::build(settings, Arc::new(SystemClock))?;
+        let app = Application::build_with_door(settings, Arc::new(SystemClock), driver)?;
         tracing::info!(
             bind = %settings.bind,
             port = app.port(),
             database = %zhima_storage::connection::redact_url(&settings.database_url),
             timezone = %settings.timezone,
+            door = %settings.door.name,
+            door_driver = app.door().driver_name(),
             "zhima is serving"
         );
         app.run_until_stopped().await?;

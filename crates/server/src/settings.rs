@@ -10,6 +10,7 @@ use serde::Deserialize;
 use zhima_domain::money::Fen;
 use zhima_domain::plan::{Grant, Plan, Plans};
 use zhima_domain::time::{parse_timezone, CalendarSpan};
+use zhima_door_hardware::{DoorRules, DriverConfig, DriverKind, PinConfig};
 use zhima_storage::StoreOptions;
 
 /// A configuration that cannot be used; the message names the key.
@@ -33,6 +34,8 @@ pub struct RawSettings {
     pub timezone: String,
     /// `[log]`
     pub log: LogSettings,
+    /// `[door]`
+    pub door: RawDoorSettings,
     /// `[plans."NAME"]`: overrides or additions to the standard plans.
     #[serde(default)]
     pub plans: BTreeMap<String, PlanSettings>,
@@ -69,6 +72,56 @@ pub struct LogSettings {
     /// `text` or `json`.
     pub format: String,
 }
+
+/// `[door]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDoorSettings {
+    /// `simulated` (default) or `rppal`.
+    pub driver: String,
+    /// The door's name in the access log.
+    pub name: String,
+    /// The most seconds one request may unlock for.
+    pub max_unlock_secs: u32,
+    /// Seconds after locking before an open door is reported as held open.
+    pub held_open_secs: u32,
+    /// `[door.pins]`
+    pub pins: RawPinSettings,
+}
+
+/// `[door.pins]`: BCM GPIO numbers and active levels.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPinSettings {
+    /// The relay.
+    pub relay: u8,
+    /// Whether a high relay pin releases the strike.
+    pub relay_active_high: bool,
+    /// The door-status switch (read with the internal pull-up).
+    pub switch: u8,
+    /// Whether the switch pin reads low when the door is open.
+    pub switch_open_low: bool,
+    /// Green LEDs.
+    pub green: Vec<u8>,
+    /// Red LEDs.
+    pub red: Vec<u8>,
+}
+
+/// Checked door settings.
+#[derive(Debug, Clone)]
+pub struct DoorSettings {
+    /// Which driver, which pins.
+    pub driver: DriverConfig,
+    /// The door's name in the access log.
+    pub name: String,
+    /// The controller's rules.
+    pub rules: DoorRules,
+    /// The most seconds `POST /open/seconds` accepts.
+    pub max_unlock_secs: u32,
+}
+
+/// The hard ceiling on `door.max_unlock_secs`: five minutes.
+pub const MAX_UNLOCK_CEILING: u32 = 300;
 
 /// `[plans."NAME"]`: every key optional when overriding a standard plan.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -108,6 +161,8 @@ pub struct Settings {
     pub log_level: String,
     /// Log as JSON lines.
     pub log_json: bool,
+    /// The door.
+    pub door: DoorSettings,
 }
 
 const DEFAULTS: &str = r#"
@@ -125,6 +180,20 @@ workers = 0
 [log]
 level = "info"
 format = "text"
+
+[door]
+driver = "simulated"
+name = "front"
+max_unlock_secs = 30
+held_open_secs = 60
+
+[door.pins]
+relay = 24
+relay_active_high = true
+switch = 27
+switch_open_low = true
+green = [14, 15]
+red = [18]
 "#;
 
 impl Settings {
@@ -153,7 +222,10 @@ impl Settings {
         let environment = config::Environment::with_prefix("ZHIMA")
             .prefix_separator("_")
             .separator("__")
-            .try_parsing(true);
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("door.pins.green")
+            .with_list_parse_key("door.pins.red");
         let environment = match env {
             Some(vars) => environment.source(Some(vars)),
             None => environment,
@@ -202,7 +274,9 @@ impl Settings {
             }
         };
         tracing_subscriber::EnvFilter::try_new(&raw.log.level).map_err(|e| bad("log.level", e))?;
+        let door = door(&raw.door)?;
         Ok(Settings {
+            door,
             store: StoreOptions {
                 pool_size: raw.database.pool_size,
                 connect_timeout: Duration::from_secs(raw.database.connect_timeout_secs),
@@ -217,6 +291,60 @@ impl Settings {
             log_json,
         })
     }
+}
+
+fn door(raw: &RawDoorSettings) -> Result<DoorSettings, SettingsError> {
+    let kind = match raw.driver.as_str() {
+        "simulated" => DriverKind::Simulated,
+        "rppal" => DriverKind::Rppal,
+        other => {
+            return Err(bad(
+                "door.driver",
+                format!("{other:?} is not \"simulated\" or \"rppal\""),
+            ))
+        }
+    };
+    let name_ok = !raw.name.is_empty()
+        && raw.name.len() <= 40
+        && raw
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !name_ok {
+        return Err(bad(
+            "door.name",
+            "1 to 40 letters, digits, '-' or '_' (e.g. front)",
+        ));
+    }
+    if !(1..=MAX_UNLOCK_CEILING).contains(&raw.max_unlock_secs) {
+        return Err(bad(
+            "door.max_unlock_secs",
+            format!("must be from 1 to {MAX_UNLOCK_CEILING}"),
+        ));
+    }
+    if !(1..=86_400).contains(&raw.held_open_secs) {
+        return Err(bad("door.held_open_secs", "must be from 1 to 86400"));
+    }
+    let p = &raw.pins;
+    let pins = PinConfig {
+        relay: p.relay,
+        relay_active_high: p.relay_active_high,
+        switch: p.switch,
+        switch_open_low: p.switch_open_low,
+        green: p.green.clone(),
+        red: p.red.clone(),
+    };
+    pins.check().map_err(|e| bad("door.pins", e))?;
+    Ok(DoorSettings {
+        driver: DriverConfig { kind, pins },
+        name: raw.name.clone(),
+        rules: DoorRules {
+            max_unlock: Duration::from_secs(u64::from(raw.max_unlock_secs)),
+            held_open_after: Duration::from_secs(u64::from(raw.held_open_secs)),
+            ..DoorRules::default()
+        },
+        max_unlock_secs: raw.max_unlock_secs,
+    })
 }
 
 /// The standard plans with the configured overrides, additions and removals.
@@ -359,6 +487,31 @@ mod tests {
         assert_eq!(s.timezone, chrono_tz::Asia::Shanghai);
         assert_eq!(s.plans, Plans::standard());
         assert!(!s.log_json);
+        assert_eq!(s.door.driver.kind, DriverKind::Simulated);
+        assert_eq!(s.door.driver.pins, PinConfig::default());
+        assert_eq!(s.door.name, "front");
+        assert_eq!(s.door.max_unlock_secs, 30);
+        assert_eq!(s.door.rules.max_unlock, Duration::from_secs(30));
+        assert_eq!(s.door.rules.held_open_after, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn door_settings_from_file_and_environment() {
+        let f = file("[door]\ndriver = \"rppal\"\nmax_unlock_secs = 10\n[door.pins]\nrelay = 17\nrelay_active_high = false\n");
+        let s = Settings::load_with_env(
+            Some(&f.0),
+            env(&[
+                ("ZHIMA_DOOR__PINS__GREEN", "5,6"),
+                ("ZHIMA_DOOR__NAME", "back-door"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.door.driver.kind, DriverKind::Rppal);
+        assert_eq!(s.door.driver.pins.relay, 17);
+        assert!(!s.door.driver.pins.relay_active_high);
+        assert_eq!(s.door.driver.pins.green, [5, 6]);
+        assert_eq!(s.door.name, "back-door");
+        assert_eq!(s.door.rules.max_unlock, Duration::from_secs(10));
     }
 
     #[test]
@@ -396,6 +549,22 @@ mod tests {
             ),
             (vec![("ZHIMA_DATABASE__POOL_SIZE", "many")], "pool_size"),
             (vec![("ZHIMA_LOG__FORMAT", "xml")], "log.format"),
+            (vec![("ZHIMA_DOOR__DRIVER", "gpio")], "door.driver"),
+            (vec![("ZHIMA_DOOR__NAME", "front door")], "door.name"),
+            (
+                vec![("ZHIMA_DOOR__MAX_UNLOCK_SECS", "99998")],
+                "door.max_unlock_secs",
+            ),
+            (
+                vec![("ZHIMA_DOOR__MAX_UNLOCK_SECS", "0")],
+                "door.max_unlock_secs",
+            ),
+            (
+                vec![("ZHIMA_DOOR__HELD_OPEN_SECS", "0")],
+                "door.held_open_secs",
+            ),
+            (vec![("ZHIMA_DOOR__PINS__SWITCH", "24")], "door.pins"),
+            (vec![("ZHIMA_DOOR__PINS__RELAY", "99")], "door.pins"),
         ];
         for (vars, key) in cases {
             let err = Settings::load_with_env(None, env(&vars))

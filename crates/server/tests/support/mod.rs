@@ -11,6 +11,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use zhima_domain::scope::Scopes;
+use zhima_door_hardware::SimulatedDoor;
 use zhima_http::Clock;
 use zhima_server::settings::Settings;
 use zhima_server::Application;
@@ -47,7 +48,10 @@ pub struct TestApp {
     pub read_key: String,
     pub write_key: String,
     pub door_key: String,
-    _db: TestDatabase,
+    pub admin_key: String,
+    /// The simulated door the server drives.
+    pub door: Arc<SimulatedDoor>,
+    pub db: TestDatabase,
 }
 
 /// 2018-03-12 20:00 in Shanghai: shortly after the seed's example payment.
@@ -73,7 +77,9 @@ pub async fn spawn_app_with(extra_env: &[(&str, &str)]) -> TestApp {
     }
     let settings = Settings::load_with_env(None, Some(env)).expect("settings");
     let clock = Arc::new(TestClock(AtomicI64::new(default_now().timestamp_micros())));
-    let app = Application::build(&settings, clock.clone()).expect("server builds");
+    let door = Arc::new(SimulatedDoor::new());
+    let app = Application::build_with_door(&settings, clock.clone(), door.clone())
+        .expect("server builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     actix_web::rt::spawn(app.run_until_stopped());
 
@@ -96,11 +102,13 @@ pub async fn spawn_app_with(extra_env: &[(&str, &str)]) -> TestApp {
         read_key: key_with("reader", "member:read"),
         write_key: key_with("writer", "member:write"),
         door_key: key_with("door", "door:open"),
+        admin_key: key_with("admin", "admin"),
+        door,
         address,
         client: reqwest::Client::new(),
         store,
         clock,
-        _db: db,
+        db,
     }
 }
 
