@@ -288,6 +288,23 @@ mod tests {
         ));
     }
 
+    #[cfg(all(
+        feature = "rppal",
+        not(any(target_arch = "arm", target_arch = "aarch64"))
+    ))]
+    #[test]
+    fn off_a_pi_the_rppal_driver_refuses_to_start() {
+        let cfg = DriverConfig {
+            kind: DriverKind::Rppal,
+            pins: PinConfig::default(),
+        };
+        let err = open_driver(&cfg).unwrap_err();
+        assert!(
+            matches!(&err, DoorError::NotAvailable { driver: "rppal", reason } if reason.contains("not a Raspberry Pi")),
+            "{err}"
+        );
+    }
+
     #[test]
     fn lock_on_drop_locks_while_a_panic_unwinds() {
         let door = Arc::new(SimulatedDoor::new());

@@ -1,0 +1,159 @@
+//! How long from a `POST /api/v1.0/open/seconds` reaching the application to
+//! the relay command in the simulated driver, over many unlocks.
+//!
+//! `cargo bench -p zhima-server --bench door_latency [-- UNLOCKS]`
+//!
+//! The service is called in-process (no socket), on the same code path as a
+//! real request: key check, body check, the access event committed to the
+//! database (a throwaway SQLite file, synchronous=FULL; or, when
+//! `TEST_ZHIMA_POSTGRES_URL` is set, a throwaway PostgreSQL database made
+//! through it), then the controller. The tokio
+//! clock is paused, so each 1-second hold ends as soon as nothing else is
+//! running: holds cost no wall time and the relay instants are real.
+//!
+//! Printed side by side, measured in the same run: committing one access
+//! event alone, which is the floor of the request-to-relay time.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a failure is a crash
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::test as atest;
+use actix_web::{web, App};
+use chrono::Utc;
+use zhima_domain::access::{AccessMethod, NewAccessEvent, Outcome};
+use zhima_domain::plan::Plans;
+use zhima_domain::scope::Scopes;
+use zhima_door_hardware::{DoorController, DoorRules, Relay, SimulatedDoor};
+use zhima_http::{AppState, DoorState};
+use zhima_server::SystemClock;
+use zhima_storage::testing::TestDatabase;
+use zhima_storage::{Store, StoreOptions};
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn micros(d: Duration) -> String {
+    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+}
+
+fn main() {
+    let unlocks: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(10_000);
+    let db = TestDatabase::new().unwrap();
+    let url = db.url().to_owned();
+    let store = Store::open(&url, &StoreOptions::default()).unwrap();
+    store.migrate().unwrap();
+    let (_, key) = store
+        .create_api_key(
+            &format!("bench-{}", std::process::id()),
+            &Scopes::parse("door:open").unwrap(),
+            Utc::now(),
+        )
+        .unwrap();
+
+    actix_web::rt::System::new().block_on(async move {
+        tokio::time::pause();
+        let door = Arc::new(SimulatedDoor::new());
+        let controller = DoorController::start(
+            door.clone(),
+            DoorRules::default(),
+            Arc::new(SystemClock),
+            Arc::new(|_| {}),
+        )
+        .unwrap();
+        let state = web::Data::new(AppState {
+            store: store.clone(),
+            plans: Plans::standard(),
+            tz: zhima_domain::time::DEFAULT_TIMEZONE,
+            clock: Arc::new(SystemClock),
+            key_cache: Default::default(),
+            door: DoorState {
+                controller,
+                name: "bench".into(),
+                max_unlock_secs: 30,
+            },
+        });
+        let app = atest::init_service(
+            App::new()
+                .app_data(state.clone())
+                .configure(zhima_http::configure),
+        )
+        .await;
+
+        let mut to_relay = Vec::with_capacity(unlocks);
+        let started = Instant::now();
+        for i in 0..unlocks {
+            door.clear_history();
+            let req = atest::TestRequest::post()
+                .uri("/api/v1.0/open/seconds")
+                .insert_header(("Authorization", format!("Bearer {key}")))
+                .insert_header(("Content-Type", "application/json"))
+                .set_payload(r#"{"seconds": 1}"#)
+                .to_request();
+            let t0 = Instant::now();
+            let res = atest::call_service(&app, req).await;
+            assert!(res.status().is_success(), "request {i}: {}", res.status());
+            let released = door
+                .relay_transitions()
+                .into_iter()
+                .find(|(_, r)| *r == Relay::Unlocked)
+                .expect("the door unlocked")
+                .0;
+            to_relay.push(released - t0);
+        }
+        let wall = started.elapsed();
+        assert_eq!(door.relay(), Relay::Locked);
+
+        // the floor: one access event committed, nothing else
+        let mut write_only = Vec::with_capacity(unlocks);
+        for _ in 0..unlocks {
+            let e = NewAccessEvent::new(
+                Utc::now(),
+                "bench",
+                AccessMethod::Api,
+                Outcome::Granted,
+                "bench",
+            );
+            let st = store.clone();
+            let t0 = Instant::now();
+            web::block(move || st.record_access(&e))
+                .await
+                .unwrap()
+                .unwrap();
+            write_only.push(t0.elapsed());
+        }
+
+        to_relay.sort();
+        write_only.sort();
+        let backend = zhima_storage::connection::redact_url(&url);
+        println!("door latency, {unlocks} unlocks with zero-length holds ({backend})");
+        println!("| measure | p50 | p99 | max |");
+        println!("|---|---|---|---|");
+        for (name, v) in [
+            ("request reaches the app → relay command", &to_relay),
+            ("one access event committed (same run)", &write_only),
+        ] {
+            println!(
+                "| {name} | {} | {} | {} |",
+                micros(percentile(v, 0.5)),
+                micros(percentile(v, 0.99)),
+                micros(*v.last().unwrap())
+            );
+        }
+        println!(
+            "ratio p50 request→relay / commit alone: {:.2}",
+            percentile(&to_relay, 0.5).as_secs_f64() / percentile(&write_only, 0.5).as_secs_f64()
+        );
+        println!(
+            "{unlocks} unlocks in {:.1} s of wall time ({:.0} unlocks/s)",
+            wall.as_secs_f64(),
+            unlocks as f64 / wall.as_secs_f64()
+        );
+    });
+}

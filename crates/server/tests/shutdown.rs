@@ -1,0 +1,138 @@
+//! The real `zhima` binary: SIGTERM during an unlock locks the door at once,
+//! answers the waiting request, and exits cleanly.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failure is a test failure
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use zhima_storage::access::EventQuery;
+use zhima_storage::testing::TestDatabase;
+use zhima_storage::{Store, StoreOptions};
+
+const ZHIMA: &str = env!("CARGO_BIN_EXE_zhima");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn sigterm_during_an_unlock_locks_and_answers_at_once() {
+    let db = TestDatabase::new().unwrap();
+    let created = Command::new(ZHIMA)
+        .args([
+            "api-key",
+            "create",
+            "--name",
+            "door",
+            "--scopes",
+            "door:open",
+        ])
+        .env("ZHIMA_DATABASE__URL", db.url())
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let key = String::from_utf8(created.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+
+    let port = free_port();
+    let mut server = Command::new(ZHIMA)
+        .arg("serve")
+        .env("ZHIMA_DATABASE__URL", db.url())
+        .env("ZHIMA_HTTP__BIND", format!("127.0.0.1:{port}"))
+        .env("ZHIMA_HTTP__WORKERS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let up = Instant::now();
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(
+            up.elapsed() < Duration::from_secs(20),
+            "server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let request = tokio::spawn({
+        let client = client.clone();
+        let url = format!("{base}/api/v1.0/open/seconds");
+        async move {
+            let res = client
+                .post(url)
+                .bearer_auth(key)
+                .header("Content-Type", "application/json")
+                .body(r#"{"seconds": 20}"#)
+                .send()
+                .await
+                .unwrap();
+            (
+                res.status().as_u16(),
+                res.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    });
+    // wait until the unlock is logged (it is written just before the door moves)
+    let store = Store::open(db.url(), &StoreOptions::default()).unwrap();
+    let logged = Instant::now();
+    loop {
+        let events = store
+            .access_events(EventQuery {
+                since: None,
+                before: None,
+                limit: 10,
+            })
+            .unwrap();
+        if events.iter().any(|e| e.event.reason == "api_unlock") {
+            break;
+        }
+        assert!(
+            logged.elapsed() < Duration::from_secs(10),
+            "no unlock logged"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let signalled = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let (status, body) = tokio::time::timeout(Duration::from_secs(5), request)
+        .await
+        .expect("the waiting request is answered promptly")
+        .unwrap();
+    assert!(
+        signalled.elapsed() < Duration::from_secs(3),
+        "answered {:?} after SIGTERM, not after the 20 s unlock",
+        signalled.elapsed()
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["errno"], "1000", "{body}");
+    assert_eq!(body["errmsg"], "Door is now closed");
+
+    let exited = Instant::now();
+    loop {
+        if let Some(code) = server.try_wait().unwrap() {
+            assert!(code.success(), "exit status {code:?}");
+            break;
+        }
+        assert!(
+            exited.elapsed() < Duration::from_secs(15),
+            "server did not exit"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
