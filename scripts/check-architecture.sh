@@ -22,7 +22,7 @@ forbid zhima-domain diesel actix-web actix-rt tokio r2d2 rppal libsqlite3-sys pq
 # Only zhima-http and zhima-server know actix; nothing below http knows it.
 forbid zhima-storage actix-web tokio rppal
 forbid zhima-oauth actix-web rppal
-forbid zhima-door-hardware actix-web diesel
+forbid zhima-door-hardware actix-web diesel zhima-storage r2d2
 # Nothing depends on the server.
 for pkg in zhima-domain zhima-storage zhima-oauth zhima-door-hardware zhima-http; do
   forbid "$pkg" zhima-server
