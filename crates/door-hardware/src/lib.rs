@@ -129,7 +129,9 @@ pub enum DriverKind {
 }
 
 /// GPIO wiring, BCM numbering. The defaults are XinCheJian's front door.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// It is also the `[door.pins]` table of the server's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PinConfig {
     /// The relay pin (default 24).
     pub relay: u8,

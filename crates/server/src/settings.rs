@@ -85,26 +85,8 @@ pub struct RawDoorSettings {
     pub max_unlock_secs: u32,
     /// Seconds after locking before an open door is reported as held open.
     pub held_open_secs: u32,
-    /// `[door.pins]`
-    pub pins: RawPinSettings,
-}
-
-/// `[door.pins]`: BCM GPIO numbers and active levels.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawPinSettings {
-    /// The relay.
-    pub relay: u8,
-    /// Whether a high relay pin releases the strike.
-    pub relay_active_high: bool,
-    /// The door-status switch (read with the internal pull-up).
-    pub switch: u8,
-    /// Whether the switch pin reads low when the door is open.
-    pub switch_open_low: bool,
-    /// Green LEDs.
-    pub green: Vec<u8>,
-    /// Red LEDs.
-    pub red: Vec<u8>,
+    /// `[door.pins]`: BCM GPIO numbers and active levels.
+    pub pins: PinConfig,
 }
 
 /// Checked door settings.
@@ -325,15 +307,7 @@ fn door(raw: &RawDoorSettings) -> Result<DoorSettings, SettingsError> {
     if !(1..=86_400).contains(&raw.held_open_secs) {
         return Err(bad("door.held_open_secs", "must be from 1 to 86400"));
     }
-    let p = &raw.pins;
-    let pins = PinConfig {
-        relay: p.relay,
-        relay_active_high: p.relay_active_high,
-        switch: p.switch,
-        switch_open_low: p.switch_open_low,
-        green: p.green.clone(),
-        red: p.red.clone(),
-    };
+    let pins = raw.pins.clone();
     pins.check().map_err(|e| bad("door.pins", e))?;
     Ok(DoorSettings {
         driver: DriverConfig { kind, pins },

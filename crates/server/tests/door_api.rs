@@ -51,9 +51,9 @@ fn holds(app: &TestApp) -> Vec<Duration> {
     holds
 }
 
-/// Waits (up to 2 s) for an event the door's background task writes.
+/// Waits (up to 4 s) for an event the door's background task writes.
 async fn wait_for_event(app: &TestApp, reason: &str) -> zhima_domain::access::AccessEvent {
-    for _ in 0..200 {
+    for _ in 0..400 {
         if let Some(e) = events(app).into_iter().find(|e| e.event.reason == reason) {
             return e;
         }
@@ -385,4 +385,22 @@ async fn last_active_follows_the_latest_entry_or_payment() {
     let member = app.get("/api/v1.0/member/openid/o-active").await;
     assert_eq!(member.body["memberInfo"]["lastActiveTime"], "201803122100");
     assert_eq!(member.body["memberInfo"]["lastActiveType"], "Open the door");
+}
+
+#[actix_web::test]
+async fn a_door_left_open_after_locking_is_logged_once() {
+    let app = support::spawn_app_with(&[("ZHIMA_DOOR__HELD_OPEN_SECS", "1")]).await;
+    let answer = open(&app, Some(&app.door_key), br#"{"seconds": 1}"#).await;
+    expect_errno(&answer, "1000");
+    // someone props the door open after it locked
+    app.door.set_switch(zhima_door_hardware::DoorSwitch::Open);
+    let held = wait_for_event(&app, "door_held_open").await;
+    assert_eq!(held.event.outcome, Outcome::Event);
+    assert_eq!(held.event.method, AccessMethod::Door);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let count = reasons(&app)
+        .iter()
+        .filter(|r| *r == "door_held_open")
+        .count();
+    assert_eq!(count, 1, "reported once per episode");
 }
