@@ -39,6 +39,24 @@ pub enum Errno {
     Internal,
     /// 1503: the service (typically the database) is unavailable right now; retry later.
     Unavailable,
+    /// 1601: the scanned code is not a member code.
+    CodeUnreadable,
+    /// 1602: the code's signature does not match: forged or altered.
+    CodeForged,
+    /// 1603: the code was signed with a key this server does not know.
+    CodeUnknownKey,
+    /// 1604: the code is not valid yet.
+    CodeNotYetValid,
+    /// 1605: the code has expired.
+    CodeExpired,
+    /// 1606: the member has no valid membership, pass or entry now.
+    MemberNotOk,
+    /// 1607: the member is deactivated.
+    MemberDeactivated,
+    /// 1608: a 10 ENTRIES visitor's entry days are used up.
+    EntryDaysUsedUp,
+    /// 1609: no member holds this RFID card.
+    UnknownCard,
     /// 1997: the door hardware failed; the door was driven to locked.
     DoorFault,
     /// 1998: incorrect number of seconds to open the door.
@@ -49,7 +67,7 @@ pub enum Errno {
 
 impl Errno {
     /// Every errno, in numeric order (for documentation and tests).
-    pub const ALL: [Errno; 16] = [
+    pub const ALL: [Errno; 25] = [
         Errno::Success,
         Errno::MemberIncomplete,
         Errno::BadRequest,
@@ -63,6 +81,15 @@ impl Errno {
         Errno::PayloadTooLarge,
         Errno::Internal,
         Errno::Unavailable,
+        Errno::CodeUnreadable,
+        Errno::CodeForged,
+        Errno::CodeUnknownKey,
+        Errno::CodeNotYetValid,
+        Errno::CodeExpired,
+        Errno::MemberNotOk,
+        Errno::MemberDeactivated,
+        Errno::EntryDaysUsedUp,
+        Errno::UnknownCard,
         Errno::DoorFault,
         Errno::BadSeconds,
         Errno::MemberNotFound,
@@ -84,6 +111,15 @@ impl Errno {
             Errno::PayloadTooLarge => 1413,
             Errno::Internal => 1500,
             Errno::Unavailable => 1503,
+            Errno::CodeUnreadable => 1601,
+            Errno::CodeForged => 1602,
+            Errno::CodeUnknownKey => 1603,
+            Errno::CodeNotYetValid => 1604,
+            Errno::CodeExpired => 1605,
+            Errno::MemberNotOk => 1606,
+            Errno::MemberDeactivated => 1607,
+            Errno::EntryDaysUsedUp => 1608,
+            Errno::UnknownCard => 1609,
             Errno::DoorFault => 1997,
             Errno::BadSeconds => 1998,
             Errno::MemberNotFound => 1999,
@@ -111,6 +147,15 @@ impl Errno {
             Errno::PayloadTooLarge => "Request body too large",
             Errno::Internal => "Internal error",
             Errno::Unavailable => "Service temporarily unavailable",
+            Errno::CodeUnreadable => "This is not a member code",
+            Errno::CodeForged => "This code is not valid",
+            Errno::CodeUnknownKey => "This code was signed with an unknown key",
+            Errno::CodeNotYetValid => "This code is not valid yet",
+            Errno::CodeExpired => "This code has expired; show a fresh one",
+            Errno::MemberNotOk => "No valid membership, pass or entry today",
+            Errno::MemberDeactivated => "This membership is deactivated; please see the staff",
+            Errno::EntryDaysUsedUp => "All entry days are used up",
+            Errno::UnknownCard => "Unknown card",
             Errno::DoorFault => "The door hardware failed; the door is locked",
             Errno::BadSeconds => "Incorrect number of seconds",
             Errno::MemberNotFound => "Member not found",

@@ -8,6 +8,7 @@ pub mod member;
 pub mod membership;
 pub mod money;
 pub mod plan;
+pub mod qr;
 pub mod scope;
 pub mod tags;
 pub mod time;

@@ -145,6 +145,15 @@ pub fn http_status(errno: Errno) -> StatusCode {
         | Errno::MemberUpdateFailed
         | Errno::PaymentInsertFailed
         | Errno::BadSeconds
+        | Errno::CodeUnreadable
+        | Errno::CodeForged
+        | Errno::CodeUnknownKey
+        | Errno::CodeNotYetValid
+        | Errno::CodeExpired
+        | Errno::MemberNotOk
+        | Errno::MemberDeactivated
+        | Errno::EntryDaysUsedUp
+        | Errno::UnknownCard
         | Errno::MemberNotFound => StatusCode::OK,
     }
 }
