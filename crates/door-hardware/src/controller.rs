@@ -476,6 +476,12 @@ impl DoorController {
         }
     }
 
+    /// [`DoorController::request_unlock`] now (tokio's clock): unlocks or
+    /// extends, and returns at once without waiting for the door to lock.
+    pub fn start_unlock(&self, want: Duration) -> Result<Grant, DoorError> {
+        self.request_unlock(want, tokio_now())
+    }
+
     /// Unlocks for `want` (bounded by the rules) and answers once the door
     /// has locked again. Needs the timer task ([`DoorController::start`]).
     pub async fn unlock(&self, want: Duration) -> Result<Opened, DoorError> {

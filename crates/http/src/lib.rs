@@ -5,6 +5,7 @@ pub mod body;
 pub mod door;
 pub mod error;
 mod members;
+pub mod qr;
 pub mod wire;
 
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub key_cache: auth::KeyCache,
     /// The door this server drives.
     pub door: DoorState,
+    /// Member QR codes: keys, image links, scan settings.
+    pub qr: qr::QrState,
 }
 
 /// The door and its settings.
@@ -62,6 +65,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz").route(web::get().to(health)));
     members::config(cfg);
     door::config(cfg);
+    qr::config(cfg);
 }
 
 /// The answer for a path no route matches: 404 with the envelope (errno 1404).

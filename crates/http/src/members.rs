@@ -25,7 +25,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 }
 
 /// A member's validity at `now` (one instant per request).
-fn validity(state: &AppState, record: &MemberRecord, now: DateTime<Utc>) -> Validity {
+pub(crate) fn validity(state: &AppState, record: &MemberRecord, now: DateTime<Utc>) -> Validity {
     let history = History {
         deactivated: record.member.deactivated_at.is_some(),
         payments: &record.payments,
@@ -113,7 +113,7 @@ fn write_data(
     data.insert("new_id".into(), json!(record.member.id.0));
     data.insert(
         "qrcode_url".into(),
-        json!(wire::qrcode_url(record.member.id.0, now)),
+        json!(state.qr.image_url(record.member.id.0, now)),
     );
     data.insert("status".into(), json!(validity.status.wire_name()));
     data.insert(

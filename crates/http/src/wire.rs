@@ -324,15 +324,6 @@ pub fn update_request(data: &Object) -> Result<UpdateRequest, ApiError> {
     Ok(request)
 }
 
-/// `qrcode_url` as the original server formed it: `/images/XCJ_<id>.png?<unix time with fraction>`.
-pub fn qrcode_url(id: i64, now: DateTime<Utc>) -> String {
-    format!(
-        "/images/XCJ_{id}.png?{}.{:06}",
-        now.timestamp(),
-        now.timestamp_subsec_micros()
-    )
-}
-
 /// The Member JSON structure of the seed (section 2) with zhima's additions
 /// (`id`, `rfid`, `basicInfo.email`, `basicInfo.status`).
 pub fn member_json(record: &MemberRecord, validity: &Validity, tz: Tz) -> Object {
@@ -553,14 +544,5 @@ mod tests {
                 "CNYAmount"
             );
         }
-    }
-
-    #[test]
-    fn qrcode_urls() {
-        let t = DateTime::from_timestamp(1523680364, 626_984_400).unwrap();
-        assert_eq!(
-            qrcode_url(123574, t),
-            "/images/XCJ_123574.png?1523680364.626984"
-        );
     }
 }
