@@ -365,10 +365,7 @@ fn parse(code: &[u8]) -> Result<(QrPayload, &[u8], Signature), Refusal> {
 /// database.
 pub fn verify(code: &[u8], keys: &Keyring, now: DateTime<Utc>) -> Result<QrPayload, Refusal> {
     let (payload, signed, signature) = parse(code)?;
-    let key = keys
-        .keys
-        .get(&payload.key_id)
-        .ok_or(Refusal::UnknownKey)?;
+    let key = keys.keys.get(&payload.key_id).ok_or(Refusal::UnknownKey)?;
     key.verify_strict(signed, &signature)
         .map_err(|_| Refusal::BadSignature)?;
     if now < payload.valid_from {
@@ -389,9 +386,7 @@ pub fn admits(validity: &Validity) -> Result<(), Refusal> {
     match validity.status {
         MemberStatus::Ok => Ok(()),
         MemberStatus::Invalid => Err(Refusal::MemberDeactivated),
-        MemberStatus::NotOk if validity.entry_days_left == Some(0) => {
-            Err(Refusal::EntryDaysUsedUp)
-        }
+        MemberStatus::NotOk if validity.entry_days_left == Some(0) => Err(Refusal::EntryDaysUsedUp),
         MemberStatus::NotOk => Err(Refusal::MemberNotOk),
     }
 }
@@ -446,7 +441,11 @@ mod tests {
         assert!(code.starts_with("ZM1.1."));
         let p = verify(code.as_bytes(), &keyring(&[&s]), now).unwrap();
         assert_eq!(p.member, MemberId(123_574));
-        assert_eq!(p.valid_from, t("2024-03-01T12:00:00Z"), "floored to the minute");
+        assert_eq!(
+            p.valid_from,
+            t("2024-03-01T12:00:00Z"),
+            "floored to the minute"
+        );
         assert_eq!(p.valid_until, t("2024-09-01T12:00:00Z"));
         assert_eq!(p.issued_at, t("2024-03-01T12:00:00Z"));
         assert_eq!(p.key_id, s.key_id());

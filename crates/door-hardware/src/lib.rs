@@ -142,9 +142,37 @@ pub struct PinConfig {
     /// Whether the switch pin reads low when the door is open (default true).
     pub switch_open_low: bool,
     /// Green LED pins (default 14 and 15).
+    #[serde(deserialize_with = "pin_list")]
     pub green: Vec<u8>,
     /// Red LED pins (default 18).
+    #[serde(deserialize_with = "pin_list")]
     pub red: Vec<u8>,
+}
+
+/// A list of pins: a list, one number, or text such as `"14,15"` (from an
+/// environment variable).
+fn pin_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    use serde::de::Error as _;
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        Pins(Vec<u8>),
+        One(u8),
+        Text(String),
+    }
+    match <List as serde::Deserialize>::deserialize(d)? {
+        List::Pins(pins) => Ok(pins),
+        List::One(pin) => Ok(vec![pin]),
+        List::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse::<u8>()
+                    .map_err(|_| D::Error::custom(format!("{p:?} is not a pin number")))
+            })
+            .collect(),
+    }
 }
 
 impl Default for PinConfig {

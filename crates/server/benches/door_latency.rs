@@ -11,8 +11,13 @@
 //! clock is paused, so each 1-second hold ends as soon as nothing else is
 //! running: holds cost no wall time and the relay instants are real.
 //!
+//! The same for `POST /api/v1.0/door/scan` with a member's signed code
+//! (members with a paid month; each scan waits for the door to lock again,
+//! on the paused clock, so every scan releases the relay).
+//!
 //! Printed side by side, measured in the same run: committing one access
-//! event alone, which is the floor of the request-to-relay time.
+//! event alone, which is the floor of the request-to-relay time, and
+//! signed-code verifications per second on one core.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a failure is a crash
 
@@ -23,8 +28,13 @@ use actix_web::test as atest;
 use actix_web::{web, App};
 use chrono::Utc;
 use zhima_domain::access::{AccessMethod, NewAccessEvent, Outcome};
+use zhima_domain::ids::{NickName, OpenId, PayIndex};
+use zhima_domain::member::{NewMember, NewPayment, Profile};
+use zhima_domain::money::Fen;
 use zhima_domain::plan::Plans;
+use zhima_domain::qr::{self, KeyId, Keyring, Signer};
 use zhima_domain::scope::Scopes;
+use zhima_domain::tags::Tags;
 use zhima_door_hardware::{DoorController, DoorRules, Relay, SimulatedDoor};
 use zhima_http::{AppState, DoorState};
 use zhima_server::SystemClock;
@@ -39,6 +49,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn micros(d: Duration) -> String {
     format!("{:.0} µs", d.as_secs_f64() * 1e6)
 }
+
+const SEED: [u8; 32] = [7; 32];
+const MEMBERS: usize = 1000;
 
 fn main() {
     let unlocks: usize = std::env::args()
@@ -56,6 +69,49 @@ fn main() {
             Utc::now(),
         )
         .unwrap();
+
+    let now = Utc::now();
+    let mut member_ids = Vec::with_capacity(MEMBERS);
+    for i in 0..MEMBERS {
+        let new = NewMember {
+            openid: OpenId::parse(&format!("bench-{i}")).unwrap(),
+            nickname: NickName::parse(&format!("bench {i}")).unwrap(),
+            rfid: None,
+            tags: Tags::default_new_member(),
+            profile: Profile::default(),
+        };
+        let paid = NewPayment {
+            pay_index: PayIndex::parse(&format!("bench-pay-{i}")).unwrap(),
+            amount: Fen::parse_yuan("200").unwrap(),
+            pay_type: "1M MEMBERSHIP".into(),
+            paid_at: now,
+            until_days: None,
+        };
+        let record = store.create_member(&new, Some(&paid), now).unwrap();
+        member_ids.push(record.member.id);
+    }
+    let signer = Signer::from_seed(KeyId::parse("1").unwrap(), &SEED);
+    let mut keyring = Keyring::new();
+    keyring.insert(signer.key_id(), signer.verifying_key());
+    let until = now + chrono::Duration::days(28);
+    let codes: Vec<String> = member_ids
+        .iter()
+        .map(|id| qr::issue(&signer, *id, now, until))
+        .collect();
+    // signed-code verifications per second, one core
+    let verify_rounds = 20_000;
+    let t0 = Instant::now();
+    for i in 0..verify_rounds {
+        let code = &codes[i % codes.len()];
+        assert!(qr::verify(code.as_bytes(), &keyring, now).is_ok());
+    }
+    let verify_rate = verify_rounds as f64 / t0.elapsed().as_secs_f64();
+    let t0 = Instant::now();
+    for i in 0..verify_rounds {
+        std::hint::black_box(qr::issue(&signer, member_ids[i % MEMBERS], now, until));
+    }
+    let sign_rate = verify_rounds as f64 / t0.elapsed().as_secs_f64();
+    let scan_signer = Signer::from_seed(KeyId::parse("1").unwrap(), &SEED);
 
     actix_web::rt::System::new().block_on(async move {
         tokio::time::pause();
@@ -78,6 +134,14 @@ fn main() {
                 name: "bench".into(),
                 max_unlock_secs: 30,
             },
+            qr: zhima_http::qr::QrState::new(
+                scan_signer,
+                &SEED,
+                keyring,
+                chrono::Duration::days(365),
+                Duration::from_secs(3),
+                Duration::ZERO,
+            ),
         });
         let app = atest::init_service(
             App::new()
@@ -110,6 +174,31 @@ fn main() {
         let wall = started.elapsed();
         assert_eq!(door.relay(), Relay::Locked);
 
+        let mut scan_to_relay = Vec::with_capacity(unlocks);
+        for i in 0..unlocks {
+            door.clear_history();
+            let req = atest::TestRequest::post()
+                .uri("/api/v1.0/door/scan")
+                .insert_header(("Authorization", format!("Bearer {key}")))
+                .insert_header(("Content-Type", "application/json"))
+                .set_payload(format!(r#"{{"code": "{}"}}"#, codes[i % codes.len()]))
+                .to_request();
+            let t0 = Instant::now();
+            let res = atest::call_service(&app, req).await;
+            assert!(res.status().is_success(), "scan {i}: {}", res.status());
+            let body: serde_json::Value = atest::read_body_json(res).await;
+            assert_eq!(body["errno"], "1000", "scan {i}: {body}");
+            let released = door
+                .relay_transitions()
+                .into_iter()
+                .find(|(_, r)| *r == Relay::Unlocked)
+                .expect("the door unlocked")
+                .0;
+            scan_to_relay.push(released - t0);
+            // let the 3 s entry end (no wall time: the clock is paused)
+            tokio::time::sleep(Duration::from_secs(4)).await;
+        }
+
         // the floor: one access event committed, nothing else
         let mut write_only = Vec::with_capacity(unlocks);
         for _ in 0..unlocks {
@@ -130,13 +219,21 @@ fn main() {
         }
 
         to_relay.sort();
+        scan_to_relay.sort();
         write_only.sort();
         let backend = zhima_storage::connection::redact_url(&url);
         println!("door latency, {unlocks} unlocks with zero-length holds ({backend})");
         println!("| measure | p50 | p99 | max |");
         println!("|---|---|---|---|");
         for (name, v) in [
-            ("request reaches the app → relay command", &to_relay),
+            (
+                "POST /open/seconds reaches the app → relay command",
+                &to_relay,
+            ),
+            (
+                "POST /door/scan reaches the app → relay command",
+                &scan_to_relay,
+            ),
             ("one access event committed (same run)", &write_only),
         ] {
             println!(
@@ -151,7 +248,10 @@ fn main() {
             percentile(&to_relay, 0.5).as_secs_f64() / percentile(&write_only, 0.5).as_secs_f64()
         );
         println!(
-            "{unlocks} unlocks in {:.1} s of wall time ({:.0} unlocks/s)",
+            "signed-code verifications on one core: {verify_rate:.0}/s (signing: {sign_rate:.0}/s)"
+        );
+        println!(
+            "{unlocks} /open/seconds unlocks in {:.1} s of wall time ({:.0} unlocks/s)",
             wall.as_secs_f64(),
             unlocks as f64 / wall.as_secs_f64()
         );

@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+pub mod keys;
+mod scanner;
 pub mod settings;
 
 use std::net::TcpListener;
@@ -34,6 +36,9 @@ pub enum StartError {
     /// The door could not be driven to locked (or its driver cannot run here).
     #[error("door: {0}")]
     Door(#[from] DoorError),
+    /// The QR signing key could not be had.
+    #[error("{0}")]
+    Key(#[from] keys::KeyError),
     /// The address could not be bound.
     #[error("http.bind {addr}: {source}")]
     Bind {
@@ -141,6 +146,7 @@ impl Application {
         driver: Arc<dyn DoorDriver>,
     ) -> Result<Application, StartError> {
         driver.set_relay(zhima_door_hardware::Relay::Locked)?;
+        let qr = keys::qr_state(&settings.qr)?;
         let store = open_store(settings)?;
         let door = start_door(settings, driver, clock.clone(), store.clone())?;
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartError::Bind {
@@ -165,7 +171,11 @@ impl Application {
                 name: settings.door.name.clone(),
                 max_unlock_secs: settings.door.max_unlock_secs,
             },
+            qr,
         });
+        if let Some(source) = &settings.door.scanner {
+            scanner::start(source.clone(), state.clone());
+        }
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())

@@ -38,6 +38,16 @@ enum Command {
     /// Drive the configured door (wiring checks on the Pi).
     #[command(subcommand)]
     Door(DoorCommand),
+    /// Member QR codes.
+    #[command(subcommand)]
+    Qr(QrCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum QrCommand {
+    /// Print the key id and public key that verify this server's codes
+    /// (creating the signing key file if it does not exist yet).
+    PublicKey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,6 +149,15 @@ fn run(command: Command, settings: &Settings) -> Result<(), Box<dyn std::error::
             Ok(())
         }
         Command::Door(DoorCommand::Test { seconds }) => door_test(settings, seconds),
+        Command::Qr(QrCommand::PublicKey) => {
+            let state = zhima_server::keys::qr_state(&settings.qr)?;
+            println!(
+                "{} = \"{}\"",
+                state.signer.key_id(),
+                state.signer.public_key_hex()
+            );
+            Ok(())
+        }
         Command::Migrate => {
             let store = open_store(settings)?;
             println!(

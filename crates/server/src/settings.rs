@@ -9,6 +9,7 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 use zhima_domain::money::Fen;
 use zhima_domain::plan::{Grant, Plan, Plans};
+use zhima_domain::qr::{parse_hex32, KeyId, Keyring};
 use zhima_domain::time::{parse_timezone, CalendarSpan};
 use zhima_door_hardware::{DoorRules, DriverConfig, DriverKind, PinConfig};
 use zhima_storage::StoreOptions;
@@ -36,6 +37,8 @@ pub struct RawSettings {
     pub log: LogSettings,
     /// `[door]`
     pub door: RawDoorSettings,
+    /// `[qr]`
+    pub qr: RawQrSettings,
     /// `[plans."NAME"]`: overrides or additions to the standard plans.
     #[serde(default)]
     pub plans: BTreeMap<String, PlanSettings>,
@@ -85,8 +88,77 @@ pub struct RawDoorSettings {
     pub max_unlock_secs: u32,
     /// Seconds after locking before an open door is reported as held open.
     pub held_open_secs: u32,
+    /// Where scanned codes come from: `""` (none), `stdin`, or a device
+    /// such as `/dev/ttyACM0` (one code per line).
+    pub scanner: String,
     /// `[door.pins]`: BCM GPIO numbers and active levels.
     pub pins: PinConfig,
+}
+
+/// `[qr]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQrSettings {
+    /// The signing key's id (one character, 0-9 or a-z).
+    pub key_id: String,
+    /// Where the signing key lives (created, mode 0600, if missing).
+    pub key_file: String,
+    /// The signing key itself (64 hex digits); wins over `key_file`.
+    pub signing_key: String,
+    /// Older public keys still accepted at the door, by key id.
+    #[serde(default)]
+    pub public_keys: BTreeMap<String, String>,
+    /// Seconds a scan unlocks the door.
+    pub entry_secs: u32,
+    /// Seconds within which the same scanned text is not handled twice.
+    pub replay_window_secs: u32,
+    /// Days an image link (`qrcode_url`) works.
+    pub image_link_days: u32,
+}
+
+/// Where the QR signing key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A file, created on first start.
+    File(std::path::PathBuf),
+    /// Given in the configuration (hex seed).
+    Given([u8; 32]),
+}
+
+/// Checked QR settings.
+#[derive(Clone)]
+pub struct QrSettings {
+    /// The signing key's id.
+    pub key_id: KeyId,
+    /// Where the signing key comes from.
+    pub key: KeySource,
+    /// Older keys still accepted at the door.
+    pub public_keys: Keyring,
+    /// How long a scan unlocks the door.
+    pub entry: Duration,
+    /// The replay window.
+    pub replay_window: Duration,
+    /// How long an image link works.
+    pub image_link_ttl: chrono::Duration,
+}
+
+impl std::fmt::Debug for QrSettings {
+    /// Never prints a given signing key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QrSettings")
+            .field("key_id", &self.key_id)
+            .field(
+                "key",
+                &match &self.key {
+                    KeySource::File(p) => format!("file {}", p.display()),
+                    KeySource::Given(_) => "given (hidden)".to_owned(),
+                },
+            )
+            .field("public_keys", &self.public_keys.len())
+            .field("entry", &self.entry)
+            .field("replay_window", &self.replay_window)
+            .finish()
+    }
 }
 
 /// Checked door settings.
@@ -100,6 +172,17 @@ pub struct DoorSettings {
     pub rules: DoorRules,
     /// The most seconds `POST /open/seconds` accepts.
     pub max_unlock_secs: u32,
+    /// Where scanned codes come from, if anywhere.
+    pub scanner: Option<Scanner>,
+}
+
+/// A line-oriented source of scanned codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scanner {
+    /// Standard input.
+    Stdin,
+    /// A device or file, read as it grows.
+    Path(std::path::PathBuf),
 }
 
 /// The hard ceiling on `door.max_unlock_secs`: five minutes.
@@ -145,6 +228,8 @@ pub struct Settings {
     pub log_json: bool,
     /// The door.
     pub door: DoorSettings,
+    /// Member QR codes.
+    pub qr: QrSettings,
 }
 
 const DEFAULTS: &str = r#"
@@ -168,6 +253,7 @@ driver = "simulated"
 name = "front"
 max_unlock_secs = 30
 held_open_secs = 60
+scanner = ""
 
 [door.pins]
 relay = 24
@@ -176,6 +262,14 @@ switch = 27
 switch_open_low = true
 green = [14, 15]
 red = [18]
+
+[qr]
+key_id = "1"
+key_file = "zhima-qr.key"
+signing_key = ""
+entry_secs = 3
+replay_window_secs = 5
+image_link_days = 365
 "#;
 
 impl Settings {
@@ -204,10 +298,10 @@ impl Settings {
         let environment = config::Environment::with_prefix("ZHIMA")
             .prefix_separator("_")
             .separator("__")
-            .try_parsing(true)
-            .list_separator(",")
-            .with_list_parse_key("door.pins.green")
-            .with_list_parse_key("door.pins.red");
+            // values stay text until deserialised into their field's type
+            // (try_parsing would read a hex key of only digits as a number);
+            // pin lists are written "14,15"
+            ;
         let environment = match env {
             Some(vars) => environment.source(Some(vars)),
             None => environment,
@@ -257,8 +351,10 @@ impl Settings {
         };
         tracing_subscriber::EnvFilter::try_new(&raw.log.level).map_err(|e| bad("log.level", e))?;
         let door = door(&raw.door)?;
+        let qr = qr(&raw.qr)?;
         Ok(Settings {
             door,
+            qr,
             store: StoreOptions {
                 pool_size: raw.database.pool_size,
                 connect_timeout: Duration::from_secs(raw.database.connect_timeout_secs),
@@ -318,6 +414,46 @@ fn door(raw: &RawDoorSettings) -> Result<DoorSettings, SettingsError> {
             ..DoorRules::default()
         },
         max_unlock_secs: raw.max_unlock_secs,
+        scanner: match raw.scanner.trim() {
+            "" => None,
+            "stdin" | "-" => Some(Scanner::Stdin),
+            path => Some(Scanner::Path(path.into())),
+        },
+    })
+}
+
+fn qr(raw: &RawQrSettings) -> Result<QrSettings, SettingsError> {
+    let key_id = KeyId::parse(&raw.key_id).map_err(|e| bad("qr.key_id", e))?;
+    let key = if raw.signing_key.trim().is_empty() {
+        if raw.key_file.trim().is_empty() {
+            return Err(bad("qr.key_file", "give a file, or qr.signing_key"));
+        }
+        KeySource::File(raw.key_file.trim().into())
+    } else {
+        KeySource::Given(parse_hex32(&raw.signing_key).map_err(|e| bad("qr.signing_key", e))?)
+    };
+    let mut public_keys = Keyring::new();
+    for (id, hex) in &raw.public_keys {
+        let key = format!("qr.public_keys.{id}");
+        let id = KeyId::parse(id).map_err(|e| bad(&key, e))?;
+        public_keys.insert_hex(id, hex).map_err(|e| bad(&key, e))?;
+    }
+    if !(1..=60).contains(&raw.entry_secs) {
+        return Err(bad("qr.entry_secs", "must be from 1 to 60"));
+    }
+    if raw.replay_window_secs > 600 {
+        return Err(bad("qr.replay_window_secs", "must be from 0 to 600"));
+    }
+    if !(1..=3650).contains(&raw.image_link_days) {
+        return Err(bad("qr.image_link_days", "must be from 1 to 3650"));
+    }
+    Ok(QrSettings {
+        key_id,
+        key,
+        public_keys,
+        entry: Duration::from_secs(u64::from(raw.entry_secs)),
+        replay_window: Duration::from_secs(u64::from(raw.replay_window_secs)),
+        image_link_ttl: chrono::Duration::days(i64::from(raw.image_link_days)),
     })
 }
 

@@ -64,7 +64,13 @@ async fn new_member_without_payment_is_not_ok() {
     let url = body["data"]["qrcode_url"].as_str().unwrap();
     let prefix = format!("/images/XCJ_{id}.png?");
     assert!(url.starts_with(&prefix), "{url}");
-    assert!(url[prefix.len()..].parse::<f64>().is_ok(), "{url}");
+    // the seed's time with a fraction, then the link's expiry and signature
+    let (time, signed) = url[prefix.len()..].split_once('&').unwrap();
+    assert!(time.parse::<f64>().is_ok(), "{url}");
+    assert!(
+        signed.starts_with("exp=") && signed.contains("&sig="),
+        "{url}"
+    );
     assert_eq!(body["data"]["status"], "NOT_OK");
 
     let answer = app

@@ -49,6 +49,7 @@ async fn sigterm_during_an_unlock_locks_and_answers_at_once() {
         .env("ZHIMA_DATABASE__URL", db.url())
         .env("ZHIMA_HTTP__BIND", format!("127.0.0.1:{port}"))
         .env("ZHIMA_HTTP__WORKERS", "1")
+        .env("ZHIMA_QR__SIGNING_KEY", "07".repeat(32))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -54,6 +54,17 @@ pub struct TestApp {
     pub db: TestDatabase,
 }
 
+/// The QR signing seed of every test server (key id 1).
+pub const TEST_SEED_HEX: &str = "0707070707070707070707070707070707070707070707070707070707070707";
+
+/// A signer with the test servers' key, for tests that make their own codes.
+pub fn test_signer() -> zhima_domain::qr::Signer {
+    zhima_domain::qr::Signer::from_seed(
+        zhima_domain::qr::KeyId::parse("1").unwrap(),
+        &zhima_domain::qr::parse_hex32(TEST_SEED_HEX).unwrap(),
+    )
+}
+
 /// 2018-03-12 20:00 in Shanghai: shortly after the seed's example payment.
 pub fn default_now() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2018-03-12T12:00:00Z")
@@ -71,6 +82,7 @@ pub async fn spawn_app_with(extra_env: &[(&str, &str)]) -> TestApp {
         ("ZHIMA_DATABASE__URL".to_owned(), db.url().to_owned()),
         ("ZHIMA_HTTP__BIND".to_owned(), "127.0.0.1:0".to_owned()),
         ("ZHIMA_HTTP__WORKERS".to_owned(), "2".to_owned()),
+        ("ZHIMA_QR__SIGNING_KEY".to_owned(), TEST_SEED_HEX.to_owned()),
     ]);
     for (k, v) in extra_env {
         env.insert((*k).to_owned(), (*v).to_owned());
