@@ -547,6 +547,52 @@ mod tests {
     }
 
     #[test]
+    fn a_code_ends_with_the_membership_in_the_space_s_time_zone() {
+        use crate::ids::PayIndex;
+        use crate::member::Payment;
+        use crate::membership::{evaluate, History};
+        use crate::money::Fen;
+        use crate::plan::Plans;
+        use crate::time::{parse_local_timestamp, DEFAULT_TIMEZONE as TZ};
+
+        let local = |s: &str| parse_local_timestamp(s, TZ).unwrap();
+        // one month paid on 31 January at 20:00 in Shanghai
+        let paid = Payment {
+            id: 1,
+            pay_index: PayIndex::parse("p1").unwrap(),
+            amount: Fen::from_yuan(200),
+            pay_type: "1M MEMBERSHIP".into(),
+            paid_at: local("202401312000"),
+            until_days: None,
+            recorded_at: local("202401312000"),
+        };
+        let now = local("202402101200");
+        let history = History {
+            deactivated: false,
+            payments: std::slice::from_ref(&paid),
+            entries: &[],
+        };
+        let validity = evaluate(history, &Plans::standard(), TZ, now);
+        let until = validity.valid_until.unwrap();
+        assert_eq!(
+            until,
+            local("202402292000"),
+            "the last day of February, local"
+        );
+        let s = signer("1", 7);
+        let keys = keyring(&[&s]);
+        let code = issue(&s, MemberId(9), now, until);
+        let second = chrono::Duration::seconds(1);
+        assert!(verify(code.as_bytes(), &keys, until - second).is_ok());
+        assert_eq!(
+            verify(code.as_bytes(), &keys, until),
+            Err(Refusal::Expired),
+            "20:00 on 29 February in Shanghai, 12:00 UTC"
+        );
+        assert_eq!(until, t("2024-02-29T12:00:00Z"));
+    }
+
+    #[test]
     fn malformed_codes_are_bad_format() {
         let (s, code, now) = sample();
         let keys = keyring(&[&s]);
