@@ -400,6 +400,36 @@ fn only_string(body: &Map<String, Value>, field: &'static str) -> Result<String,
     }
 }
 
+/// What a door route reads from its body.
+#[derive(Clone, Copy)]
+enum Presented {
+    /// `{"code": …}`
+    Code,
+    /// `{"uid": …}`
+    Card,
+}
+
+/// A body of one string field, presented at the door.
+async fn present(
+    auth: Authorized<DoorOpen>,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+    what: Presented,
+) -> Result<HttpResponse, ApiError> {
+    let body = body::json_object(&req, payload).await?;
+    let field = match what {
+        Presented::Code => "code",
+        Presented::Card => "uid",
+    };
+    let text = only_string(&body, field)?;
+    let credential = match what {
+        Presented::Code => Credential::Code(&text),
+        Presented::Card => Credential::Card(&text),
+    };
+    Ok(welcome(enter(&state, credential, Some(auth.key.id)).await?))
+}
+
 /// `POST /api/v1.0/door/scan` `{"code": "<scanned text>"}` (scope `door:open`).
 async fn scan(
     auth: Authorized<DoorOpen>,
@@ -407,11 +437,7 @@ async fn scan(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body::json_object(&req, payload).await?;
-    let code = only_string(&body, "code")?;
-    Ok(welcome(
-        enter(&state, Credential::Code(&code), Some(auth.key.id)).await?,
-    ))
+    present(auth, state, req, payload, Presented::Code).await
 }
 
 /// `POST /api/v1.0/door/rfid` `{"uid": "<hex>"}` (scope `door:open`).
@@ -421,11 +447,7 @@ async fn rfid(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body::json_object(&req, payload).await?;
-    let uid = only_string(&body, "uid")?;
-    Ok(welcome(
-        enter(&state, Credential::Card(&uid), Some(auth.key.id)).await?,
-    ))
+    present(auth, state, req, payload, Presented::Card).await
 }
 
 #[cfg(test)]

@@ -8,27 +8,16 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{expect_errno, spawn_app, TestApp};
+use support::{events, expect_errno, spawn_app, TestApp};
 use zhima_domain::access::{AccessMethod, NewAccessEvent, Outcome};
 use zhima_domain::scope::Scopes;
 use zhima_door_hardware::simulated::WriteFault;
 use zhima_door_hardware::Relay;
-use zhima_storage::access::EventQuery;
 
 const OPEN: &str = "/api/v1.0/open/seconds";
 
 async fn open(app: &TestApp, key: Option<&str>, body: &[u8]) -> support::Answer {
     app.send("POST", OPEN, key, Some(body.to_vec())).await
-}
-
-fn events(app: &TestApp) -> Vec<zhima_domain::access::AccessEvent> {
-    app.store
-        .access_events(EventQuery {
-            since: None,
-            before: None,
-            limit: 500,
-        })
-        .unwrap()
 }
 
 fn reasons(app: &TestApp) -> Vec<String> {

@@ -9,12 +9,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use support::{default_now, expect_errno, spawn_app, spawn_app_with, test_signer, TestApp};
+use support::{default_now, events, expect_errno, spawn_app, spawn_app_with, test_signer, TestApp};
 use zhima_domain::access::{AccessMethod, Outcome};
 use zhima_domain::ids::{MemberId, OpenId};
 use zhima_domain::qr::{self, KeyId, Signer};
 use zhima_domain::time::Clock as _;
-use zhima_storage::access::EventQuery;
 
 struct Image {
     status: u16,
@@ -72,16 +71,6 @@ async fn scan(app: &TestApp, code: &str) -> support::Answer {
         Some(serde_json::to_vec(&json!({ "code": code })).unwrap()),
     )
     .await
-}
-
-fn events(app: &TestApp) -> Vec<zhima_domain::access::AccessEvent> {
-    app.store
-        .access_events(EventQuery {
-            since: None,
-            before: None,
-            limit: 500,
-        })
-        .unwrap()
 }
 
 fn code_for(id: i64, now: DateTime<Utc>, until: DateTime<Utc>) -> String {

@@ -190,6 +190,17 @@ impl TestApp {
     }
 }
 
+/// The access log, newest first (up to 500 events).
+pub fn events(app: &TestApp) -> Vec<zhima_domain::access::AccessEvent> {
+    app.store
+        .access_events(zhima_storage::access::EventQuery {
+            since: None,
+            before: None,
+            limit: 500,
+        })
+        .unwrap()
+}
+
 /// Asserts a 200 envelope with `errno`, and returns the body.
 #[track_caller]
 pub fn expect_errno(answer: &Answer, errno: &str) -> Value {
