@@ -7,6 +7,7 @@ pub mod ids;
 pub mod member;
 pub mod membership;
 pub mod money;
+pub mod partner;
 pub mod plan;
 pub mod qr;
 pub mod scope;

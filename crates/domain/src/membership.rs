@@ -10,6 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use crate::member::Payment;
+use crate::partner::VipPeriod;
 use crate::plan::{Grant, Plans};
 use crate::time::local_date;
 
@@ -62,6 +63,9 @@ pub struct History<'a> {
     /// The instants of the member's granted entries, in any order (spends
     /// entry days of entry packs).
     pub entries: &'a [DateTime<Utc>],
+    /// The member's VIP periods (bought with tokens through a partner): each
+    /// gives door access while it runs, like a membership period.
+    pub vip: &'a [VipPeriod],
 }
 
 #[derive(Debug)]
@@ -83,6 +87,8 @@ struct Pack {
 ///   window; each distinct day of entry spends one day from the usable pack
 ///   that ends first; further entries on an already spent day are free;
 /// - tool-room periods stack on their own line and do not open the door;
+/// - VIP periods open the door while they run (they do not move the end of
+///   the membership line);
 /// - payments for plans no longer configured grant nothing;
 /// - a deactivated member is `INVALID` whatever they paid.
 pub fn evaluate(history: History<'_>, plans: &Plans, tz: Tz, now: DateTime<Utc>) -> Validity {
@@ -125,6 +131,8 @@ pub fn evaluate(history: History<'_>, plans: &Plans, tz: Tz, now: DateTime<Utc>)
             Grant::Nothing => {}
         }
     }
+
+    access.extend(history.vip.iter().map(|p| (p.start, p.end)));
 
     // Spend entry days: the first entry of each distinct local day.
     let today = local_date(now, tz);
@@ -214,6 +222,7 @@ mod tests {
                 deactivated: false,
                 payments,
                 entries,
+                vip: &[],
             },
             &Plans::standard(),
             TZ,
@@ -412,6 +421,7 @@ mod tests {
                 deactivated: true,
                 payments: &p,
                 entries: &[],
+                vip: &[],
             },
             &Plans::standard(),
             TZ,
@@ -419,6 +429,48 @@ mod tests {
         );
         assert_eq!(v.status, MemberStatus::Invalid);
         assert_eq!(until(&v), "202407010900");
+    }
+
+    #[test]
+    fn a_vip_period_opens_the_door_while_it_runs() {
+        use crate::partner::{VipLevel, VipPeriod};
+        let vip = [VipPeriod {
+            level: VipLevel::Gold,
+            start: t("202402010900"),
+            end: t("202403010900"),
+        }];
+        let p = [pay(1, "1M MEMBERSHIP", "202312010900")];
+        let at = |now: &str| {
+            evaluate(
+                History {
+                    deactivated: false,
+                    payments: &p,
+                    entries: &[],
+                    vip: &vip,
+                },
+                &Plans::standard(),
+                TZ,
+                t(now),
+            )
+        };
+        assert_eq!(
+            at("202401150900").status,
+            MemberStatus::NotOk,
+            "membership over, VIP not begun"
+        );
+        let during = at("202402150900");
+        assert_eq!(during.status, MemberStatus::Ok);
+        assert_eq!(until(&during), "202403010900");
+        assert_eq!(
+            format_local_timestamp(during.membership_until.unwrap(), TZ),
+            "202401010900",
+            "VIP does not move the membership line"
+        );
+        assert_eq!(
+            at("202403010900").status,
+            MemberStatus::NotOk,
+            "the end is exclusive"
+        );
     }
 
     #[test]

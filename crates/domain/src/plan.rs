@@ -170,6 +170,8 @@ impl Plans {
             ),
             ("DONATION", 0, Grant::Nothing),
             ("CROWD FUNDING", 0, Grant::Nothing),
+            // buys tokens for the partner services (credited at partner.tokens_per_cny)
+            ("TOKENS", 0, Grant::Nothing),
         ];
         let by_name = plans
             .into_iter()
@@ -242,7 +244,8 @@ mod tests {
         );
         assert_eq!(plans.get("DONATION").unwrap().grant, Grant::Nothing);
         assert_eq!(plans.get("Crowd Funding").unwrap().grant, Grant::Nothing);
-        assert_eq!(plans.iter().count(), 7);
+        assert_eq!(plans.get("tokens").unwrap().grant, Grant::Nothing);
+        assert_eq!(plans.iter().count(), 8);
     }
 
     #[test]

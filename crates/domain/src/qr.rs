@@ -571,6 +571,7 @@ mod tests {
             deactivated: false,
             payments: std::slice::from_ref(&paid),
             entries: &[],
+            vip: &[],
         };
         let validity = evaluate(history, &Plans::standard(), TZ, now);
         let until = validity.valid_until.unwrap();

@@ -346,6 +346,7 @@ async fn admit(
         deactivated: record.member.deactivated_at.is_some(),
         payments: &record.payments,
         entries: &entries,
+        vip: &record.vip,
     };
     let validity = evaluate(history, &state.plans, state.tz, now);
     if let Err(r) = qr::admits(&validity) {

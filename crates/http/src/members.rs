@@ -30,6 +30,7 @@ pub(crate) fn validity(state: &AppState, record: &MemberRecord, now: DateTime<Ut
         deactivated: record.member.deactivated_at.is_some(),
         payments: &record.payments,
         entries: &record.entries,
+        vip: &record.vip,
     };
     evaluate(history, &state.plans, state.tz, now)
 }
