@@ -45,6 +45,11 @@ pub fn verify_password(password: &str, stored: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// `N` random bytes as hex digits.
+pub fn random_hex<const N: usize>() -> Result<String, StorageError> {
+    Ok(hex(&random_bytes::<N>()?))
+}
+
 fn random_bytes<const N: usize>() -> Result<[u8; N], StorageError> {
     let mut buf = [0u8; N];
     getrandom::fill(&mut buf).map_err(|_| StorageError::Hashing)?;

@@ -5,9 +5,11 @@ mod api_keys;
 pub mod connection;
 pub mod credentials;
 mod members;
+pub mod oauth;
 mod rows;
 mod schema;
 pub mod testing;
+pub mod wallet;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,7 +20,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 pub use api_keys::ApiKey;
 use connection::{AnyConnection, Manager, Target};
-pub use members::{MemberKey, MemberRecord, PaymentReceipt};
+pub use members::{MemberKey, MemberLogin, MemberRecord, PaymentReceipt, TOKENS_PAY_TYPE};
 
 /// Migrations for SQLite, embedded in the binary.
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
@@ -153,6 +155,8 @@ pub struct Store {
     /// SQLite has one writer at a time; writers of this process queue here,
     /// in order, instead of in SQLite's sleeping busy handler.
     write_gate: Arc<Mutex<()>>,
+    /// Tokens credited per CNY of a `TOKENS` payment.
+    tokens_per_cny: zhima_domain::partner::Tokens,
 }
 
 impl std::fmt::Debug for Store {
@@ -188,7 +192,13 @@ impl Store {
             backend,
             default_password_hash: Arc::new(Mutex::new(None)),
             write_gate: Arc::new(Mutex::new(())),
+            tokens_per_cny: zhima_domain::partner::Tokens::whole(1),
         })
+    }
+
+    /// Sets how many tokens a `TOKENS` payment credits per CNY (default 1).
+    pub fn set_tokens_per_cny(&mut self, rate: zhima_domain::partner::Tokens) {
+        self.tokens_per_cny = rate;
     }
 
     /// The backend in use.

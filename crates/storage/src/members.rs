@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use zhima_domain::ids::{MemberId, OpenId, Rfid};
 use zhima_domain::member::{Member, MemberChange, NewMember, NewPayment, Payment};
+use zhima_domain::partner::{tokens_for_payment, TokenKind, VipPeriod};
 
 use crate::connection::AnyConnection;
 use crate::rows::{secs, MemberColumns, MemberRow, NewMemberRow, NewPaymentRow, PaymentRow};
@@ -30,6 +31,8 @@ pub struct MemberRecord {
     pub payments: Vec<Payment>,
     /// The instants of every granted entry at the door, oldest first.
     pub entries: Vec<DateTime<Utc>>,
+    /// VIP periods bought through partners, oldest first.
+    pub vip: Vec<VipPeriod>,
 }
 
 impl MemberRecord {
@@ -37,6 +40,21 @@ impl MemberRecord {
     pub fn latest_payment(&self) -> Option<&Payment> {
         self.payments.iter().max_by_key(|p| (p.paid_at, p.id))
     }
+}
+
+/// What logging a member in needs.
+#[derive(Debug, Clone)]
+pub struct MemberLogin {
+    /// Database ID.
+    pub id: MemberId,
+    /// Their openid.
+    pub openid: String,
+    /// argon2id hash of their password.
+    pub password_hash: String,
+    /// Still on the default password.
+    pub must_change_password: bool,
+    /// Deactivated by staff.
+    pub deactivated: bool,
 }
 
 /// The outcome of recording a payment.
@@ -107,10 +125,12 @@ fn load_record(
         .map(PaymentRow::into_domain)
         .collect::<Result<Vec<_>, _>>()?;
     let entries = crate::access::member_entries(conn, member.id)?;
+    let vip = crate::wallet::member_vip(conn, member.id)?;
     Ok(Some(MemberRecord {
         member,
         payments,
         entries,
+        vip,
     }))
 }
 
@@ -160,7 +180,58 @@ fn find_payment(
         .optional()?)
 }
 
+/// The payType whose payments buy partner tokens.
+pub const TOKENS_PAY_TYPE: &str = "TOKENS";
+
 impl Store {
+    /// Credits paid tokens for a `TOKENS` payment, in the payment's transaction.
+    fn credit_tokens_for(
+        &self,
+        conn: &mut AnyConnection,
+        member: MemberId,
+        payment: &NewPayment,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        if !payment.pay_type.eq_ignore_ascii_case(TOKENS_PAY_TYPE) {
+            return Ok(());
+        }
+        let amount = tokens_for_payment(payment.amount, self.tokens_per_cny);
+        crate::wallet::credit_in(
+            conn,
+            member,
+            TokenKind::Paid,
+            amount,
+            TOKENS_PAY_TYPE,
+            payment.pay_index.as_str(),
+            now,
+        )
+    }
+
+    /// A member's login facts, by nickName (case-insensitive key).
+    pub fn member_login(&self, nickname_key: &str) -> Result<Option<MemberLogin>, StorageError> {
+        let mut conn = self.conn()?;
+        let row: Option<(i64, String, String, bool, Option<i64>)> = members::table
+            .select((
+                members::id,
+                members::openid,
+                members::password_hash,
+                members::must_change_password,
+                members::deactivated_at,
+            ))
+            .filter(members::nickname_key.eq(nickname_key))
+            .get_result(&mut conn)
+            .optional()?;
+        Ok(row.map(
+            |(id, openid, password_hash, must_change, deactivated)| MemberLogin {
+                id: MemberId(id),
+                openid,
+                password_hash,
+                must_change_password: must_change,
+                deactivated: deactivated.is_some(),
+            },
+        ))
+    }
+
     /// Creates a member with the default password (flagged must-change) and,
     /// if given, their first payment, in one transaction.
     ///
@@ -192,6 +263,7 @@ impl Store {
                     diesel::insert_into(payments::table)
                         .values(NewPaymentRow::new(MemberId(id), p, now))
                         .execute(conn)?;
+                    self.credit_tokens_for(conn, MemberId(id), p, now)?;
                 }
                 Ok(MemberId(id))
             })
@@ -276,6 +348,7 @@ impl Store {
                     diesel::insert_into(payments::table)
                         .values(NewPaymentRow::new(MemberId(member_id), payment, now))
                         .execute(conn)?;
+                    self.credit_tokens_for(conn, MemberId(member_id), payment, now)?;
                     diesel::update(members::table.filter(members::id.eq(member_id)))
                         .set(members::updated_at.eq(secs(now)))
                         .execute(conn)?;

@@ -70,11 +70,99 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    oauth_clients (id) {
+        id -> BigInt,
+        client_id -> Text,
+        name -> Text,
+        secret_hash -> Nullable<Text>,
+        redirect_uris -> Text,
+        scopes -> Text,
+        created_at -> BigInt,
+        removed_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    oauth_codes (id) {
+        id -> BigInt,
+        code_hash -> Text,
+        client_id -> Text,
+        member_id -> BigInt,
+        redirect_uri -> Text,
+        scope -> Text,
+        pkce -> Nullable<Text>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    oauth_tokens (id) {
+        id -> BigInt,
+        token_hash -> Text,
+        kind -> Text,
+        family -> BigInt,
+        client_id -> Text,
+        member_id -> BigInt,
+        scope -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    token_ledger (id) {
+        id -> BigInt,
+        member_id -> BigInt,
+        kind -> Text,
+        amount -> BigInt,
+        reason -> Text,
+        reference -> Text,
+        at -> BigInt,
+    }
+}
+
+diesel::table! {
+    vip_periods (id) {
+        id -> BigInt,
+        member_id -> BigInt,
+        level -> Text,
+        starts_at -> BigInt,
+        ends_at -> BigInt,
+        free_spent -> BigInt,
+        paid_spent -> BigInt,
+        payment_id -> BigInt,
+        client_id -> Text,
+        bought_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (client_id, idem_key) {
+        client_id -> Text,
+        idem_key -> Text,
+        member_id -> BigInt,
+        level -> Text,
+        vip_period_id -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(payments -> members (member_id));
 diesel::allow_tables_to_appear_in_same_query!(
     members,
     payments,
     api_keys,
     write_lock,
-    access_events
+    access_events,
+    oauth_clients,
+    oauth_codes,
+    oauth_tokens,
+    token_ledger,
+    vip_periods,
+    idempotency_keys
 );
