@@ -1,0 +1,485 @@
+//! oxide-auth's Registrar, Authorizer and Issuer, backed by zhima-storage.
+//!
+//! One [`Primitives`] lives for one request. It remembers what the flow
+//! found (the code it redeemed, the refresh token it rotated, why it said
+//! no) so the provider can answer precisely where oxide-auth only says
+//! "invalid" or "primitive error".
+//!
+//! oxide-auth checks grant lifetimes against the system clock; zhima checks
+//! them here against the request's `now`, and gives oxide-auth grants that
+//! never expire on its own clock.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+
+use chrono::{DateTime, Utc};
+use oxide_auth::code_grant::extensions::Pkce;
+use oxide_auth::code_grant::{accesstoken, authorization, refresh, resource};
+use oxide_auth::primitives::grant::{Extensions, Grant, Value};
+use oxide_auth::primitives::issuer::{IssuedToken, RefreshedToken, TokenType};
+use oxide_auth::primitives::prelude::{Authorizer, Issuer, Registrar, Scope};
+use oxide_auth::primitives::registrar::{
+    BoundClient, ClientUrl, ExactUrl, PreGrant, RegisteredUrl, RegistrarError,
+};
+use zhima_domain::ids::MemberId;
+use zhima_domain::partner::PartnerScope;
+use zhima_storage::credentials::verify_password;
+use zhima_storage::oauth::{NewCode, NewTokens, OAuthClient, Redeemed, StoredToken, TokenKind};
+use zhima_storage::{StorageError, Store};
+
+use crate::{hash_token, random_token, Settings};
+
+/// Why a flow said no, beyond what oxide-auth reports.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The database failed.
+    Storage(StorageError),
+    /// A code or refresh token was presented again; its family is revoked.
+    Replayed,
+    /// A code or token that is expired, revoked or unknown.
+    BadGrant,
+    /// The PKCE verifier does not match.
+    Pkce,
+}
+
+pub(crate) struct Primitives<'a> {
+    store: &'a Store,
+    settings: &'a Settings,
+    now: DateTime<Utc>,
+    client: RefCell<Option<OAuthClient>>,
+    redeemed: Option<i64>,
+    refreshing: RefCell<Option<StoredToken>>,
+    pub(crate) failure: RefCell<Option<Failure>>,
+    pub(crate) issued: Option<(IssuedToken, String)>,
+    scopes: Vec<Scope>,
+}
+
+fn far_future() -> DateTime<Utc> {
+    DateTime::<Utc>::MAX_UTC
+}
+
+fn pkce_id() -> Pkce {
+    Pkce::optional()
+}
+
+impl<'a> Primitives<'a> {
+    pub(crate) fn new(store: &'a Store, settings: &'a Settings, now: DateTime<Utc>) -> Self {
+        Primitives {
+            store,
+            settings,
+            now,
+            client: RefCell::new(None),
+            redeemed: None,
+            refreshing: RefCell::new(None),
+            failure: RefCell::new(None),
+            issued: None,
+            scopes: Vec::new(),
+        }
+    }
+
+    pub(crate) fn requiring(mut self, scope: PartnerScope) -> Self {
+        self.scopes = scope.as_str().parse().into_iter().collect();
+        self
+    }
+
+    fn fail(&self, failure: Failure) {
+        let mut slot = self.failure.borrow_mut();
+        // the first reason is the one that counts
+        if slot.is_none() {
+            *slot = Some(failure);
+        }
+    }
+
+    /// The client, looked up once per request.
+    pub(crate) fn client(&self, client_id: &str) -> Result<Option<OAuthClient>, ()> {
+        if let Some(c) = self.client.borrow().as_ref() {
+            if c.client_id == client_id {
+                return Ok(Some(c.clone()));
+            }
+        }
+        match self.store.oauth_client(client_id) {
+            Ok(found) => {
+                self.client.borrow_mut().clone_from(&found);
+                Ok(found)
+            }
+            Err(e) => {
+                self.fail(Failure::Storage(e));
+                Err(())
+            }
+        }
+    }
+
+    fn grant_of(&self, token: &StoredToken) -> Option<Grant> {
+        let redirect_uri = "urn:zhima:token".parse().ok()?;
+        Some(Grant {
+            owner_id: token.member_id.0.to_string(),
+            client_id: token.client_id.clone(),
+            scope: token.scope.parse().ok()?,
+            redirect_uri,
+            until: far_future(),
+            extensions: Extensions::new(),
+        })
+    }
+
+    fn new_pair(&self) -> Result<(IssuedToken, [String; 2]), ()> {
+        let access = random_token().map_err(|_| ())?;
+        let refresh = random_token().map_err(|_| ())?;
+        let access_hash = hash_token(&access);
+        let refresh_hash = hash_token(&refresh);
+        let until = self.now + self.settings.access_token_ttl;
+        Ok((
+            IssuedToken {
+                token: access,
+                refresh: Some(refresh),
+                until,
+                token_type: TokenType::Bearer,
+            },
+            [access_hash, refresh_hash],
+        ))
+    }
+
+    fn new_tokens<'h>(
+        &self,
+        family: i64,
+        grant: &'h Grant,
+        scope: &'h str,
+        hashes: &'h [String; 2],
+    ) -> Result<NewTokens<'h>, ()> {
+        Ok(NewTokens {
+            family,
+            client_id: &grant.client_id,
+            member_id: MemberId(grant.owner_id.parse::<i64>().map_err(|_| ())?),
+            scope,
+            access_hash: &hashes[0],
+            access_expires: self.now + self.settings.access_token_ttl,
+            refresh_hash: &hashes[1],
+            refresh_expires: self.now + self.settings.refresh_token_ttl,
+        })
+    }
+}
+
+impl Registrar for Primitives<'_> {
+    fn bound_redirect<'b>(&self, bound: ClientUrl<'b>) -> Result<BoundClient<'b>, RegistrarError> {
+        let client = self
+            .client(&bound.client_id)
+            .map_err(|()| RegistrarError::PrimitiveError)?
+            .ok_or(RegistrarError::Unspecified)?;
+        // exact string matching: no prefixes, no normalisation, no wildcards
+        let registered = match &bound.redirect_uri {
+            Some(asked) => client
+                .redirect_uris
+                .iter()
+                .find(|r| r.as_str() == asked.as_str())
+                .ok_or(RegistrarError::Unspecified)?,
+            None if client.redirect_uris.len() == 1 => &client.redirect_uris[0],
+            None => return Err(RegistrarError::Unspecified),
+        };
+        let url = ExactUrl::new(registered.clone()).map_err(|_| RegistrarError::Unspecified)?;
+        Ok(BoundClient {
+            client_id: bound.client_id,
+            redirect_uri: Cow::Owned(RegisteredUrl::Exact(url)),
+        })
+    }
+
+    fn negotiate(
+        &self,
+        bound: BoundClient,
+        scope: Option<Scope>,
+    ) -> Result<PreGrant, RegistrarError> {
+        let client = self
+            .client(&bound.client_id)
+            .map_err(|()| RegistrarError::PrimitiveError)?
+            .ok_or(RegistrarError::Unspecified)?;
+        let granted = match scope {
+            None => client.scopes.clone(),
+            Some(asked) => {
+                let mut set = std::collections::BTreeSet::new();
+                for name in asked.iter() {
+                    let s = PartnerScope::parse(name).map_err(|_| RegistrarError::Unspecified)?;
+                    if !client.scopes.contains(&s) {
+                        return Err(RegistrarError::Unspecified);
+                    }
+                    set.insert(s);
+                }
+                if set.is_empty() {
+                    client.scopes.clone()
+                } else {
+                    set
+                }
+            }
+        };
+        Ok(PreGrant {
+            client_id: bound.client_id.into_owned(),
+            redirect_uri: bound.redirect_uri.into_owned(),
+            scope: PartnerScope::join(&granted)
+                .parse()
+                .map_err(|_| RegistrarError::Unspecified)?,
+        })
+    }
+
+    fn check(&self, client_id: &str, passphrase: Option<&[u8]>) -> Result<(), RegistrarError> {
+        let client = self
+            .client(client_id)
+            .map_err(|()| RegistrarError::PrimitiveError)?
+            .ok_or(RegistrarError::Unspecified)?;
+        match (&client.secret_hash, passphrase) {
+            (Some(hash), Some(given)) => {
+                let given = std::str::from_utf8(given).map_err(|_| RegistrarError::Unspecified)?;
+                if verify_password(given, hash) {
+                    Ok(())
+                } else {
+                    Err(RegistrarError::Unspecified)
+                }
+            }
+            (Some(_), None) => Err(RegistrarError::Unspecified),
+            // a public client may name itself, but has no secret to give
+            (None, None) => Ok(()),
+            (None, Some([])) => Ok(()),
+            (None, Some(_)) => Err(RegistrarError::Unspecified),
+        }
+    }
+}
+
+impl Authorizer for Primitives<'_> {
+    fn authorize(&mut self, mut grant: Grant) -> Result<String, ()> {
+        let code = random_token().map_err(|_| ())?;
+        let member_id = MemberId(grant.owner_id.parse::<i64>().map_err(|_| ())?);
+        let pkce = grant
+            .extensions
+            .remove(&pkce_id())
+            .and_then(|v| v.into_private_value().ok().flatten());
+        let scope = grant.scope.to_string();
+        let new = NewCode {
+            code_hash: &hash_token(&code),
+            client_id: &grant.client_id,
+            member_id,
+            redirect_uri: grant.redirect_uri.as_str(),
+            scope: &scope,
+            pkce: pkce.as_deref(),
+            expires_at: self.now + self.settings.code_ttl,
+        };
+        match self.store.insert_oauth_code(&new, self.now) {
+            Ok(_) => Ok(code),
+            Err(e) => {
+                self.fail(Failure::Storage(e));
+                Err(())
+            }
+        }
+    }
+
+    fn extract(&mut self, code: &str) -> Result<Option<Grant>, ()> {
+        let redeemed = match self.store.redeem_oauth_code(&hash_token(code), self.now) {
+            Ok(r) => r,
+            Err(e) => {
+                self.fail(Failure::Storage(e));
+                return Err(());
+            }
+        };
+        let stored = match redeemed {
+            Redeemed::Fresh(stored) => stored,
+            Redeemed::Replayed => {
+                tracing::warn!("an authorization code was replayed; its tokens are revoked");
+                self.fail(Failure::Replayed);
+                return Ok(None);
+            }
+            Redeemed::Expired | Redeemed::Unknown => {
+                self.fail(Failure::BadGrant);
+                return Ok(None);
+            }
+        };
+        self.redeemed = Some(stored.id);
+        let mut extensions = Extensions::new();
+        if let Some(pkce) = stored.pkce {
+            extensions.set(&pkce_id(), Value::private(Some(pkce)));
+        }
+        Ok(Some(Grant {
+            owner_id: stored.member_id.0.to_string(),
+            client_id: stored.client_id,
+            scope: stored.scope.parse().map_err(|_| ())?,
+            redirect_uri: stored.redirect_uri.parse().map_err(|_| ())?,
+            until: far_future(),
+            extensions,
+        }))
+    }
+}
+
+impl Issuer for Primitives<'_> {
+    fn issue(&mut self, grant: Grant) -> Result<IssuedToken, ()> {
+        let family = self.redeemed.ok_or(())?;
+        let (issued, hashes) = self.new_pair()?;
+        let scope = grant.scope.to_string();
+        let new = self.new_tokens(family, &grant, &scope, &hashes)?;
+        if let Err(e) = self.store.issue_oauth_tokens(&new, self.now) {
+            self.fail(Failure::Storage(e));
+            return Err(());
+        }
+        self.issued = Some((issued.clone(), scope));
+        Ok(issued)
+    }
+
+    fn refresh(&mut self, _refresh: &str, grant: Grant) -> Result<RefreshedToken, ()> {
+        let old = self.refreshing.borrow().clone().ok_or(())?;
+        let (issued, hashes) = self.new_pair()?;
+        let scope = grant.scope.to_string();
+        let new = self.new_tokens(old.family, &grant, &scope, &hashes)?;
+        match self.store.rotate_refresh_token(old.id, &new, self.now) {
+            Ok(true) => {}
+            Ok(false) => {
+                self.fail(Failure::Replayed);
+                return Err(());
+            }
+            Err(e) => {
+                self.fail(Failure::Storage(e));
+                return Err(());
+            }
+        }
+        self.issued = Some((issued.clone(), scope));
+        Ok(RefreshedToken {
+            token: issued.token,
+            refresh: issued.refresh,
+            until: issued.until,
+            token_type: TokenType::Bearer,
+        })
+    }
+
+    fn recover_token<'t>(&'t self, token: &'t str) -> Result<Option<Grant>, ()> {
+        let found = match self.store.oauth_token(&hash_token(token)) {
+            Ok(found) => found,
+            Err(e) => {
+                self.fail(Failure::Storage(e));
+                return Err(());
+            }
+        };
+        Ok(found
+            .filter(|t| t.kind == TokenKind::Access && t.is_active(self.now))
+            .and_then(|t| self.grant_of(&t)))
+    }
+
+    fn recover_refresh<'t>(&'t self, token: &'t str) -> Result<Option<Grant>, ()> {
+        let found = match self.store.oauth_token(&hash_token(token)) {
+            Ok(found) => found,
+            Err(e) => {
+                self.fail(Failure::Storage(e));
+                return Err(());
+            }
+        };
+        let Some(found) = found.filter(|t| t.kind == TokenKind::Refresh) else {
+            self.fail(Failure::BadGrant);
+            return Ok(None);
+        };
+        if found.used_at.is_some() && found.revoked_at.is_none() {
+            // a rotated refresh token came back: someone holds a copy
+            tracing::warn!(
+                family = found.family,
+                "a rotated refresh token was reused; revoking its family"
+            );
+            if let Err(e) = self.store.revoke_oauth_family(found.family, self.now) {
+                self.fail(Failure::Storage(e));
+                return Err(());
+            }
+            self.fail(Failure::Replayed);
+            return Ok(None);
+        }
+        if !found.is_active(self.now) {
+            self.fail(Failure::BadGrant);
+            return Ok(None);
+        }
+        let grant = self.grant_of(&found);
+        *self.refreshing.borrow_mut() = Some(found);
+        Ok(grant)
+    }
+}
+
+/// PKCE on both ends: S256 only; required for public clients.
+impl Primitives<'_> {
+    fn pkce_for(&self, client_id: Option<&str>) -> Pkce {
+        let public = client_id
+            .and_then(|id| self.client(id).ok().flatten())
+            .is_some_and(|c| c.is_public());
+        if public {
+            Pkce::required()
+        } else {
+            Pkce::optional()
+        }
+    }
+}
+
+impl authorization::Extension for Primitives<'_> {
+    fn extend(&mut self, request: &dyn authorization::Request) -> Result<Extensions, ()> {
+        let pkce = self.pkce_for(request.client_id().as_deref());
+        let value = pkce.challenge(
+            request.extension("code_challenge_method"),
+            request.extension("code_challenge"),
+        )?;
+        let mut extensions = Extensions::new();
+        if let Some(value) = value {
+            extensions.set(&pkce, value);
+        }
+        Ok(extensions)
+    }
+}
+
+impl accesstoken::Extension for Primitives<'_> {
+    fn extend(
+        &mut self,
+        request: &dyn accesstoken::Request,
+        mut data: Extensions,
+    ) -> Result<Extensions, ()> {
+        let client_id = self.client.borrow().as_ref().map(|c| c.client_id.clone());
+        let pkce = self.pkce_for(client_id.as_deref());
+        let method = data.remove(&pkce);
+        if pkce
+            .verify(method, request.extension("code_verifier"))
+            .is_err()
+        {
+            self.fail(Failure::Pkce);
+            return Err(());
+        }
+        Ok(Extensions::new())
+    }
+}
+
+impl authorization::Endpoint for Primitives<'_> {
+    fn registrar(&self) -> &dyn Registrar {
+        self
+    }
+    fn authorizer(&mut self) -> &mut dyn Authorizer {
+        self
+    }
+    fn extension(&mut self) -> &mut dyn authorization::Extension {
+        self
+    }
+}
+
+impl accesstoken::Endpoint for Primitives<'_> {
+    fn registrar(&self) -> &dyn Registrar {
+        self
+    }
+    fn authorizer(&mut self) -> &mut dyn Authorizer {
+        self
+    }
+    fn issuer(&mut self) -> &mut dyn Issuer {
+        self
+    }
+    fn extension(&mut self) -> &mut dyn accesstoken::Extension {
+        self
+    }
+}
+
+impl refresh::Endpoint for Primitives<'_> {
+    fn registrar(&self) -> &dyn Registrar {
+        self
+    }
+    fn issuer(&mut self) -> &mut dyn Issuer {
+        self
+    }
+}
+
+impl resource::Endpoint for Primitives<'_> {
+    fn scopes(&mut self) -> &[Scope] {
+        &self.scopes
+    }
+    fn issuer(&mut self) -> &dyn Issuer {
+        self
+    }
+}
