@@ -17,31 +17,55 @@ fn too_large() -> ApiError {
     )
 }
 
-/// Reads the body as a JSON object. Over [`BODY_LIMIT`]: 413 (errno 1413),
-/// without reading the rest. Not JSON, or not an object: errno 1002.
-pub async fn json_object(
+/// Why a body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    /// Over [`BODY_LIMIT`].
+    TooLarge,
+    /// The connection failed or the body was malformed on the wire.
+    Unreadable,
+}
+
+/// Reads the whole body, up to [`BODY_LIMIT`] (checked against the declared
+/// length first, and while reading, so a chunked body cannot exceed it).
+pub async fn read_limited(
     req: &HttpRequest,
     mut payload: web::Payload,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<web::BytesMut, BodyError> {
     let declared = req
         .headers()
         .get("Content-Length")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
-        return Err(too_large());
+        return Err(BodyError::TooLarge);
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| match e {
-            actix_web::error::PayloadError::Overflow => too_large(),
-            _ => ApiError::new(Errno::BadRequest, "the request body could not be read"),
+            actix_web::error::PayloadError::Overflow => BodyError::TooLarge,
+            _ => BodyError::Unreadable,
         })?;
         if body.len() + chunk.len() > BODY_LIMIT {
-            return Err(too_large());
+            return Err(BodyError::TooLarge);
         }
         body.extend_from_slice(&chunk);
     }
+    Ok(body)
+}
+
+/// Reads the body as a JSON object. Over [`BODY_LIMIT`]: 413 (errno 1413),
+/// without reading the rest. Not JSON, or not an object: errno 1002.
+pub async fn json_object(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Map<String, Value>, ApiError> {
+    let body = read_limited(req, payload).await.map_err(|e| match e {
+        BodyError::TooLarge => too_large(),
+        BodyError::Unreadable => {
+            ApiError::new(Errno::BadRequest, "the request body could not be read")
+        }
+    })?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::new(
             Errno::BadRequest,

@@ -175,6 +175,176 @@ impl ResponseError for ApiError {
     }
 }
 
+/// An OAuth2 endpoint's error (RFC 6749 §5.2, RFC 6750 §3), or an
+/// authorization-page error.
+#[derive(Debug)]
+pub struct OAuthHttpError(pub zhima_oauth::OAuthError);
+
+impl From<zhima_oauth::OAuthError> for OAuthHttpError {
+    fn from(e: zhima_oauth::OAuthError) -> Self {
+        OAuthHttpError(e)
+    }
+}
+
+impl std::fmt::Display for OAuthHttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl ResponseError for OAuthHttpError {
+    fn status_code(&self) -> StatusCode {
+        use zhima_oauth::{OAuthError, TokenErrorKind};
+        match &self.0 {
+            OAuthError::Token {
+                kind: TokenErrorKind::InvalidClient,
+                ..
+            } => StatusCode::UNAUTHORIZED,
+            OAuthError::Token { .. } | OAuthError::BadClient(_) => StatusCode::BAD_REQUEST,
+            OAuthError::BadAuthorizationRequest(_) => StatusCode::BAD_REQUEST,
+            OAuthError::RedirectWithError(_) => StatusCode::SEE_OTHER,
+            OAuthError::InvalidToken => StatusCode::UNAUTHORIZED,
+            OAuthError::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            OAuthError::Storage(e) if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
+            OAuthError::Storage(_) | OAuthError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        use zhima_oauth::OAuthError;
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header(("Cache-Control", "no-store"));
+        response.insert_header(("Pragma", "no-cache"));
+        let (error, description) = match &self.0 {
+            OAuthError::Token { kind, basic } => {
+                if *basic && self.status_code() == StatusCode::UNAUTHORIZED {
+                    response.insert_header(("WWW-Authenticate", "Basic realm=\"zhima\""));
+                }
+                (kind.code(), kind.description())
+            }
+            OAuthError::RedirectWithError(url) => {
+                return response.insert_header(("Location", url.as_str())).finish();
+            }
+            OAuthError::BadClient(_) | OAuthError::BadAuthorizationRequest(_) => {
+                ("invalid_request", "The request is invalid.")
+            }
+            OAuthError::InvalidToken => ("invalid_token", "The access token is invalid."),
+            OAuthError::InsufficientScope(_) => {
+                ("insufficient_scope", "The access token lacks the scope.")
+            }
+            OAuthError::Storage(e) => {
+                tracing::error!(error = %e, "OAuth2 request failed in storage");
+                if e.is_transient() {
+                    response.insert_header(("Retry-After", "5"));
+                    ("temporarily_unavailable", "Try again shortly.")
+                } else {
+                    ("server_error", "The server failed.")
+                }
+            }
+            OAuthError::Internal => ("server_error", "The server failed."),
+        };
+        response.json(json!({ "error": error, "error_description": description }))
+    }
+}
+
+/// A Partner API error: `{"success": false, "message": …}` with its status.
+#[derive(Debug)]
+pub struct PartnerError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The message.
+    pub message: String,
+    /// A `WWW-Authenticate` value (401 and 403).
+    pub challenge: Option<String>,
+}
+
+impl PartnerError {
+    /// 400 with a message.
+    pub fn bad_request(message: impl Into<String>) -> PartnerError {
+        PartnerError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            challenge: None,
+        }
+    }
+}
+
+impl From<zhima_oauth::OAuthError> for PartnerError {
+    fn from(e: zhima_oauth::OAuthError) -> PartnerError {
+        use zhima_oauth::OAuthError;
+        match e {
+            OAuthError::InvalidToken => PartnerError {
+                status: StatusCode::UNAUTHORIZED,
+                message: "The access token is missing, unknown, expired or revoked.".into(),
+                challenge: Some("Bearer realm=\"zhima\", error=\"invalid_token\"".into()),
+            },
+            OAuthError::InsufficientScope(scope) => PartnerError {
+                status: StatusCode::FORBIDDEN,
+                message: format!(
+                    "The access token does not grant the scope {:?}.",
+                    scope.as_str()
+                ),
+                challenge: Some(format!(
+                    "Bearer realm=\"zhima\", error=\"insufficient_scope\", scope=\"{}\"",
+                    scope.as_str()
+                )),
+            },
+            OAuthError::Storage(e) => PartnerError::from(e),
+            other => {
+                tracing::error!(error = %other, "partner request failed");
+                PartnerError {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    message: "The server failed.".into(),
+                    challenge: None,
+                }
+            }
+        }
+    }
+}
+
+impl From<StorageError> for PartnerError {
+    fn from(e: StorageError) -> PartnerError {
+        tracing::error!(error = %e, "partner request failed in storage");
+        if e.is_transient() {
+            PartnerError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: "The database is unavailable; try again shortly.".into(),
+                challenge: None,
+            }
+        } else {
+            PartnerError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: "The server failed.".into(),
+                challenge: None,
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for PartnerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.status, self.message)
+    }
+}
+
+impl ResponseError for PartnerError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        response.insert_header(("Cache-Control", "no-store"));
+        if let Some(c) = &self.challenge {
+            response.insert_header(("WWW-Authenticate", c.as_str()));
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header(("Retry-After", "5"));
+        }
+        response.json(json!({ "success": false, "message": self.message }))
+    }
+}
+
 /// A success envelope: errno 1000, a message and `data`.
 pub fn success(message: &str, data: Value) -> HttpResponse {
     HttpResponse::Ok()

@@ -5,6 +5,8 @@ pub mod body;
 pub mod door;
 pub mod error;
 mod members;
+pub mod oauth;
+pub mod partner;
 pub mod qr;
 pub mod wire;
 
@@ -37,6 +39,10 @@ pub struct AppState {
     pub door: DoorState,
     /// Member QR codes: keys, image links, scan settings.
     pub qr: qr::QrState,
+    /// The OAuth2 provider and its pages.
+    pub oauth: oauth::OAuthState,
+    /// VIP prices and length.
+    pub partner: partner::PartnerSettings,
 }
 
 /// The door and its settings.
@@ -66,6 +72,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     members::config(cfg);
     door::config(cfg);
     qr::config(cfg);
+    oauth::config(cfg);
+    partner::config(cfg);
 }
 
 /// The answer for a path no route matches: 404 with the envelope (errno 1404).

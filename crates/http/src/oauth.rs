@@ -1,0 +1,904 @@
+//! The OAuth2 endpoints: the member's login and consent pages at
+//! `/oauth/authorize`, and `/oauth/token`, `/oauth/revoke`,
+//! `/oauth/introspect`, `/.well-known/oauth-authorization-server`.
+//!
+//! The pages keep no server-side session. A login proves itself to the next
+//! step with a ticket: an HMAC over the member, the client, the step, an
+//! expiry and the browser's CSRF cookie, so it cannot be forged, moved to
+//! another browser or replayed after 10 minutes.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use zhima_domain::ids::{MemberId, NickName};
+use zhima_oauth::{Consent, OAuthError, Params, Provider, TokenRequest};
+use zhima_storage::credentials::verify_password;
+use zhima_storage::{MemberKey, DEFAULT_PASSWORD};
+
+use crate::body::{read_limited, BodyError};
+use crate::error::OAuthHttpError;
+use crate::AppState;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// How long a login ticket lasts.
+const TICKET_TTL_SECS: i64 = 600;
+/// Failed logins allowed per account, then per address, within the window.
+const ACCOUNT_FAILURES: usize = 5;
+const ADDRESS_FAILURES: usize = 20;
+const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+const CSRF_COOKIE: &str = "zhima_csrf";
+
+/// The provider and what the pages need.
+#[derive(Debug)]
+pub struct OAuthState {
+    /// The provider.
+    pub provider: Provider,
+    /// Key for tickets (derived from the server's secret).
+    ticket_key: [u8; 32],
+    /// Failed logins.
+    limiter: LoginLimiter,
+    /// The issuer URL for metadata; if `None`, taken from the request.
+    pub issuer: Option<String>,
+}
+
+impl OAuthState {
+    /// A provider with its ticket key and issuer.
+    pub fn new(provider: Provider, ticket_key: [u8; 32], issuer: Option<String>) -> OAuthState {
+        OAuthState {
+            provider,
+            ticket_key,
+            limiter: LoginLimiter::default(),
+            issuer,
+        }
+    }
+}
+
+/// Counts failed logins per account and per address.
+#[derive(Debug, Default)]
+pub struct LoginLimiter {
+    failures: Mutex<HashMap<String, Vec<Instant>>>,
+}
+
+impl LoginLimiter {
+    fn retry_after(&self, keys: &[(String, usize)], now: Instant) -> Option<Duration> {
+        let mut map = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.retain(|_, v| {
+            v.retain(|t| now.duration_since(*t) < FAILURE_WINDOW);
+            !v.is_empty()
+        });
+        keys.iter()
+            .filter_map(|(key, limit)| {
+                let v = map.get(key)?;
+                (v.len() >= *limit).then(|| FAILURE_WINDOW - now.duration_since(v[0]))
+            })
+            .max()
+    }
+
+    fn fail(&self, keys: &[(String, usize)], now: Instant) {
+        let mut map = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (key, _) in keys {
+            map.entry(key.clone()).or_default().push(now);
+        }
+    }
+
+    fn succeed(&self, account: &str) {
+        let mut map = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.remove(account);
+    }
+}
+
+/// The OAuth2 routes.
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/oauth/authorize")
+            .route(web::get().to(authorize_page))
+            .route(web::post().to(authorize_post))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/oauth/token")
+            .route(web::post().to(token))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/oauth/revoke")
+            .route(web::post().to(revoke))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/oauth/introspect")
+            .route(web::post().to(introspect))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/.well-known/oauth-authorization-server")
+            .route(web::get().to(metadata))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .json(serde_json::json!({ "error": "invalid_request", "error_description": "Method not allowed." }))
+}
+
+// ---------------------------------------------------------------- pages
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Every page: never framed, never cached, no scripts.
+fn page(status: actix_web::http::StatusCode, title: &str, body: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+        .insert_header(("X-Frame-Options", "DENY"))
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .body(format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width\"><title>{t}</title>\
+             <style>body{{font-family:sans-serif;max-width:26em;margin:2em auto;padding:0 1em}}\
+             input{{display:block;width:100%;margin:.3em 0 1em}}button{{margin-right:1em}}</style>\
+             </head><body><h1>{t}</h1>{body}</body></html>",
+            t = escape(title)
+        ))
+}
+
+fn error_page(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
+    page(
+        status,
+        "Cannot continue",
+        &format!("<p>{}</p>", escape(message)),
+    )
+}
+
+fn hidden_params(params: &Params) -> String {
+    let mut fields: Vec<(&str, &str)> = params.iter().collect();
+    fields.sort();
+    fields
+        .into_iter()
+        .map(|(k, v)| {
+            format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                escape(k),
+                escape(v)
+            )
+        })
+        .collect()
+}
+
+fn form(params: &Params, csrf: &str, extra: &str) -> String {
+    format!(
+        "<form method=\"post\" action=\"/oauth/authorize\">{}\
+         <input type=\"hidden\" name=\"zhima_csrf\" value=\"{}\">{extra}</form>",
+        hidden_params(params),
+        escape(csrf)
+    )
+}
+
+fn login_page(consent: &Consent, params: &Params, csrf: &str, note: Option<&str>) -> HttpResponse {
+    let note = note.map_or(String::new(), |n| {
+        format!("<p><strong>{}</strong></p>", escape(n))
+    });
+    let body = format!(
+        "<p>{name} asks to act for you. Log in with your member nickName and password.</p>{note}{}",
+        form(
+            params,
+            csrf,
+            "<label>NickName<input name=\"zhima_nickname\" autocomplete=\"username\" required></label>\
+             <label>Password<input type=\"password\" name=\"zhima_password\" autocomplete=\"current-password\" required></label>\
+             <button name=\"zhima_action\" value=\"login\">Log in</button>"
+        ),
+        name = escape(&consent.client_name),
+    );
+    with_csrf_cookie(page(actix_web::http::StatusCode::OK, "Log in", &body), csrf)
+}
+
+fn set_password_page(
+    params: &Params,
+    csrf: &str,
+    ticket: &str,
+    note: Option<&str>,
+) -> HttpResponse {
+    let note = note.map_or(String::new(), |n| {
+        format!("<p><strong>{}</strong></p>", escape(n))
+    });
+    let body = format!(
+        "<p>You are still using the default password. Choose a new one (at least 8 characters) before continuing.</p>{note}{}",
+        form(
+            params,
+            csrf,
+            &format!(
+                "<input type=\"hidden\" name=\"zhima_ticket\" value=\"{}\">\
+                 <label>New password<input type=\"password\" name=\"zhima_new_password\" autocomplete=\"new-password\" required></label>\
+                 <label>Repeat it<input type=\"password\" name=\"zhima_new_password2\" autocomplete=\"new-password\" required></label>\
+                 <button name=\"zhima_action\" value=\"set_password\">Set password</button>",
+                escape(ticket)
+            )
+        )
+    );
+    page(actix_web::http::StatusCode::OK, "Set a new password", &body)
+}
+
+fn consent_page(consent: &Consent, params: &Params, csrf: &str, ticket: &str) -> HttpResponse {
+    let scopes: String = consent
+        .scopes
+        .iter()
+        .map(|s| format!("<li>{}</li>", escape(s.description())))
+        .collect();
+    let body = format!(
+        "<p><strong>{name}</strong> asks to:</p><ul>{scopes}</ul>\
+         <p>It will send you back to {uri}.</p>{}",
+        form(
+            params,
+            csrf,
+            &format!(
+                "<input type=\"hidden\" name=\"zhima_ticket\" value=\"{}\">\
+                 <button name=\"zhima_action\" value=\"allow\">Allow</button>\
+                 <button name=\"zhima_action\" value=\"deny\">Deny</button>",
+                escape(ticket)
+            )
+        ),
+        name = escape(&consent.client_name),
+        uri = escape(&consent.redirect_uri),
+    );
+    page(actix_web::http::StatusCode::OK, "Allow access?", &body)
+}
+
+fn with_csrf_cookie(mut response: HttpResponse, csrf: &str) -> HttpResponse {
+    let cookie = format!("{CSRF_COOKIE}={csrf}; Path=/oauth; HttpOnly; SameSite=Strict");
+    if let Ok(value) = header::HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+fn csrf_cookie(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == CSRF_COOKIE)
+        .map(|(_, value)| value.to_owned())
+        .filter(|v| {
+            v.len() == 22
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+fn new_csrf() -> Option<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+// ---------------------------------------------------------------- tickets
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    SetPassword,
+    Consent,
+}
+
+impl Step {
+    fn as_str(self) -> &'static str {
+        match self {
+            Step::SetPassword => "set_password",
+            Step::Consent => "consent",
+        }
+    }
+}
+
+fn ticket_mac(key: &[u8; 32], body: &str, csrf: &str) -> Option<HmacSha256> {
+    let mut mac = HmacSha256::new_from_slice(key).ok()?;
+    mac.update(body.as_bytes());
+    mac.update(b"|");
+    mac.update(csrf.as_bytes());
+    Some(mac)
+}
+
+fn issue_ticket(
+    key: &[u8; 32],
+    member: MemberId,
+    client_id: &str,
+    step: Step,
+    csrf: &str,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let body = format!(
+        "{}.{}.{}.{}",
+        member.0,
+        URL_SAFE_NO_PAD.encode(client_id),
+        step.as_str(),
+        now.timestamp() + TICKET_TTL_SECS
+    );
+    let mac = ticket_mac(key, &body, csrf)?.finalize().into_bytes();
+    Some(format!("{body}.{}", URL_SAFE_NO_PAD.encode(mac)))
+}
+
+fn check_ticket(
+    key: &[u8; 32],
+    ticket: &str,
+    client_id: &str,
+    step: Step,
+    csrf: &str,
+    now: DateTime<Utc>,
+) -> Option<MemberId> {
+    let (body, sig) = ticket.rsplit_once('.')?;
+    let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
+    ticket_mac(key, body, csrf)?.verify_slice(&sig).ok()?;
+    let mut parts = body.split('.');
+    let member: i64 = parts.next()?.parse().ok()?;
+    let client = URL_SAFE_NO_PAD.decode(parts.next()?).ok()?;
+    let ticket_step = parts.next()?;
+    let exp: i64 = parts.next()?.parse().ok()?;
+    (client == client_id.as_bytes() && ticket_step == step.as_str() && now.timestamp() < exp)
+        .then_some(MemberId(member))
+}
+
+// ---------------------------------------------------------------- handlers
+
+fn query_params(req: &HttpRequest) -> Params {
+    Params::from_pairs(url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned())
+}
+
+async fn check_request(
+    state: &web::Data<AppState>,
+    params: Params,
+    now: DateTime<Utc>,
+) -> Result<(Consent, Params), HttpResponse> {
+    let st = state.clone();
+    let outcome = web::block(move || {
+        let consent = st.oauth.provider.authorization_request(&params, now);
+        (consent, params)
+    })
+    .await;
+    let (consent, params) = match outcome {
+        Ok(v) => v,
+        Err(_) => {
+            return Err(error_page(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                "The server is busy. Try again.",
+            ))
+        }
+    };
+    match consent {
+        Ok(c) => Ok((c, params)),
+        Err(OAuthError::BadAuthorizationRequest(_)) => Err(error_page(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "This link does not come from a registered partner (unknown client or redirect URI). You have not been sent anywhere.",
+        )),
+        Err(OAuthError::RedirectWithError(url)) => Err(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, url.as_str()))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish()),
+        Err(e) => {
+            tracing::error!(error = %e, "authorization request failed");
+            Err(error_page(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                "The server cannot check this request now. Try again shortly.",
+            ))
+        }
+    }
+}
+
+/// `GET /oauth/authorize`: check the request, then show the login form.
+async fn authorize_page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let now = state.clock.now();
+    let (consent, params) = match check_request(&state, query_params(&req), now).await {
+        Ok(v) => v,
+        Err(page) => return page,
+    };
+    let Some(csrf) = csrf_cookie(&req).or_else(new_csrf) else {
+        return error_page(
+            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "The server failed.",
+        );
+    };
+    login_page(&consent, &params, &csrf, None)
+}
+
+/// `POST /oauth/authorize`: the login, password and consent forms.
+async fn authorize_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let now = state.clock.now();
+    let body = match read_limited(&req, payload).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => {
+            return error_page(
+                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "The form is too large.",
+            )
+        }
+        Err(BodyError::Unreadable) => {
+            return error_page(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                "The form could not be read.",
+            )
+        }
+    };
+    let mut ours: HashMap<String, String> = HashMap::new();
+    let mut oauth: Vec<(String, String)> = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(&body).into_owned() {
+        if k.starts_with("zhima_") {
+            ours.insert(k, v);
+        } else {
+            oauth.push((k, v));
+        }
+    }
+    let field = |name: &str| ours.get(name).map(String::as_str).unwrap_or("");
+    // CSRF: the form's token must match this browser's cookie
+    let Some(csrf) = csrf_cookie(&req).filter(|c| c.as_str() == field("zhima_csrf")) else {
+        return error_page(
+            actix_web::http::StatusCode::FORBIDDEN,
+            "This form has expired or did not come from this site. Go back to the partner and start again.",
+        );
+    };
+    let (consent, params) = match check_request(&state, Params::from_pairs(oauth), now).await {
+        Ok(v) => v,
+        Err(page) => return page,
+    };
+    let key = &state.oauth.ticket_key;
+    match field("zhima_action") {
+        "login" => {
+            login(
+                &state,
+                &req,
+                &consent,
+                &params,
+                &csrf,
+                field("zhima_nickname"),
+                field("zhima_password"),
+                now,
+            )
+            .await
+        }
+        "set_password" => {
+            let Some(member) = check_ticket(
+                key,
+                field("zhima_ticket"),
+                &consent.client_id,
+                Step::SetPassword,
+                &csrf,
+                now,
+            ) else {
+                return login_page(
+                    &consent,
+                    &params,
+                    &csrf,
+                    Some("Your login has expired; log in again."),
+                );
+            };
+            set_password(
+                &state,
+                &consent,
+                &params,
+                &csrf,
+                field("zhima_ticket"),
+                member,
+                field("zhima_new_password"),
+                field("zhima_new_password2"),
+                now,
+            )
+            .await
+        }
+        action @ ("allow" | "deny") => {
+            let Some(member) = check_ticket(
+                key,
+                field("zhima_ticket"),
+                &consent.client_id,
+                Step::Consent,
+                &csrf,
+                now,
+            ) else {
+                return login_page(
+                    &consent,
+                    &params,
+                    &csrf,
+                    Some("Your login has expired; log in again."),
+                );
+            };
+            let allow = action == "allow";
+            let st = state.clone();
+            let decided =
+                web::block(move || st.oauth.provider.decide(&params, member, allow, now)).await;
+            match decided {
+                Ok(Ok(url)) => HttpResponse::SeeOther()
+                    .insert_header((header::LOCATION, url.as_str()))
+                    .insert_header((header::CACHE_CONTROL, "no-store"))
+                    .finish(),
+                Ok(Err(e)) => OAuthHttpError(e).into_page(),
+                Err(_) => error_page(
+                    actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "The server is busy. Try again.",
+                ),
+            }
+        }
+        _ => error_page(actix_web::http::StatusCode::BAD_REQUEST, "Unknown action."),
+    }
+}
+
+impl OAuthHttpError {
+    fn into_page(self) -> HttpResponse {
+        match self.0 {
+            OAuthError::RedirectWithError(url) => HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, url.as_str()))
+                .finish(),
+            OAuthError::BadAuthorizationRequest(m) => {
+                error_page(actix_web::http::StatusCode::BAD_REQUEST, m)
+            }
+            e => {
+                tracing::error!(error = %e, "authorization failed");
+                error_page(
+                    actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "The server cannot finish this now. Try again shortly.",
+                )
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn login(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    consent: &Consent,
+    params: &Params,
+    csrf: &str,
+    nickname: &str,
+    password: &str,
+    now: DateTime<Utc>,
+) -> HttpResponse {
+    let account_key = match NickName::parse(nickname) {
+        Ok(n) => n.key(),
+        Err(_) => nickname.trim().to_lowercase(),
+    };
+    let address = req
+        .peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
+    let keys = [
+        (format!("account:{account_key}"), ACCOUNT_FAILURES),
+        (format!("address:{address}"), ADDRESS_FAILURES),
+    ];
+    let limiter = &state.oauth.limiter;
+    if let Some(wait) = limiter.retry_after(&keys, Instant::now()) {
+        tracing::warn!(%address, "login refused: too many failures");
+        let mut page = error_page(
+            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed logins. Wait a few minutes and try again.",
+        );
+        if let Ok(v) = header::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            page.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return page;
+    }
+    let st = state.clone();
+    let password = password.to_owned();
+    let key = account_key.clone();
+    let checked = web::block(move || {
+        let login = st.store.member_login(&key)?;
+        Ok::<_, zhima_storage::StorageError>(login.filter(|l| {
+            // argon2 runs whether or not the account exists would leak less
+            // timing, but a wrong password costs the same as a right one
+            verify_password(&password, &l.password_hash)
+        }))
+    })
+    .await;
+    let login = match checked {
+        Ok(Ok(l)) => l,
+        _ => {
+            return error_page(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                "The server cannot check your password now. Try again shortly.",
+            )
+        }
+    };
+    let Some(login) = login.filter(|l| !l.deactivated) else {
+        limiter.fail(&keys, Instant::now());
+        tracing::info!(%address, "failed login");
+        return login_page(consent, params, csrf, Some("Wrong nickName or password."));
+    };
+    limiter.succeed(&keys[0].0);
+    let key = &state.oauth.ticket_key;
+    let step = if login.must_change_password {
+        Step::SetPassword
+    } else {
+        Step::Consent
+    };
+    let Some(ticket) = issue_ticket(key, login.id, &consent.client_id, step, csrf, now) else {
+        return error_page(
+            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "The server failed.",
+        );
+    };
+    match step {
+        Step::SetPassword => set_password_page(params, csrf, &ticket, None),
+        Step::Consent => consent_page(consent, params, csrf, &ticket),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn set_password(
+    state: &web::Data<AppState>,
+    consent: &Consent,
+    params: &Params,
+    csrf: &str,
+    ticket: &str,
+    member: MemberId,
+    new: &str,
+    repeat: &str,
+    now: DateTime<Utc>,
+) -> HttpResponse {
+    let problem = if new != repeat {
+        Some("The two passwords differ.")
+    } else if new.chars().count() < 8 {
+        Some("The password must have at least 8 characters.")
+    } else if new.chars().count() > 200 {
+        Some("The password must have at most 200 characters.")
+    } else if new == DEFAULT_PASSWORD {
+        Some("Choose a password other than the default one.")
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        return set_password_page(params, csrf, ticket, Some(problem));
+    }
+    let st = state.clone();
+    let new = new.to_owned();
+    let done = web::block(move || {
+        let record = st
+            .store
+            .member(MemberKey::Id(member))?
+            .ok_or(zhima_storage::StorageError::MemberNotFound)?;
+        st.store
+            .set_password(&record.member.openid, &new, false, now)
+    })
+    .await;
+    if !matches!(done, Ok(Ok(()))) {
+        return error_page(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "The server cannot save your password now. Try again shortly.",
+        );
+    }
+    let key = &state.oauth.ticket_key;
+    match issue_ticket(key, member, &consent.client_id, Step::Consent, csrf, now) {
+        Some(ticket) => consent_page(consent, params, csrf, &ticket),
+        None => error_page(
+            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "The server failed.",
+        ),
+    }
+}
+
+/// Reads a token-endpoint request: a form body and optional Basic credentials.
+async fn token_request(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<TokenRequest, OAuthHttpError> {
+    let invalid = |basic| {
+        OAuthHttpError(OAuthError::Token {
+            kind: zhima_oauth::TokenErrorKind::InvalidRequest,
+            basic,
+        })
+    };
+    let mut request = TokenRequest::default();
+    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+        match value.to_str().ok().and_then(parse_basic) {
+            Some(creds) => request.basic = Some(creds),
+            None => request.bad_authorization = true,
+        }
+    }
+    let form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !form {
+        return Err(invalid(request.used_basic()));
+    }
+    let body = read_limited(req, payload)
+        .await
+        .map_err(|_| invalid(request.used_basic()))?;
+    request.params = Params::from_pairs(url::form_urlencoded::parse(&body).into_owned());
+    Ok(request)
+}
+
+/// `Basic base64(urlencoded id ":" urlencoded secret)` (RFC 6749 §2.3.1).
+fn parse_basic(value: &str) -> Option<(String, String)> {
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = STANDARD.decode(rest.trim()).ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    let unescape = |s: &str| -> Option<String> {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
+    Some((unescape(id)?, unescape(secret)?))
+}
+
+fn no_store(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
+    builder
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"));
+    builder
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, OAuthError> + Send + 'static,
+) -> Result<T, OAuthHttpError> {
+    web::block(f)
+        .await
+        .map_err(|_| OAuthHttpError(OAuthError::Internal))?
+        .map_err(OAuthHttpError)
+}
+
+/// `POST /oauth/token`.
+async fn token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, OAuthHttpError> {
+    let request = token_request(&req, payload).await?;
+    let now = state.clock.now();
+    let st = state.clone();
+    let answer = blocking(move || st.oauth.provider.token(&request, now)).await?;
+    Ok(no_store(HttpResponse::Ok()).json(answer))
+}
+
+/// `POST /oauth/revoke` (RFC 7009): 200 whether or not the token existed.
+async fn revoke(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, OAuthHttpError> {
+    let request = token_request(&req, payload).await?;
+    let now = state.clock.now();
+    let st = state.clone();
+    blocking(move || st.oauth.provider.revoke(&request, now)).await?;
+    Ok(no_store(HttpResponse::Ok()).finish())
+}
+
+/// `POST /oauth/introspect` (RFC 7662).
+async fn introspect(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, OAuthHttpError> {
+    let request = token_request(&req, payload).await?;
+    let now = state.clock.now();
+    let st = state.clone();
+    let answer = blocking(move || st.oauth.provider.introspect(&request, now)).await?;
+    Ok(no_store(HttpResponse::Ok()).json(answer))
+}
+
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414).
+async fn metadata(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let issuer = state.oauth.issuer.clone().unwrap_or_else(|| {
+        let info = req.connection_info();
+        format!("{}://{}", info.scheme(), info.host())
+    });
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .json(state.oauth.provider.metadata(&issuer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tickets_are_bound_to_member_client_step_browser_and_time() {
+        let key = [7u8; 32];
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let t = issue_ticket(&key, MemberId(42), "client-a", Step::Consent, "csrf1", now).unwrap();
+        assert_eq!(
+            check_ticket(&key, &t, "client-a", Step::Consent, "csrf1", now),
+            Some(MemberId(42))
+        );
+        assert_eq!(
+            check_ticket(&key, &t, "client-b", Step::Consent, "csrf1", now),
+            None
+        );
+        assert_eq!(
+            check_ticket(&key, &t, "client-a", Step::SetPassword, "csrf1", now),
+            None
+        );
+        assert_eq!(
+            check_ticket(&key, &t, "client-a", Step::Consent, "csrf2", now),
+            None
+        );
+        let later = now + chrono::Duration::seconds(TICKET_TTL_SECS);
+        assert_eq!(
+            check_ticket(&key, &t, "client-a", Step::Consent, "csrf1", later),
+            None
+        );
+        assert_eq!(
+            check_ticket(&[8u8; 32], &t, "client-a", Step::Consent, "csrf1", now),
+            None
+        );
+        let forged = t.replacen("42.", "43.", 1);
+        assert_eq!(
+            check_ticket(&key, &forged, "client-a", Step::Consent, "csrf1", now),
+            None
+        );
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let value = format!("Basic {}", STANDARD.encode("my%20id:s%3Acret"));
+        assert_eq!(parse_basic(&value), Some(("my id".into(), "s:cret".into())));
+        assert_eq!(parse_basic("Bearer abc"), None);
+        assert_eq!(parse_basic("Basic !!!"), None);
+        assert_eq!(
+            parse_basic(&format!("Basic {}", STANDARD.encode("nocolon"))),
+            None
+        );
+    }
+
+    #[test]
+    fn the_limiter_counts_per_key_within_the_window() {
+        let l = LoginLimiter::default();
+        let t0 = Instant::now();
+        let keys = [("account:a".to_owned(), 2), ("address:x".to_owned(), 3)];
+        assert!(l.retry_after(&keys, t0).is_none());
+        l.fail(&keys, t0);
+        assert!(l.retry_after(&keys, t0).is_none());
+        l.fail(&keys, t0);
+        assert!(l.retry_after(&keys, t0).is_some(), "account limit reached");
+        l.succeed("account:a");
+        assert!(l.retry_after(&keys, t0).is_none());
+        l.fail(&keys, t0);
+        assert!(l.retry_after(&keys, t0).is_some(), "address limit reached");
+        assert!(
+            l.retry_after(&keys, t0 + FAILURE_WINDOW).is_none(),
+            "forgotten after the window"
+        );
+    }
+}

@@ -1,0 +1,320 @@
+//! The Partner API: `/partner/1/profile` and `/partner/1/vip`, for partner
+//! companies acting for a member with an OAuth2 access token.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Map, Value};
+use zhima_domain::partner::{vip_at, PartnerScope, Tokens, VipLevel};
+use zhima_domain::time::{format_local_timestamp, CalendarSpan};
+use zhima_oauth::AccessGrant;
+use zhima_storage::wallet::{VipOutcome, VipPurchase};
+use zhima_storage::MemberKey;
+
+use crate::body::{read_limited, BodyError};
+use crate::error::PartnerError;
+use crate::AppState;
+
+/// What VIP costs and lasts.
+#[derive(Debug, Clone)]
+pub struct PartnerSettings {
+    /// One period.
+    pub vip_span: CalendarSpan,
+    /// Price of a standard period.
+    pub price_standard: Tokens,
+    /// Price of a gold period.
+    pub price_gold: Tokens,
+}
+
+impl Default for PartnerSettings {
+    fn default() -> PartnerSettings {
+        PartnerSettings {
+            vip_span: CalendarSpan::Months(1),
+            price_standard: Tokens::whole(100),
+            price_gold: Tokens::whole(300),
+        }
+    }
+}
+
+impl PartnerSettings {
+    fn price(&self, level: VipLevel) -> Tokens {
+        match level {
+            VipLevel::Standard => self.price_standard,
+            VipLevel::Gold => self.price_gold,
+        }
+    }
+}
+
+/// The Partner API routes.
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/partner/1/profile")
+            .route(web::get().to(profile))
+            .route(web::post().to(profile))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/partner/1/vip")
+            .route(web::post().to(vip))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, PartnerError> {
+    Err(PartnerError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        message: "Method not allowed.".into(),
+        challenge: None,
+    })
+}
+
+/// The parameters of a partner request: query string, then a form or JSON body.
+#[derive(Debug, Default)]
+struct Request {
+    token: Option<String>,
+    level: Option<String>,
+}
+
+fn from_query(req: &HttpRequest) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// Reads the token (from exactly one place) and the other parameters.
+async fn read(req: &HttpRequest, payload: web::Payload) -> Result<Request, PartnerError> {
+    let mut places = 0;
+    let mut token = None;
+    let mut level = None;
+    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+        let value = value
+            .to_str()
+            .map_err(|_| PartnerError::bad_request("The Authorization header is not readable."))?;
+        match value.split_once(' ') {
+            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => {
+                places += 1;
+                token = Some(t.trim().to_owned());
+            }
+            _ => {
+                return Err(PartnerError::from(zhima_oauth::OAuthError::InvalidToken));
+            }
+        }
+    }
+    let mut take = |pairs: Vec<(String, String)>, places: &mut u32| -> Result<(), PartnerError> {
+        let mut seen_token = false;
+        for (k, v) in pairs {
+            match k.as_str() {
+                "access_token" => {
+                    if seen_token {
+                        return Err(PartnerError::bad_request("access_token is given twice."));
+                    }
+                    seen_token = true;
+                    *places += 1;
+                    token = Some(v);
+                }
+                "level" => level = Some(v),
+                _ => {}
+            }
+        }
+        Ok(())
+    };
+    take(from_query(req), &mut places)?;
+    let body = read_limited(req, payload).await.map_err(|e| match e {
+        BodyError::TooLarge => PartnerError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: "The request body is too large.".into(),
+            challenge: None,
+        },
+        BodyError::Unreadable => PartnerError::bad_request("The request body could not be read."),
+    })?;
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        match content_type.as_str() {
+            "application/x-www-form-urlencoded" => take(
+                url::form_urlencoded::parse(&body).into_owned().collect(),
+                &mut places,
+            )?,
+            "application/json" => {
+                let map: Map<String, Value> = match serde_json::from_slice(&body) {
+                    Ok(Value::Object(map)) => map,
+                    _ => {
+                        return Err(PartnerError::bad_request(
+                            "The request body must be a JSON object.",
+                        ))
+                    }
+                };
+                let mut pairs = Vec::new();
+                for (k, v) in map {
+                    if k == "access_token" || k == "level" {
+                        let Value::String(s) = v else {
+                            return Err(PartnerError::bad_request(format!(
+                                "{k} must be a string."
+                            )));
+                        };
+                        pairs.push((k, s));
+                    }
+                }
+                take(pairs, &mut places)?
+            }
+            _ => {
+                return Err(PartnerError {
+                    status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    message: "Send a form (application/x-www-form-urlencoded) or JSON body.".into(),
+                    challenge: None,
+                })
+            }
+        }
+    }
+    if places > 1 {
+        return Err(PartnerError::bad_request(
+            "The access token must be sent in exactly one place (header, query, form or JSON).",
+        ));
+    }
+    Ok(Request { token, level })
+}
+
+async fn authorize(
+    state: &web::Data<AppState>,
+    request: &Request,
+    scope: PartnerScope,
+) -> Result<AccessGrant, PartnerError> {
+    let Some(token) = request.token.clone() else {
+        return Err(PartnerError::from(zhima_oauth::OAuthError::InvalidToken));
+    };
+    let now = state.clock.now();
+    let st = state.clone();
+    web::block(move || st.oauth.provider.check_access(&token, scope, now))
+        .await
+        .map_err(|_| PartnerError::from(zhima_oauth::OAuthError::Internal))?
+        .map_err(PartnerError::from)
+}
+
+fn ok(body: Value) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body)
+}
+
+/// `GET /partner/1/profile` (scope `profile`).
+async fn profile(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, PartnerError> {
+    let request = read(&req, payload).await?;
+    let grant = authorize(&state, &request, PartnerScope::Profile).await?;
+    let now = state.clock.now();
+    let st = state.clone();
+    let (record, balance) = web::block(move || {
+        let record = st.store.member(MemberKey::Id(grant.member_id))?;
+        let balance = st.store.balance(grant.member_id)?;
+        Ok::<_, zhima_storage::StorageError>((record, balance))
+    })
+    .await
+    .map_err(|_| PartnerError::from(zhima_oauth::OAuthError::Internal))??;
+    let Some(record) = record else {
+        return Err(PartnerError::from(zhima_oauth::OAuthError::InvalidToken));
+    };
+    let member = &record.member;
+    Ok(ok(json!({
+        "success": true,
+        "message": "",
+        "nickname": member.nickname.as_str(),
+        "email": member.profile.email,
+        "gender": member.profile.gender.name(),
+        "vip": vip_at(&record.vip, now).map(VipLevel::as_str),
+        "goplay_token": balance.paid.as_f64(),
+        "free_goplay_token": balance.free.as_f64(),
+    })))
+}
+
+/// A valid `Idempotency-Key`: 1 to 255 visible ASCII characters.
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, PartnerError> {
+    let Some(value) = req.headers().get("Idempotency-Key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            PartnerError::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters.")
+        })?;
+    Ok(Some(key.to_owned()))
+}
+
+/// `POST /partner/1/vip` (scope `vip`) with `level`.
+async fn vip(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, PartnerError> {
+    let request = read(&req, payload).await?;
+    let grant = authorize(&state, &request, PartnerScope::Vip).await?;
+    let level = match request.level.as_deref() {
+        None | Some("") => {
+            return Err(PartnerError::bad_request(
+                "level is required: \"standard\" or \"gold\".",
+            ))
+        }
+        Some(text) => {
+            VipLevel::parse(text).map_err(|e| PartnerError::bad_request(e.to_string()))?
+        }
+    };
+    let key = idempotency_key(&req)?;
+    let now = state.clock.now();
+    let st = state.clone();
+    let outcome = web::block(move || {
+        let purchase = VipPurchase {
+            member_id: grant.member_id,
+            client_id: &grant.client_id,
+            level,
+            price: st.partner.price(level),
+            span: st.partner.vip_span,
+            tz: st.tz,
+            idempotency_key: key.as_deref(),
+        };
+        st.store.buy_vip(&purchase, now)
+    })
+    .await
+    .map_err(|_| PartnerError::from(zhima_oauth::OAuthError::Internal))??;
+    match outcome {
+        VipOutcome::Bought(bought) => {
+            let until = format_local_timestamp(bought.period.end, state.tz);
+            let mut response = HttpResponse::Ok();
+            response.insert_header((header::CACHE_CONTROL, "no-store"));
+            if bought.replayed {
+                response.insert_header(("Idempotent-Replayed", "true"));
+            }
+            Ok(response.json(json!({
+                "success": true,
+                "message": format!("VIP {} bought: valid until {until}.", level.as_str()),
+                "level": level.as_str(),
+                "vip_start": format_local_timestamp(bought.period.start, state.tz),
+                "vip_end": until,
+                "free_goplay_token_spent": bought.debit.free.as_f64(),
+                "goplay_token_spent": bought.debit.paid.as_f64(),
+            })))
+        }
+        VipOutcome::Insufficient(short) => Ok(ok(json!({
+            "success": false,
+            "message": format!(
+                "Not enough GoPlay tokens: VIP {} costs {}, the balance is {}. Nothing was charged.",
+                level.as_str(),
+                short.price,
+                short.available
+            ),
+        }))),
+        VipOutcome::KeyReused => Err(PartnerError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message: "This Idempotency-Key was used for another purchase.".into(),
+            challenge: None,
+        }),
+    }
+}
