@@ -142,6 +142,12 @@ fn main() {
                 Duration::from_secs(3),
                 Duration::ZERO,
             ),
+            oauth: zhima_http::oauth::OAuthState::new(
+                zhima_oauth::Provider::new(store.clone(), Default::default()),
+                [9; 32],
+                None,
+            ),
+            partner: Default::default(),
         });
         let app = atest::init_service(
             App::new()

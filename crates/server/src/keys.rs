@@ -100,18 +100,34 @@ pub fn seed(settings: &QrSettings) -> Result<[u8; 32], KeyError> {
 /// The QR state: the signer, and a keyring of its public key plus the older
 /// ones configured.
 pub fn qr_state(settings: &QrSettings) -> Result<QrState, KeyError> {
-    let seed = seed(settings)?;
+    Ok(qr_state_from_seed(settings, &seed(settings)?))
+}
+
+/// As [`qr_state`], from a seed already read.
+pub fn qr_state_from_seed(settings: &QrSettings, seed: &[u8; 32]) -> QrState {
+    let seed = *seed;
     let signer = Signer::from_seed(settings.key_id, &seed);
     let mut keyring: Keyring = settings.public_keys.clone();
     keyring.insert(signer.key_id(), signer.verifying_key());
-    Ok(QrState::new(
+    QrState::new(
         signer,
         &seed,
         keyring,
         settings.image_link_ttl,
         settings.entry,
         settings.replay_window,
-    ))
+    )
+}
+
+/// The key of the OAuth pages' tickets, derived from the signing seed under
+/// its own label (so it is neither the signing key nor the image-link key).
+pub fn ticket_key(seed: &[u8; 32]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::new()
+        .chain_update(b"zhima oauth ticket v1\0")
+        .chain_update(seed)
+        .finalize()
+        .into()
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@ use actix_web::{web, App, HttpServer};
 use chrono::{DateTime, Utc};
 use zhima_domain::access::{AccessMethod, NewAccessEvent, Outcome};
 use zhima_door_hardware::{DoorController, DoorDriver, DoorError, DoorEvent};
+use zhima_http::oauth::OAuthState;
 use zhima_http::{AppState, Clock, DoorState};
+use zhima_oauth::Provider;
 use zhima_storage::{StorageError, Store};
 
 use crate::settings::Settings;
@@ -146,8 +148,15 @@ impl Application {
         driver: Arc<dyn DoorDriver>,
     ) -> Result<Application, StartError> {
         driver.set_relay(zhima_door_hardware::Relay::Locked)?;
-        let qr = keys::qr_state(&settings.qr)?;
-        let store = open_store(settings)?;
+        let seed = keys::seed(&settings.qr)?;
+        let qr = keys::qr_state_from_seed(&settings.qr, &seed);
+        let mut store = open_store(settings)?;
+        store.set_tokens_per_cny(settings.tokens_per_cny);
+        let oauth = OAuthState::new(
+            Provider::new(store.clone(), settings.oauth.clone()),
+            keys::ticket_key(&seed),
+            settings.oauth_issuer.clone(),
+        );
         let door = start_door(settings, driver, clock.clone(), store.clone())?;
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartError::Bind {
             addr: settings.bind.clone(),
@@ -172,6 +181,8 @@ impl Application {
                 max_unlock_secs: settings.door.max_unlock_secs,
             },
             qr,
+            oauth,
+            partner: settings.partner.clone(),
         });
         if let Some(source) = &settings.door.scanner {
             scanner::start(source.clone(), state.clone());

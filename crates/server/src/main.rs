@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use clap::{Parser, Subcommand};
 use zhima_domain::ids::OpenId;
+use zhima_domain::partner::{PartnerScope, TokenKind, Tokens};
 use zhima_domain::scope::Scopes;
 use zhima_door_hardware::{lock_on_panic, LockOnDrop};
 use zhima_server::settings::Settings;
@@ -41,6 +42,61 @@ enum Command {
     /// Member QR codes.
     #[command(subcommand)]
     Qr(QrCommand),
+    /// Partner applications (OAuth2 clients).
+    #[command(subcommand)]
+    Partner(PartnerCommand),
+    /// The members' token wallets.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PartnerCommand {
+    /// Register a partner application; its client_id and client_secret are
+    /// printed once (the secret is stored only as an argon2id hash).
+    Add {
+        /// The partner's name, shown to members on the consent page.
+        #[arg(long)]
+        name: String,
+        /// A redirect URI, matched exactly (repeat for more than one).
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// A public client (mobile or browser app): no secret, PKCE required.
+        #[arg(long)]
+        public: bool,
+        /// Comma-separated scopes the partner may ask for: profile, vip.
+        #[arg(long, default_value = "profile,vip")]
+        scopes: String,
+    },
+    /// List partner applications (never their secrets).
+    List,
+    /// Remove a partner application and revoke every token it holds.
+    Remove {
+        /// The client_id.
+        client_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokensCommand {
+    /// Credit free tokens to a member (a staff gift), and print the balances.
+    Grant {
+        /// The member's openid.
+        #[arg(long)]
+        openid: String,
+        /// How many free tokens (up to two decimals).
+        #[arg(long)]
+        free: String,
+        /// Why (kept in the ledger).
+        #[arg(long, default_value = "staff gift")]
+        reason: String,
+    },
+    /// Print a member's balances.
+    Balance {
+        /// The member's openid.
+        #[arg(long)]
+        openid: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,6 +214,8 @@ fn run(command: Command, settings: &Settings) -> Result<(), Box<dyn std::error::
             );
             Ok(())
         }
+        Command::Partner(cmd) => partner(settings, cmd),
+        Command::Tokens(cmd) => tokens(settings, cmd),
         Command::Migrate => {
             let store = open_store(settings)?;
             println!(
@@ -226,6 +284,105 @@ fn run(command: Command, settings: &Settings) -> Result<(), Box<dyn std::error::
             Ok(())
         }
     }
+}
+
+fn partner(settings: &Settings, cmd: PartnerCommand) -> Result<(), Box<dyn std::error::Error>> {
+    let store = open_store(settings)?;
+    match cmd {
+        PartnerCommand::Add {
+            name,
+            redirect_uris,
+            public,
+            scopes,
+        } => {
+            let scopes = PartnerScope::parse_set(&scopes).map_err(|e| format!("--scopes: {e}"))?;
+            let provider = zhima_oauth::Provider::new(store, settings.oauth.clone());
+            let registered =
+                provider.register(&name, &redirect_uris, public, &scopes, Utc::now())?;
+            let client = &registered.client;
+            println!(
+                "registered {:?} ({}, scopes {}); shown only now:",
+                client.name,
+                if client.is_public() {
+                    "public: PKCE required"
+                } else {
+                    "confidential"
+                },
+                PartnerScope::join(&client.scopes)
+            );
+            println!("client_id: {}", client.client_id);
+            if let Some(secret) = &registered.secret {
+                println!("client_secret: {secret}");
+            }
+        }
+        PartnerCommand::List => {
+            for client in store.oauth_clients()? {
+                let state = client.removed_at.map_or("active".to_owned(), |t| {
+                    format!("removed {}", t.to_rfc3339())
+                });
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    client.client_id,
+                    client.name,
+                    if client.is_public() {
+                        "public"
+                    } else {
+                        "confidential"
+                    },
+                    PartnerScope::join(&client.scopes),
+                    client.redirect_uris.join(" "),
+                    state
+                );
+            }
+        }
+        PartnerCommand::Remove { client_id } => {
+            if !store.remove_oauth_client(&client_id, Utc::now())? {
+                return Err(format!("no active partner with client_id {client_id:?}").into());
+            }
+            println!("removed {client_id}; its tokens are revoked");
+        }
+    }
+    Ok(())
+}
+
+fn tokens(settings: &Settings, cmd: TokensCommand) -> Result<(), Box<dyn std::error::Error>> {
+    let store = open_store(settings)?;
+    let (openid, balance) = match cmd {
+        TokensCommand::Grant {
+            openid,
+            free,
+            reason,
+        } => {
+            let openid = OpenId::parse(&openid).map_err(|e| format!("--openid: {e}"))?;
+            let amount = Tokens::parse(&free).map_err(|e| format!("--free: {e}"))?;
+            if amount == Tokens::ZERO {
+                return Err("--free: must be more than 0".into());
+            }
+            let reason = reason.trim();
+            if reason.is_empty() || reason.chars().count() > 200 {
+                return Err("--reason: 1 to 200 characters".into());
+            }
+            let balance =
+                store.grant_tokens(&openid, TokenKind::Free, amount, reason, Utc::now())?;
+            println!("granted {amount} free tokens to {openid}");
+            (openid, balance)
+        }
+        TokensCommand::Balance { openid } => {
+            let openid = OpenId::parse(&openid).map_err(|e| format!("--openid: {e}"))?;
+            let record = store
+                .member(zhima_storage::MemberKey::OpenId(&openid))?
+                .ok_or_else(|| format!("no member with openid {openid}"))?;
+            let balance = store.balance(record.member.id)?;
+            (openid, balance)
+        }
+    };
+    println!(
+        "{openid}: paid {} free {} (total {})",
+        balance.paid,
+        balance.free,
+        balance.total()
+    );
+    Ok(())
 }
 
 fn door_test(settings: &Settings, seconds: u32) -> Result<(), Box<dyn std::error::Error>> {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use serde::Deserialize;
 use zhima_domain::money::Fen;
+use zhima_domain::partner::Tokens;
 use zhima_domain::plan::{Grant, Plan, Plans};
 use zhima_domain::qr::{parse_hex32, KeyId, Keyring};
 use zhima_domain::time::{parse_timezone, CalendarSpan};
@@ -39,6 +40,10 @@ pub struct RawSettings {
     pub door: RawDoorSettings,
     /// `[qr]`
     pub qr: RawQrSettings,
+    /// `[oauth]`
+    pub oauth: RawOAuthSettings,
+    /// `[partner]`
+    pub partner: RawPartnerSettings,
     /// `[plans."NAME"]`: overrides or additions to the standard plans.
     #[serde(default)]
     pub plans: BTreeMap<String, PlanSettings>,
@@ -114,6 +119,34 @@ pub struct RawQrSettings {
     pub replay_window_secs: u32,
     /// Days an image link (`qrcode_url`) works.
     pub image_link_days: u32,
+}
+
+/// `[oauth]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOAuthSettings {
+    /// The issuer URL in the metadata document (empty: from the request).
+    pub issuer: String,
+    /// Seconds an access token works.
+    pub access_token_secs: u32,
+    /// Days a refresh token works (each use replaces it).
+    pub refresh_token_days: u32,
+    /// Seconds an authorization code may be redeemed (at most 300).
+    pub code_secs: u32,
+}
+
+/// `[partner]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPartnerSettings {
+    /// Calendar months one VIP purchase lasts.
+    pub vip_months: u32,
+    /// Price of a standard period, in tokens (up to two decimals).
+    pub price_standard: String,
+    /// Price of a gold period, in tokens.
+    pub price_gold: String,
+    /// Paid tokens credited per CNY of a `TOKENS` payment.
+    pub tokens_per_cny: String,
 }
 
 /// Where the QR signing key comes from.
@@ -230,6 +263,14 @@ pub struct Settings {
     pub door: DoorSettings,
     /// Member QR codes.
     pub qr: QrSettings,
+    /// Token, code and refresh lifetimes.
+    pub oauth: zhima_oauth::Settings,
+    /// The issuer URL (`None`: taken from each request).
+    pub oauth_issuer: Option<String>,
+    /// VIP prices and length.
+    pub partner: zhima_http::partner::PartnerSettings,
+    /// Paid tokens per CNY of a `TOKENS` payment.
+    pub tokens_per_cny: Tokens,
 }
 
 const DEFAULTS: &str = r#"
@@ -270,6 +311,18 @@ signing_key = ""
 entry_secs = 3
 replay_window_secs = 5
 image_link_days = 365
+
+[oauth]
+issuer = ""
+access_token_secs = 3600
+refresh_token_days = 30
+code_secs = 300
+
+[partner]
+vip_months = 1
+price_standard = "100"
+price_gold = "300"
+tokens_per_cny = "1"
 "#;
 
 impl Settings {
@@ -352,9 +405,15 @@ impl Settings {
         tracing_subscriber::EnvFilter::try_new(&raw.log.level).map_err(|e| bad("log.level", e))?;
         let door = door(&raw.door)?;
         let qr = qr(&raw.qr)?;
+        let (oauth, oauth_issuer) = oauth(&raw.oauth)?;
+        let (partner, tokens_per_cny) = partner(&raw.partner)?;
         Ok(Settings {
             door,
             qr,
+            oauth,
+            oauth_issuer,
+            partner,
+            tokens_per_cny,
             store: StoreOptions {
                 pool_size: raw.database.pool_size,
                 connect_timeout: Duration::from_secs(raw.database.connect_timeout_secs),
@@ -458,6 +517,65 @@ fn qr(raw: &RawQrSettings) -> Result<QrSettings, SettingsError> {
 }
 
 /// The standard plans with the configured overrides, additions and removals.
+fn oauth(raw: &RawOAuthSettings) -> Result<(zhima_oauth::Settings, Option<String>), SettingsError> {
+    if raw.access_token_secs < 60 || raw.access_token_secs > 86_400 {
+        return Err(bad("oauth.access_token_secs", "must be from 60 to 86400"));
+    }
+    if raw.refresh_token_days == 0 || raw.refresh_token_days > 365 {
+        return Err(bad("oauth.refresh_token_days", "must be from 1 to 365"));
+    }
+    if raw.code_secs < 10 || raw.code_secs > 300 {
+        return Err(bad("oauth.code_secs", "must be from 10 to 300"));
+    }
+    let issuer = raw.issuer.trim();
+    let issuer = if issuer.is_empty() {
+        None
+    } else {
+        let url = url::Url::parse(issuer).map_err(|e| bad("oauth.issuer", e))?;
+        if url.scheme() != "https" && url.scheme() != "http"
+            || url.query().is_some()
+            || url.fragment().is_some()
+        {
+            return Err(bad(
+                "oauth.issuer",
+                "must be an http(s) URL without query or fragment",
+            ));
+        }
+        Some(issuer.trim_end_matches('/').to_owned())
+    };
+    Ok((
+        zhima_oauth::Settings {
+            access_token_ttl: chrono::Duration::seconds(i64::from(raw.access_token_secs)),
+            refresh_token_ttl: chrono::Duration::days(i64::from(raw.refresh_token_days)),
+            code_ttl: chrono::Duration::seconds(i64::from(raw.code_secs)),
+        },
+        issuer,
+    ))
+}
+
+fn partner(
+    raw: &RawPartnerSettings,
+) -> Result<(zhima_http::partner::PartnerSettings, Tokens), SettingsError> {
+    if raw.vip_months == 0 || raw.vip_months > 24 {
+        return Err(bad("partner.vip_months", "must be from 1 to 24"));
+    }
+    let price = |key: &str, text: &str| -> Result<Tokens, SettingsError> {
+        let tokens = Tokens::parse(text).map_err(|e| bad(key, e))?;
+        if tokens == Tokens::ZERO {
+            return Err(bad(key, "must be more than 0"));
+        }
+        Ok(tokens)
+    };
+    Ok((
+        zhima_http::partner::PartnerSettings {
+            vip_span: CalendarSpan::Months(raw.vip_months),
+            price_standard: price("partner.price_standard", &raw.price_standard)?,
+            price_gold: price("partner.price_gold", &raw.price_gold)?,
+        },
+        price("partner.tokens_per_cny", &raw.tokens_per_cny)?,
+    ))
+}
+
 fn plans(configured: &BTreeMap<String, PlanSettings>) -> Result<Plans, SettingsError> {
     let standard = Plans::standard();
     let mut catalogue: BTreeMap<String, Plan> = standard
