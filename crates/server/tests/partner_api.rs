@@ -1,0 +1,1331 @@
+//! The OAuth2 provider and the Partner API, driven over HTTP by a real OAuth2
+//! client library (the `oauth2` crate) and a cookie-keeping "browser" that
+//! fills in the login and consent pages.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use oauth2::basic::{BasicClient, BasicErrorResponseType};
+use oauth2::{
+    AccessToken, AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
+    EndpointNotSet, EndpointSet, IntrospectionUrl, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, RefreshToken, RequestTokenError, Scope, TokenIntrospectionResponse, TokenResponse,
+    TokenUrl,
+};
+use serde_json::{json, Value};
+use support::{spawn_app, TestApp};
+use zhima_domain::ids::OpenId;
+use zhima_domain::partner::{PartnerScope, TokenKind, Tokens};
+
+const REDIRECT: &str = "http://127.0.0.1:9/callback";
+const PASSWORD: &str = "correct horse battery";
+
+type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointSet, EndpointNotSet, EndpointSet>;
+
+/// A registered partner and an `oauth2` client configured for it.
+struct Partner {
+    client_id: String,
+    secret: Option<String>,
+    client: Client,
+}
+
+fn http() -> reqwest::Client {
+    // an OAuth2 client must not follow redirects from the token endpoint
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn register(app: &TestApp, public: bool, scopes: &str) -> Partner {
+    let provider = zhima_oauth::Provider::new(app.store.clone(), Default::default());
+    let scopes: BTreeSet<PartnerScope> = PartnerScope::parse_set(scopes).unwrap();
+    let registered = provider
+        .register(
+            "GoPlay",
+            &[REDIRECT.to_owned()],
+            public,
+            &scopes,
+            support::default_now(),
+        )
+        .unwrap();
+    let client_id = registered.client.client_id.clone();
+    let mut client = BasicClient::new(ClientId::new(client_id.clone()))
+        .set_auth_uri(AuthUrl::new(format!("{}/oauth/authorize", app.address)).unwrap())
+        .set_token_uri(TokenUrl::new(format!("{}/oauth/token", app.address)).unwrap())
+        .set_introspection_url(
+            IntrospectionUrl::new(format!("{}/oauth/introspect", app.address)).unwrap(),
+        )
+        .set_redirect_uri(RedirectUrl::new(REDIRECT.to_owned()).unwrap());
+    if let Some(secret) = &registered.secret {
+        client = client.set_client_secret(ClientSecret::new(secret.clone()));
+    }
+    Partner {
+        client_id,
+        secret: registered.secret,
+        client,
+    }
+}
+
+/// Creates a member through the Member API and gives them a password.
+async fn member(app: &TestApp, openid: &str, nick: &str, email: &str, gender: u8) -> OpenId {
+    let body = json!({"openid": openid, "basicInfo": {"nickName": nick, "email": email, "gender": gender}});
+    let answer = app.post("/api/v1.0/member/new", &body).await;
+    support::expect_errno(&answer, "1000");
+    let openid = OpenId::parse(openid).unwrap();
+    app.store
+        .set_password(&openid, PASSWORD, false, support::default_now())
+        .unwrap();
+    openid
+}
+
+fn gift(app: &TestApp, openid: &OpenId, free: u32) {
+    app.store
+        .grant_tokens(
+            openid,
+            TokenKind::Free,
+            Tokens::whole(free),
+            "test gift",
+            support::default_now(),
+        )
+        .unwrap();
+}
+
+struct Page {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> Option<url::Url> {
+        self.headers
+            .get("location")
+            .map(|l| url::Url::parse(l.to_str().unwrap()).unwrap())
+    }
+
+    /// The page's form fields (name, value), entities decoded.
+    fn fields(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut rest = self.body.as_str();
+        while let Some(i) = rest.find("type=\"hidden\" name=\"") {
+            rest = &rest[i + 20..];
+            let end = rest.find('"').unwrap();
+            let name = unescape(&rest[..end]);
+            rest = &rest[end..];
+            let v = rest.find("value=\"").unwrap() + 7;
+            rest = &rest[v..];
+            let end = rest.find('"').unwrap();
+            out.push((name, unescape(&rest[..end])));
+            rest = &rest[end..];
+        }
+        out
+    }
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// A browser: no redirects followed, the CSRF cookie kept.
+struct Browser {
+    http: reqwest::Client,
+    address: String,
+    cookie: Option<String>,
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Browser {
+        Browser {
+            http: http(),
+            address: app.address.clone(),
+            cookie: None,
+        }
+    }
+
+    async fn take(&mut self, res: reqwest::Response) -> Page {
+        for value in res.headers().get_all("set-cookie") {
+            let value = value.to_str().unwrap();
+            if let Some(pair) = value.split(';').next() {
+                if pair.starts_with("zhima_csrf=") {
+                    self.cookie = Some(pair.to_owned());
+                }
+            }
+        }
+        Page {
+            status: res.status().as_u16(),
+            headers: res.headers().clone(),
+            body: res.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, url: &str) -> Page {
+        let mut req = self.http.get(url);
+        if let Some(c) = &self.cookie {
+            req = req.header("Cookie", c);
+        }
+        let res = req.send().await.unwrap();
+        self.take(res).await
+    }
+
+    async fn post(&mut self, fields: &[(String, String)]) -> Page {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        let mut req = self
+            .http
+            .post(format!("{}/oauth/authorize", self.address))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(c) = &self.cookie {
+            req = req.header("Cookie", c);
+        }
+        let res = req.send().await.unwrap();
+        self.take(res).await
+    }
+
+    /// Submits `page`'s form with these extra fields.
+    async fn submit(&mut self, page: &Page, extra: &[(&str, &str)]) -> Page {
+        let mut fields = page.fields();
+        fields.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        self.post(&fields).await
+    }
+}
+
+/// What an authorization ended with: the redirect's query.
+struct Redirect {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+fn redirect_of(page: &Page) -> Redirect {
+    assert_eq!(page.status, 303, "{}", page.body);
+    let url = page.location().unwrap();
+    assert!(url.as_str().starts_with(REDIRECT), "{url}");
+    let get = |k: &str| {
+        url.query_pairs()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.into_owned())
+    };
+    Redirect {
+        code: get("code"),
+        state: get("state"),
+        error: get("error"),
+    }
+}
+
+/// Logs `nick` in on the partner's authorization URL and allows; returns the
+/// redirect.
+async fn consent(app: &TestApp, auth_url: &url::Url, nick: &str, password: &str) -> Redirect {
+    let mut browser = Browser::new(app);
+    let login = browser.get(auth_url.as_str()).await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    let consent = browser
+        .submit(
+            &login,
+            &[
+                ("zhima_nickname", nick),
+                ("zhima_password", password),
+                ("zhima_action", "login"),
+            ],
+        )
+        .await;
+    assert!(consent.body.contains("Allow access?"), "{}", consent.body);
+    let done = browser.submit(&consent, &[("zhima_action", "allow")]).await;
+    redirect_of(&done)
+}
+
+/// The whole authorization step with PKCE: returns the code and verifier.
+async fn authorize(
+    app: &TestApp,
+    partner: &Partner,
+    scopes: &[&str],
+    nick: &str,
+) -> (String, PkceCodeVerifier) {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state) = partner
+        .client
+        .authorize_url(CsrfToken::new_random)
+        .add_scopes(scopes.iter().map(|s| Scope::new((*s).to_owned())))
+        .set_pkce_challenge(challenge)
+        .url();
+    let redirect = consent(app, &url, nick, PASSWORD).await;
+    assert_eq!(redirect.state.as_deref(), Some(state.secret().as_str()));
+    (redirect.code.expect("a code"), verifier)
+}
+
+async fn tokens(
+    app: &TestApp,
+    partner: &Partner,
+    scopes: &[&str],
+    nick: &str,
+) -> oauth2::basic::BasicTokenResponse {
+    let (code, verifier) = authorize(app, partner, scopes, nick).await;
+    partner
+        .client
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(verifier)
+        .request_async(&http())
+        .await
+        .unwrap()
+}
+
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+async fn answer(res: reqwest::Response) -> Answer {
+    Answer {
+        status: res.status().as_u16(),
+        headers: res.headers().clone(),
+        body: res.json().await.unwrap(),
+    }
+}
+
+async fn profile(app: &TestApp, token: &str) -> Answer {
+    let res = http()
+        .get(format!("{}/partner/1/profile", app.address))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    answer(res).await
+}
+
+async fn buy(app: &TestApp, token: &str, level: &str, key: Option<&str>) -> Answer {
+    let mut req = http()
+        .post(format!("{}/partner/1/vip", app.address))
+        .bearer_auth(token)
+        .form(&[("level", level)]);
+    if let Some(key) = key {
+        req = req.header("Idempotency-Key", key);
+    }
+    answer(req.send().await.unwrap()).await
+}
+
+fn server_error<T: std::fmt::Debug>(
+    result: Result<
+        T,
+        RequestTokenError<
+            oauth2::HttpClientError<reqwest::Error>,
+            oauth2::StandardErrorResponse<BasicErrorResponseType>,
+        >,
+    >,
+) -> BasicErrorResponseType {
+    match result {
+        Err(RequestTokenError::ServerResponse(e)) => e.error().clone(),
+        other => panic!("expected an OAuth2 error response, got {other:?}"),
+    }
+}
+
+/// RFC 7009 revocation with the client's Basic credentials. (The `oauth2`
+/// crate insists on an https revocation URL, which a loopback test server
+/// does not have.)
+async fn revoke(app: &TestApp, partner: &Partner, token: &str, hint: &str) {
+    let res = http()
+        .post(format!("{}/oauth/revoke", app.address))
+        .basic_auth(&partner.client_id, partner.secret.as_deref())
+        .form(&[("token", token), ("token_type_hint", hint)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+}
+
+fn assert_invalid_token(a: &Answer) {
+    assert_eq!(a.status, 401, "{:?}", a.body);
+    let challenge = a.headers.get("www-authenticate").unwrap().to_str().unwrap();
+    assert!(
+        challenge.starts_with("Bearer") && challenge.contains("error=\"invalid_token\""),
+        "{challenge}"
+    );
+    assert_eq!(a.body["success"], false);
+    assert!(a.body["message"].as_str().unwrap().len() > 5);
+}
+
+#[actix_web::test]
+async fn code_pkce_token_profile_vip_refresh_reuse_revoke() {
+    let app = spawn_app().await;
+    let partner = register(&app, false, "profile,vip");
+    let mei = member(&app, "mei-openid-0001", "Mei", "mei@example.cn", 2).await;
+    gift(&app, &mei, 30);
+    // 150 CNY of TOKENS through the Member API: 150 paid tokens
+    let pay = json!({"paidTime": "201803121930", "payIndex": "T-1", "CNYAmount": "150", "payType": "TOKENS"});
+    let answer_pay = app
+        .patch(
+            "/api/v1.0/member/openid/mei-openid-0001",
+            &json!({"op": "add", "data": pay}),
+        )
+        .await;
+    support::expect_errno(&answer_pay, "1000");
+
+    let token = tokens(&app, &partner, &["profile", "vip"], "MEI").await;
+    assert!(token.expires_in().unwrap().as_secs() > 3500);
+    let access = token.access_token().secret().clone();
+    assert!(access.len() >= 22, "at least 128 bits");
+
+    let p = profile(&app, &access).await;
+    assert_eq!(p.status, 200);
+    assert_eq!(
+        p.body,
+        json!({"success": true, "message": "", "nickname": "Mei", "email": "mei@example.cn",
+               "gender": "female", "vip": null, "goplay_token": 150.0, "free_goplay_token": 30.0})
+    );
+
+    // the member is NOT_OK (tokens are no membership) until VIP is bought
+    let before = app.get("/api/v1.0/member/openid/mei-openid-0001").await;
+    assert_eq!(before.body["basicInfo"]["status"], "NOT_OK");
+    let bought = buy(&app, &access, "standard", None).await;
+    assert_eq!(bought.status, 200, "{:?}", bought.body);
+    assert_eq!(bought.body["success"], true);
+    assert_eq!(bought.body["free_goplay_token_spent"], 30.0);
+    assert_eq!(bought.body["goplay_token_spent"], 70.0);
+    let p = profile(&app, &access).await;
+    assert_eq!(p.body["vip"], "standard");
+    assert_eq!(p.body["goplay_token"], 80.0);
+    assert_eq!(p.body["free_goplay_token"], 0.0);
+    let after = app.get("/api/v1.0/member/openid/mei-openid-0001").await;
+    assert_eq!(
+        after.body["basicInfo"]["status"], "OK",
+        "VIP counts as membership"
+    );
+    assert_eq!(after.body["paymentInfo"]["payType"], "VIP STANDARD");
+
+    // refresh rotates: a new refresh token each time
+    let old_refresh = token.refresh_token().unwrap().clone();
+    let refreshed = partner
+        .client
+        .exchange_refresh_token(&old_refresh)
+        .request_async(&http())
+        .await
+        .unwrap();
+    let new_refresh = refreshed.refresh_token().unwrap().clone();
+    assert_ne!(new_refresh.secret(), old_refresh.secret());
+    let new_access = refreshed.access_token().secret().clone();
+    assert_eq!(profile(&app, &new_access).await.status, 200);
+
+    // reusing the rotated refresh token revokes the whole family
+    let reused = partner
+        .client
+        .exchange_refresh_token(&old_refresh)
+        .request_async(&http())
+        .await;
+    assert_eq!(server_error(reused), BasicErrorResponseType::InvalidGrant);
+    assert_invalid_token(&profile(&app, &new_access).await);
+    assert_invalid_token(&profile(&app, &access).await);
+    let after_reuse = partner
+        .client
+        .exchange_refresh_token(&new_refresh)
+        .request_async(&http())
+        .await;
+    assert_eq!(
+        server_error(after_reuse),
+        BasicErrorResponseType::InvalidGrant
+    );
+
+    // a fresh grant, then RFC 7009 revocation through the library
+    let token = tokens(&app, &partner, &["profile"], "mei").await;
+    let access = token.access_token().clone();
+    assert_eq!(profile(&app, access.secret()).await.status, 200);
+    let introspected = partner
+        .client
+        .introspect(&access)
+        .request_async(&http())
+        .await
+        .unwrap();
+    assert!(introspected.active());
+    assert_eq!(
+        introspected
+            .scopes()
+            .unwrap()
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+        ["profile"]
+    );
+    revoke(&app, &partner, access.secret(), "access_token").await;
+    assert_invalid_token(&profile(&app, access.secret()).await);
+    let introspected = partner
+        .client
+        .introspect(&access)
+        .request_async(&http())
+        .await
+        .unwrap();
+    assert!(!introspected.active());
+    // revoking the refresh token ends its family
+    let refresh = token.refresh_token().unwrap().clone();
+    revoke(&app, &partner, refresh.secret(), "refresh_token").await;
+    let gone = partner
+        .client
+        .exchange_refresh_token(&refresh)
+        .request_async(&http())
+        .await;
+    assert_eq!(server_error(gone), BasicErrorResponseType::InvalidGrant);
+}
+
+#[actix_web::test]
+async fn token_responses_are_not_stored_and_errors_follow_rfc_6749() {
+    let app = spawn_app().await;
+    let partner = register(&app, false, "profile");
+    member(&app, "kai-openid-0001", "Kai", "", 1).await;
+    let (code, verifier) = authorize(&app, &partner, &["profile"], "Kai").await;
+    let secret = partner.secret.clone().unwrap();
+    let form = |extra: &[(&str, &str)]| {
+        let mut v: Vec<(String, String)> = vec![
+            ("grant_type".into(), "authorization_code".into()),
+            ("code".into(), code.clone()),
+            ("redirect_uri".into(), REDIRECT.into()),
+            ("code_verifier".into(), verifier.secret().clone()),
+        ];
+        v.extend(
+            extra
+                .iter()
+                .map(|(k, x)| ((*k).to_owned(), (*x).to_owned())),
+        );
+        v
+    };
+    let url = format!("{}/oauth/token", app.address);
+
+    // wrong secret by Basic: 401 invalid_client with a Basic challenge
+    let res = http()
+        .post(&url)
+        .basic_auth(&partner.client_id, Some("wrong"))
+        .form(&form(&[]))
+        .send()
+        .await
+        .unwrap();
+    let a = answer(res).await;
+    assert_eq!(a.status, 401);
+    assert_eq!(a.body["error"], "invalid_client");
+    assert!(a.headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Basic"));
+    assert_eq!(a.headers["cache-control"], "no-store");
+    // wrong secret in the body: 401 invalid_client, no Basic challenge
+    let res = http()
+        .post(&url)
+        .form(&form(&[
+            ("client_id", &partner.client_id),
+            ("client_secret", "wrong"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    let a = answer(res).await;
+    assert_eq!(
+        (a.status, a.body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+    assert!(a.headers.get("www-authenticate").is_none());
+    // a repeated parameter: invalid_request
+    let res = http()
+        .post(&url)
+        .basic_auth(&partner.client_id, Some(&secret))
+        .form(&form(&[("code", "again")]))
+        .send()
+        .await
+        .unwrap();
+    let a = answer(res).await;
+    assert_eq!(
+        (a.status, a.body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    // an unknown grant type
+    let res = http()
+        .post(&url)
+        .basic_auth(&partner.client_id, Some(&secret))
+        .form(&[("grant_type", "password"), ("username", "Kai")])
+        .send()
+        .await
+        .unwrap();
+    let a = answer(res).await;
+    assert_eq!(
+        (a.status, a.body["error"].as_str()),
+        (400, Some("unsupported_grant_type"))
+    );
+    // a wrong PKCE verifier: invalid_grant (and the code is spent)
+    let mut bad_verifier = form(&[]);
+    bad_verifier[3].1 = "x".repeat(50);
+    let res = http()
+        .post(&url)
+        .basic_auth(&partner.client_id, Some(&secret))
+        .form(&bad_verifier)
+        .send()
+        .await
+        .unwrap();
+    let a = answer(res).await;
+    assert_eq!(
+        (a.status, a.body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert!(a.body["error_description"].as_str().unwrap().len() < 80);
+
+    // the secret in the body works, on the code grant and on refresh
+    let (code, verifier) = authorize(&app, &partner, &["profile"], "Kai").await;
+    let res = http()
+        .post(&url)
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier.secret().as_str()),
+            ("client_id", partner.client_id.as_str()),
+            ("client_secret", secret.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let a = answer(res).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_eq!(a.headers["cache-control"], "no-store");
+    assert_eq!(
+        a.body["token_type"].as_str().unwrap().to_lowercase(),
+        "bearer"
+    );
+    let refresh = a.body["refresh_token"].as_str().unwrap().to_owned();
+    let body_client = partner.client.clone().set_auth_type(AuthType::RequestBody);
+    let refreshed = body_client
+        .exchange_refresh_token(&RefreshToken::new(refresh))
+        .request_async(&http())
+        .await
+        .unwrap();
+    // and refresh without any client authentication is refused
+    let res = http()
+        .post(&url)
+        .form(&[
+            ("grant_type", "refresh_token"),
+            (
+                "refresh_token",
+                refreshed.refresh_token().unwrap().secret().as_str(),
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let a = answer(res).await;
+    assert!(a.status == 400 || a.status == 401, "{:?}", a.body);
+    // the refresh token still works for its own client afterwards
+    partner
+        .client
+        .exchange_refresh_token(refreshed.refresh_token().unwrap())
+        .request_async(&http())
+        .await
+        .unwrap();
+}
+
+#[actix_web::test]
+async fn codes_are_single_use_short_lived_and_bound_to_their_client() {
+    let app = spawn_app().await;
+    let partner = register(&app, false, "profile");
+    let other = register(&app, false, "profile");
+    member(&app, "lin-openid-0001", "Lin", "", 0).await;
+
+    // replay: the second redemption fails and revokes what the first issued
+    let (code, verifier) = authorize(&app, &partner, &["profile"], "Lin").await;
+    let first = partner
+        .client
+        .exchange_code(AuthorizationCode::new(code.clone()))
+        .set_pkce_verifier(PkceCodeVerifier::new(verifier.secret().clone()))
+        .request_async(&http())
+        .await
+        .unwrap();
+    assert_eq!(
+        profile(&app, first.access_token().secret()).await.status,
+        200
+    );
+    let replay = partner
+        .client
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(verifier)
+        .request_async(&http())
+        .await;
+    assert_eq!(server_error(replay), BasicErrorResponseType::InvalidGrant);
+    assert_invalid_token(&profile(&app, first.access_token().secret()).await);
+    let refresh = partner
+        .client
+        .exchange_refresh_token(first.refresh_token().unwrap())
+        .request_async(&http())
+        .await;
+    assert_eq!(server_error(refresh), BasicErrorResponseType::InvalidGrant);
+
+    // expiry: a code older than 5 minutes is refused
+    let (code, verifier) = authorize(&app, &partner, &["profile"], "Lin").await;
+    app.clock.advance(chrono::Duration::seconds(301));
+    let late = partner
+        .client
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(verifier)
+        .request_async(&http())
+        .await;
+    assert_eq!(server_error(late), BasicErrorResponseType::InvalidGrant);
+
+    // another client cannot redeem this client's code
+    let (code, verifier) = authorize(&app, &partner, &["profile"], "Lin").await;
+    let stolen = other
+        .client
+        .exchange_code(AuthorizationCode::new(code.clone()))
+        .set_pkce_verifier(PkceCodeVerifier::new(verifier.secret().clone()))
+        .request_async(&http())
+        .await;
+    assert!(stolen.is_err());
+
+    // access tokens expire after an hour; the refresh token still works
+    let (code, verifier) = authorize(&app, &partner, &["profile"], "Lin").await;
+    let token = partner
+        .client
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(verifier)
+        .request_async(&http())
+        .await
+        .unwrap();
+    app.clock.advance(chrono::Duration::seconds(3601));
+    assert_invalid_token(&profile(&app, token.access_token().secret()).await);
+    let renewed = partner
+        .client
+        .exchange_refresh_token(token.refresh_token().unwrap())
+        .request_async(&http())
+        .await
+        .unwrap();
+    assert_eq!(
+        profile(&app, renewed.access_token().secret()).await.status,
+        200
+    );
+    // and a refresh token is dead after 30 days
+    app.clock.advance(chrono::Duration::days(31));
+    let stale = partner
+        .client
+        .exchange_refresh_token(renewed.refresh_token().unwrap())
+        .request_async(&http())
+        .await;
+    assert_eq!(server_error(stale), BasicErrorResponseType::InvalidGrant);
+}
+
+#[actix_web::test]
+async fn bad_client_or_redirect_uri_shows_an_error_page_and_never_redirects() {
+    let app = spawn_app().await;
+    let partner = register(&app, false, "profile");
+    let mut browser = Browser::new(&app);
+    let base = format!("{}/oauth/authorize", app.address);
+    let cases = [
+        format!("{base}?response_type=code&client_id=nobody&redirect_uri={REDIRECT}&state=s"),
+        format!(
+            "{base}?response_type=code&client_id={}&redirect_uri=http://127.0.0.1:9/other&state=s",
+            partner.client_id
+        ),
+        format!(
+            "{base}?response_type=code&client_id={}&redirect_uri=https://evil.example/callback&state=s",
+            partner.client_id
+        ),
+        format!("{base}?response_type=code&state=s"),
+        format!("{base}?client_id=%FF%FE&redirect_uri=%00"),
+    ];
+    for url in &cases {
+        let page = browser.get(url).await;
+        assert_eq!(page.status, 400, "{url}: {}", page.body);
+        assert!(page.location().is_none(), "{url}");
+        assert!(page.body.contains("Cannot continue"), "{}", page.body);
+        assert_eq!(page.headers["x-frame-options"], "DENY");
+    }
+    // a good client and URI with an unknown scope: redirected with the error
+    let page = browser
+        .get(&format!(
+            "{base}?response_type=code&client_id={}&redirect_uri={REDIRECT}&state=xyz&scope=admin",
+            partner.client_id
+        ))
+        .await;
+    let r = redirect_of(&page);
+    assert_eq!(r.error.as_deref(), Some("invalid_scope"));
+    assert_eq!(r.state.as_deref(), Some("xyz"));
+    assert!(r.code.is_none());
+}
+
+#[actix_web::test]
+async fn public_clients_need_pkce_s256_and_have_no_secret() {
+    let app = spawn_app().await;
+    let partner = register(&app, true, "profile");
+    assert!(partner.secret.is_none());
+    member(&app, "ann-openid-0001", "Ann", "", 0).await;
+    let mut browser = Browser::new(&app);
+    let base = format!(
+        "{}/oauth/authorize?response_type=code&client_id={}&redirect_uri={REDIRECT}&state=st",
+        app.address, partner.client_id
+    );
+    // no PKCE: refused (back to the partner with an error, no code)
+    let r = redirect_of(&browser.get(&base).await);
+    assert_eq!(r.error.as_deref(), Some("invalid_request"));
+    assert!(r.code.is_none());
+    // plain: refused even for a confidential client
+    let plain = format!("{base}&code_challenge=abcdefghijabcdefghijabcdefghijabcdefghijabcdefghij&code_challenge_method=plain");
+    let r = redirect_of(&browser.get(&plain).await);
+    assert!(r.error.is_some() && r.code.is_none());
+    let confidential = register(&app, false, "profile");
+    let plain = format!(
+        "{}/oauth/authorize?response_type=code&client_id={}&redirect_uri={REDIRECT}&state=st\
+         &code_challenge=abcdefghijabcdefghijabcdefghijabcdefghijabcdefghij&code_challenge_method=plain",
+        app.address, confidential.client_id
+    );
+    let r = redirect_of(&browser.get(&plain).await);
+    assert!(r.error.is_some() && r.code.is_none());
+
+    // with S256 the public client gets tokens, sending only its client_id
+    let token = tokens(&app, &partner, &["profile"], "ann").await;
+    assert_eq!(
+        profile(&app, token.access_token().secret()).await.body["nickname"],
+        "Ann"
+    );
+    // and a confidential client without PKCE is accepted
+    let (url, _) = confidential
+        .client
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("profile".into()))
+        .url();
+    let r = consent(&app, &url, "Ann", PASSWORD).await;
+    let token = confidential
+        .client
+        .exchange_code(AuthorizationCode::new(r.code.unwrap()))
+        .request_async(&http())
+        .await
+        .unwrap();
+    assert_eq!(
+        profile(&app, token.access_token().secret()).await.status,
+        200
+    );
+}
+
+#[actix_web::test]
+async fn the_token_is_read_from_one_place_only() {
+    let app = spawn_app().await;
+    let partner = register(&app, false, "profile");
+    member(&app, "bo-openid-0001", "Bo", "bo@example.cn", 1).await;
+    let token = tokens(&app, &partner, &["profile"], "Bo").await;
+    let t = token.access_token().secret().clone();
+    let url = format!("{}/partner/1/profile", app.address);
+    let client = http();
+    let ways = [
+        client.get(&url).bearer_auth(&t),
+        client.get(format!("{url}?access_token={t}")),
+        client.post(&url).form(&[("access_token", &t)]),
+        client.post(&url).json(&json!({ "access_token": t })),
+    ];
+    for req in ways {
+        let a = answer(req.send().await.unwrap()).await;
+        assert_eq!(a.status, 200, "{:?}", a.body);
+        assert_eq!(a.body["nickname"], "Bo");
+        assert_eq!(a.body["gender"], "male");
+    }
+    let twice = [
+        client
+            .get(format!("{url}?access_token={t}"))
+            .bearer_auth(&t),
+        client
+            .post(format!("{url}?access_token={t}"))
+            .form(&[("access_token", &t)]),
+        client
+            .post(&url)
+            .bearer_auth(&t)
+            .json(&json!({ "access_token": t })),
+        client.get(format!("{url}?access_token={t}&access_token={t}")),
+    ];
+    for req in twice {
+        let a = answer(req.send().await.unwrap()).await;
+        assert_eq!(a.status, 400, "{:?}", a.body);
+        assert_eq!(a.body["success"], false);
+    }
+    // missing, unknown, malformed
+    assert_invalid_token(&answer(client.get(&url).send().await.unwrap()).await);
+    assert_invalid_token(&profile(&app, "not-a-token").await);
+    let a = answer(
+        client
+            .get(&url)
+            .header("Authorization", "Basic Ym86Ym8=")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_invalid_token(&a);
+    // a profile-only token cannot buy VIP
+    let a = buy(&app, &t, "standard", None).await;
+    assert_eq!(a.status, 403, "{:?}", a.body);
+    assert!(a.headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("insufficient_scope"));
+    assert_eq!(a.body["success"], false);
+}
+
+#[actix_web::test]
+async fn one_members_token_never_reads_another_member() {
+    let app = spawn_app().await;
+    let partner = register(&app, false, "profile,vip");
+    let a_id = member(&app, "a-openid-0001", "Alpha", "a@example.cn", 1).await;
+    let b_id = member(&app, "b-openid-0001", "Beta", "b@example.cn", 2).await;
+    gift(&app, &a_id, 500);
+    gift(&app, &b_id, 7);
+    let a = tokens(&app, &partner, &["profile", "vip"], "alpha").await;
+    let b = tokens(&app, &partner, &["profile", "vip"], "beta").await;
+    let pa = profile(&app, a.access_token().secret()).await;
+    let pb = profile(&app, b.access_token().secret()).await;
+    assert_eq!(
+        (
+            pa.body["nickname"].as_str(),
+            pa.body["free_goplay_token"].as_f64()
+        ),
+        (Some("Alpha"), Some(500.0))
+    );
+    assert_eq!(
+        (
+            pb.body["nickname"].as_str(),
+            pb.body["free_goplay_token"].as_f64()
+        ),
+        (Some("Beta"), Some(7.0))
+    );
+    // B's purchase is refused for B's balance and never touches A's
+    let refused = buy(&app, b.access_token().secret(), "standard", None).await;
+    assert_eq!(refused.status, 200);
+    assert_eq!(refused.body["success"], false);
+    assert!(refused.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("Not enough"));
+    assert_eq!(
+        profile(&app, pa_token(&a)).await.body["free_goplay_token"],
+        500.0
+    );
+    assert_eq!(
+        profile(&app, b.access_token().secret()).await.body["vip"],
+        Value::Null
+    );
+    // a token introspected by another client is inactive
+    let other = register(&app, false, "profile");
+    let seen = other
+        .client
+        .introspect(&AccessToken::new(pa_token(&a).to_owned()))
+        .request_async(&http())
+        .await
+        .unwrap();
+    assert!(!seen.active());
+}
+
+fn pa_token(t: &oauth2::basic::BasicTokenResponse) -> &str {
+    t.access_token().secret()
+}
+
+#[actix_web::test]
+async fn vip_purchases_never_overspend_and_retries_never_debit_twice() {
+    let app = spawn_app().await;
+    let partner = register(&app, false, "profile,vip");
+    let cy = member(&app, "cy-openid-0001", "Cy", "", 0).await;
+    gift(&app, &cy, 250);
+    let token = tokens(&app, &partner, &["profile", "vip"], "Cy").await;
+    let t = token.access_token().secret().clone();
+
+    // five purchases at once, 250 tokens, 100 each: exactly two succeed
+    let buys = (0..5).map(|_| buy(&app, &t, "standard", None));
+    let answers = futures_util::future::join_all(buys).await;
+    let ok = answers.iter().filter(|a| a.body["success"] == true).count();
+    let refused = answers
+        .iter()
+        .filter(|a| a.body["success"] == false)
+        .count();
+    assert_eq!(
+        (ok, refused),
+        (2, 3),
+        "{:?}",
+        answers.iter().map(|a| &a.body).collect::<Vec<_>>()
+    );
+    let p = profile(&app, &t).await;
+    assert_eq!(p.body["free_goplay_token"], 50.0);
+    assert_eq!(p.body["vip"], "standard");
+    let record = app
+        .store
+        .member(zhima_storage::MemberKey::OpenId(&cy))
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.vip.len(), 2);
+    assert_eq!(
+        record.vip[0].end, record.vip[1].start,
+        "the second period follows the first"
+    );
+
+    // an idempotent retry answers the first answer and debits once
+    gift(&app, &cy, 250);
+    let first = buy(&app, &t, "gold", Some("order-77")).await;
+    assert_eq!(first.body["success"], true, "{:?}", first.body);
+    assert!(first.headers.get("idempotent-replayed").is_none());
+    let again =
+        futures_util::future::join_all((0..3).map(|_| buy(&app, &t, "gold", Some("order-77"))))
+            .await;
+    for a in &again {
+        assert_eq!(a.body, first.body);
+        assert_eq!(a.headers["idempotent-replayed"], "true");
+    }
+    assert_eq!(profile(&app, &t).await.body["free_goplay_token"], 0.0);
+    // the same key for another purchase: 422, nothing changes
+    let reused = buy(&app, &t, "standard", Some("order-77")).await;
+    assert_eq!(reused.status, 422);
+    assert_eq!(reused.body["success"], false);
+    // an unknown level: 400, nothing changes
+    gift(&app, &cy, 100);
+    let bad = buy(&app, &t, "platinum", None).await;
+    assert_eq!(
+        (bad.status, bad.body["success"].clone()),
+        (400, json!(false))
+    );
+    let missing = answer(
+        http()
+            .post(format!("{}/partner/1/vip", app.address))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(missing.status, 400);
+    let p = profile(&app, &t).await;
+    assert_eq!(p.body["free_goplay_token"], 100.0);
+    // gold starts when the standard periods end
+    assert_eq!(p.body["vip"], "standard");
+    let record = app
+        .store
+        .member(zhima_storage::MemberKey::OpenId(&cy))
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.vip.len(), 3);
+    assert_eq!(record.vip[2].level, zhima_domain::partner::VipLevel::Gold);
+    assert_eq!(record.vip[2].start, record.vip[1].end);
+    assert_eq!(
+        zhima_domain::partner::vip_at(&record.vip, record.vip[2].start),
+        Some(zhima_domain::partner::VipLevel::Gold)
+    );
+    let vip_payments = record
+        .payments
+        .iter()
+        .filter(|p| p.pay_type.starts_with("VIP "))
+        .count();
+    assert_eq!(vip_payments, 3);
+}
+
+#[actix_web::test]
+async fn login_pages_refuse_forgery_framing_guessing_and_the_default_password() {
+    let app = spawn_app().await;
+    let partner = register(&app, false, "profile");
+    // a member on the default password (no set_password)
+    let body = json!({"openid": "dee-openid-0001", "basicInfo": {"nickName": "Dee"}});
+    support::expect_errno(&app.post("/api/v1.0/member/new", &body).await, "1000");
+    let (url, _) = partner
+        .client
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("profile".into()))
+        .url();
+
+    let mut browser = Browser::new(&app);
+    let login = browser.get(url.as_str()).await;
+    assert_eq!(login.headers["x-frame-options"], "DENY");
+    assert!(login.headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+    assert_eq!(login.headers["cache-control"], "no-store");
+    // the default password leads to the set-password page, not consent
+    let step = browser
+        .submit(
+            &login,
+            &[
+                ("zhima_nickname", "dee"),
+                ("zhima_password", "password123"),
+                ("zhima_action", "login"),
+            ],
+        )
+        .await;
+    assert!(step.body.contains("Set a new password"), "{}", step.body);
+    assert!(!step.body.contains("Allow access?"));
+    // skipping the step with its ticket is refused
+    let skip = browser.submit(&step, &[("zhima_action", "allow")]).await;
+    assert_eq!(skip.status, 200);
+    assert!(skip.location().is_none());
+    let weak = browser
+        .submit(
+            &step,
+            &[
+                ("zhima_new_password", "password123"),
+                ("zhima_new_password2", "password123"),
+                ("zhima_action", "set_password"),
+            ],
+        )
+        .await;
+    assert!(
+        weak.body.contains("other than the default"),
+        "{}",
+        weak.body
+    );
+    let consent = browser
+        .submit(
+            &step,
+            &[
+                ("zhima_new_password", "a new secret!"),
+                ("zhima_new_password2", "a new secret!"),
+                ("zhima_action", "set_password"),
+            ],
+        )
+        .await;
+    assert!(consent.body.contains("Allow access?"), "{}", consent.body);
+    // the form from another site (no cookie) is refused
+    let mut forger = Browser::new(&app);
+    let forged = forger.submit(&consent, &[("zhima_action", "allow")]).await;
+    assert_eq!(forged.status, 403);
+    assert!(forged.location().is_none());
+    // a ticket from this browser with another cookie is refused too
+    forger.cookie = Some("zhima_csrf=AAAAAAAAAAAAAAAAAAAAAA".into());
+    let mut fields = consent.fields();
+    for f in &mut fields {
+        if f.0 == "zhima_csrf" {
+            f.1 = "AAAAAAAAAAAAAAAAAAAAAA".into();
+        }
+    }
+    fields.push(("zhima_action".into(), "allow".into()));
+    let moved = forger.post(&fields).await;
+    assert!(moved.location().is_none());
+    // deny: back to the partner with access_denied
+    let denied = browser.submit(&consent, &[("zhima_action", "deny")]).await;
+    assert_eq!(redirect_of(&denied).error.as_deref(), Some("access_denied"));
+
+    // five wrong passwords lock the account for a while (429, Retry-After)
+    let mut guesser = Browser::new(&app);
+    let login = guesser.get(url.as_str()).await;
+    for _ in 0..5 {
+        let wrong = guesser
+            .submit(
+                &login,
+                &[
+                    ("zhima_nickname", "Dee"),
+                    ("zhima_password", "guess guess"),
+                    ("zhima_action", "login"),
+                ],
+            )
+            .await;
+        assert!(wrong.body.contains("Wrong nickName or password."));
+    }
+    let locked = guesser
+        .submit(
+            &login,
+            &[
+                ("zhima_nickname", "Dee"),
+                ("zhima_password", "a new secret!"),
+                ("zhima_action", "login"),
+            ],
+        )
+        .await;
+    assert_eq!(locked.status, 429);
+    assert!(locked.headers.get("retry-after").is_some());
+}
+
+#[actix_web::test]
+async fn introspection_and_metadata() {
+    let app = spawn_app().await;
+    let partner = register(&app, false, "profile");
+    let eve = member(&app, "eve-openid-0001", "Eve", "", 0).await;
+    let token = tokens(&app, &partner, &["profile"], "Eve").await;
+    let url = format!("{}/oauth/introspect", app.address);
+    let res = http()
+        .post(&url)
+        .basic_auth(&partner.client_id, partner.secret.as_deref())
+        .form(&[("token", token.access_token().secret().as_str())])
+        .send()
+        .await
+        .unwrap();
+    let a = answer(res).await;
+    assert_eq!(a.body["active"], true);
+    assert_eq!(a.body["sub"], eve.to_string());
+    assert_eq!(a.body["client_id"], partner.client_id);
+    // unknown token: active false and nothing else
+    let res = http()
+        .post(&url)
+        .basic_auth(&partner.client_id, partner.secret.as_deref())
+        .form(&[("token", "nope")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer(res).await.body, json!({"active": false}));
+    // without client authentication: 401
+    let res = http()
+        .post(&url)
+        .basic_auth(&partner.client_id, Some("wrong"))
+        .form(&[("token", token.access_token().secret().as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer(res).await.status, 401);
+    // revoking an unknown token answers 200
+    let res = http()
+        .post(format!("{}/oauth/revoke", app.address))
+        .basic_auth(&partner.client_id, partner.secret.as_deref())
+        .form(&[("token", "never-issued")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    // another client cannot revoke this client's token
+    let other = register(&app, false, "profile");
+    revoke(&app, &other, token.access_token().secret(), "access_token").await;
+    assert_eq!(
+        profile(&app, token.access_token().secret()).await.status,
+        200
+    );
+
+    let meta = answer(
+        http()
+            .get(format!(
+                "{}/.well-known/oauth-authorization-server",
+                app.address
+            ))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(meta.status, 200);
+    assert_eq!(meta.body["issuer"], app.address);
+    assert_eq!(
+        meta.body["token_endpoint"],
+        format!("{}/oauth/token", app.address)
+    );
+    assert_eq!(
+        meta.body["code_challenge_methods_supported"],
+        json!(["S256"])
+    );
+}
+
+#[actix_web::test]
+async fn partner_and_tokens_commands() {
+    let app = spawn_app().await;
+    let db = &app.db;
+    let zhima = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_zhima"))
+            .args(args)
+            .env("ZHIMA_DATABASE__URL", db.url())
+            .env("ZHIMA_QR__SIGNING_KEY", support::TEST_SEED_HEX)
+            .env("ZHIMA_LOG__LEVEL", "warn")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (ok, out, err) = zhima(&[
+        "partner",
+        "add",
+        "--name",
+        "GoPlay",
+        "--redirect-uri",
+        "https://goplay.example/cb",
+        "--redirect-uri",
+        "http://localhost:3000/cb",
+    ]);
+    assert!(ok, "{err}");
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let id = field("client_id:");
+    let secret = field("client_secret:");
+    let unreserved = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    };
+    assert!(unreserved(&id) && unreserved(&secret) && secret.len() >= 32);
+    let (ok, out, _) = zhima(&["partner", "list"]);
+    assert!(ok && out.contains(&id) && out.contains("confidential"));
+    assert!(!out.contains(&secret));
+    let store = zhima_storage::Store::open(db.url(), &Default::default()).unwrap();
+    let stored = store.oauth_client(&id).unwrap().unwrap();
+    assert!(stored.secret_hash.unwrap().starts_with("$argon2id$"));
+
+    let (ok, out, err) = zhima(&[
+        "partner",
+        "add",
+        "--name",
+        "App",
+        "--redirect-uri",
+        "http://127.0.0.1:4000/cb",
+        "--public",
+        "--scopes",
+        "profile",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("client_id:") && !out.contains("client_secret:"));
+    // plain http to a public host, and an unknown scope, are refused
+    let (ok, _, err) = zhima(&[
+        "partner",
+        "add",
+        "--name",
+        "X",
+        "--redirect-uri",
+        "http://goplay.example/cb",
+    ]);
+    assert!(!ok && err.contains("redirect URI"), "{err}");
+    let (ok, _, err) = zhima(&[
+        "partner",
+        "add",
+        "--name",
+        "X",
+        "--redirect-uri",
+        "https://x.example/cb",
+        "--scopes",
+        "admin",
+    ]);
+    assert!(!ok && err.contains("--scopes"), "{err}");
+
+    let (ok, _, _) = zhima(&["partner", "remove", &id]);
+    assert!(ok);
+    let (ok, out, _) = zhima(&["partner", "list"]);
+    assert!(ok && out.contains("removed"));
+    let (ok, _, _) = zhima(&["partner", "remove", &id]);
+    assert!(!ok, "removing twice fails");
+
+    // tokens grant: an unknown member is an error; a known one is credited
+    let (ok, _, _) = zhima(&["tokens", "grant", "--openid", "nobody-0001", "--free", "5"]);
+    assert!(!ok);
+    member(&app, "gift-openid-0001", "Gift", "", 0).await;
+    let (ok, out, err) = zhima(&[
+        "tokens",
+        "grant",
+        "--openid",
+        "gift-openid-0001",
+        "--free",
+        "12.5",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("free 12.50"), "{out}");
+    let (ok, _, _) = zhima(&[
+        "tokens",
+        "grant",
+        "--openid",
+        "gift-openid-0001",
+        "--free",
+        "-3",
+    ]);
+    assert!(!ok);
+    let (ok, out, _) = zhima(&["tokens", "balance", "--openid", "gift-openid-0001"]);
+    assert!(ok && out.contains("paid 0.00 free 12.50"), "{out}");
+}
