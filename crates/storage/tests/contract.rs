@@ -494,3 +494,203 @@ fn the_access_log_pages_newest_first_and_feeds_member_entries() {
     assert!(store.record_access(&ghost).is_err());
     assert_eq!(store.access_event_count().unwrap(), 9);
 }
+
+// ------------------------------------------------------------ partners
+
+mod partners {
+    use super::*;
+    use std::collections::BTreeSet;
+    use zhima_domain::partner::{PartnerScope, TokenKind, Tokens, VipLevel};
+    use zhima_domain::time::CalendarSpan;
+    use zhima_storage::oauth::{NewCode, NewOAuthClient, NewTokens, Redeemed};
+    use zhima_storage::wallet::{VipOutcome, VipPurchase};
+
+    fn client(store: &Store) -> String {
+        let scopes: BTreeSet<PartnerScope> = PartnerScope::ALL.into_iter().collect();
+        store
+            .create_oauth_client(
+                &NewOAuthClient {
+                    client_id: "client-1",
+                    name: "GoPlay",
+                    secret_hash: None,
+                    redirect_uris: &["https://goplay.example/cb".to_owned()],
+                    scopes: &scopes,
+                },
+                now(),
+            )
+            .unwrap()
+            .client_id
+    }
+
+    fn purchase<'a>(member: zhima_domain::ids::MemberId, key: Option<&'a str>) -> VipPurchase<'a> {
+        VipPurchase {
+            member_id: member,
+            client_id: "client-1",
+            level: VipLevel::Standard,
+            price: Tokens::whole(100),
+            span: CalendarSpan::Months(1),
+            tz: zhima_domain::time::DEFAULT_TIMEZONE,
+            idempotency_key: key,
+        }
+    }
+
+    fn run_concurrently<T: Send + 'static>(
+        n: usize,
+        f: impl Fn(usize) -> T + Send + Sync + 'static,
+    ) -> Vec<T> {
+        let barrier = Arc::new(Barrier::new(n));
+        let f = Arc::new(f);
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let barrier = barrier.clone();
+                let f = f.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    f(i)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    }
+
+    #[test]
+    fn concurrent_purchases_spend_exactly_the_balance() {
+        let (_db, store) = store();
+        client(&store);
+        let m = store
+            .create_member(&new_member("w1", "Wallet"), None, now())
+            .unwrap();
+        let openid = OpenId::parse("w1").unwrap();
+        store
+            .grant_tokens(&openid, TokenKind::Free, Tokens::whole(120), "gift", now())
+            .unwrap();
+        store
+            .grant_tokens(
+                &openid,
+                TokenKind::Paid,
+                Tokens::whole(200),
+                "bought",
+                now(),
+            )
+            .unwrap();
+        let id = m.member.id;
+        let s = store.clone();
+        let outcomes = run_concurrently(8, move |_| s.buy_vip(&purchase(id, None), now()).unwrap());
+        let bought = outcomes
+            .iter()
+            .filter(|o| matches!(o, VipOutcome::Bought(_)))
+            .count();
+        assert_eq!(bought, 3, "{outcomes:?}");
+        let balance = store.balance(id).unwrap();
+        assert_eq!(balance.free, Tokens::ZERO, "free tokens go first");
+        assert_eq!(balance.paid, Tokens::whole(20));
+        let periods = store.vip_periods(id).unwrap();
+        assert_eq!(periods.len(), 3);
+        assert!(
+            periods.windows(2).all(|w| w[0].end == w[1].start),
+            "{periods:?}"
+        );
+    }
+
+    #[test]
+    fn concurrent_retries_with_one_key_debit_once() {
+        let (_db, store) = store();
+        client(&store);
+        let m = store
+            .create_member(&new_member("w2", "Retry"), None, now())
+            .unwrap();
+        store
+            .grant_tokens(
+                &OpenId::parse("w2").unwrap(),
+                TokenKind::Free,
+                Tokens::whole(1000),
+                "gift",
+                now(),
+            )
+            .unwrap();
+        let id = m.member.id;
+        let s = store.clone();
+        let outcomes = run_concurrently(6, move |_| {
+            s.buy_vip(&purchase(id, Some("order-1")), now()).unwrap()
+        });
+        let fresh = outcomes
+            .iter()
+            .filter(|o| matches!(o, VipOutcome::Bought(b) if !b.replayed))
+            .count();
+        let replayed = outcomes
+            .iter()
+            .filter(|o| matches!(o, VipOutcome::Bought(b) if b.replayed))
+            .count();
+        assert_eq!((fresh, replayed), (1, 5), "{outcomes:?}");
+        assert_eq!(store.balance(id).unwrap().free, Tokens::whole(900));
+        assert_eq!(store.vip_periods(id).unwrap().len(), 1);
+        let mut gold = purchase(id, Some("order-1"));
+        gold.level = VipLevel::Gold;
+        assert_eq!(store.buy_vip(&gold, now()).unwrap(), VipOutcome::KeyReused);
+        assert_eq!(store.balance(id).unwrap().free, Tokens::whole(900));
+    }
+
+    #[test]
+    fn a_refresh_token_rotates_once_and_a_race_revokes_the_family() {
+        let (_db, store) = store();
+        let client_id = client(&store);
+        let m = store
+            .create_member(&new_member("w3", "Race"), None, now())
+            .unwrap();
+        let code = NewCode {
+            code_hash: "code-hash",
+            client_id: &client_id,
+            member_id: m.member.id,
+            redirect_uri: "https://goplay.example/cb",
+            scope: "profile",
+            pkce: None,
+            expires_at: now() + Duration::minutes(5),
+        };
+        store.insert_oauth_code(&code, now()).unwrap();
+        let Redeemed::Fresh(stored) = store.redeem_oauth_code("code-hash", now()).unwrap() else {
+            panic!("a fresh code")
+        };
+        assert!(matches!(
+            store.redeem_oauth_code("code-hash", now()).unwrap(),
+            Redeemed::Replayed
+        ));
+        let family = stored.id;
+        let member_id = m.member.id;
+        let tokens = move |n: &'static str| NewTokens {
+            family,
+            client_id: "client-1",
+            member_id,
+            scope: "profile",
+            access_hash: Box::leak(format!("access-{n}").into_boxed_str()),
+            access_expires: now() + Duration::hours(1),
+            refresh_hash: Box::leak(format!("refresh-{n}").into_boxed_str()),
+            refresh_expires: now() + Duration::days(30),
+        };
+        store.issue_oauth_tokens(&tokens("0"), now()).unwrap();
+        let first = store.oauth_token("refresh-0").unwrap().unwrap();
+        let s = store.clone();
+        let id = first.id;
+        let won = run_concurrently(4, move |i| {
+            let name: &'static str = ["a", "b", "c", "d"][i];
+            s.rotate_refresh_token(id, &tokens(name), now()).unwrap()
+        });
+        assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+        // the losers saw a reuse: the whole family, winner's tokens too, is revoked
+        for name in [
+            "access-0",
+            "refresh-0",
+            "access-a",
+            "refresh-a",
+            "access-b",
+            "refresh-b",
+            "access-c",
+            "refresh-c",
+            "access-d",
+            "refresh-d",
+        ] {
+            if let Some(t) = store.oauth_token(name).unwrap() {
+                assert!(!t.is_active(now()), "{name} should be revoked");
+            }
+        }
+    }
+}
