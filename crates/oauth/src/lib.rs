@@ -230,12 +230,17 @@ pub(crate) fn hash_token(token: &str) -> String {
 pub struct Provider {
     store: Store,
     settings: Settings,
+    secrets: std::sync::Arc<primitives::SecretCache>,
 }
 
 impl Provider {
     /// A provider on `store`.
     pub fn new(store: Store, settings: Settings) -> Provider {
-        Provider { store, settings }
+        Provider {
+            store,
+            settings,
+            secrets: Default::default(),
+        }
     }
 
     /// The lifetimes in use.
@@ -298,7 +303,7 @@ impl Provider {
         params: &Params,
         now: DateTime<Utc>,
     ) -> Result<Consent, OAuthError> {
-        let mut primitives = Primitives::new(&self.store, &self.settings, now);
+        let mut primitives = Primitives::new(&self.store, &self.settings, &self.secrets, now);
         let pending = authorization::authorization_code(&mut primitives, params);
         let pending = self.authorization_outcome(pending, &primitives)?;
         let pre = pending.pre_grant();
@@ -327,7 +332,7 @@ impl Provider {
         allow: bool,
         now: DateTime<Utc>,
     ) -> Result<Url, OAuthError> {
-        let mut primitives = Primitives::new(&self.store, &self.settings, now);
+        let mut primitives = Primitives::new(&self.store, &self.settings, &self.secrets, now);
         let pending = authorization::authorization_code(&mut primitives, params);
         let pending = self.authorization_outcome(pending, &primitives)?;
         let outcome = if allow {
@@ -382,7 +387,7 @@ impl Provider {
         if request.params.has_duplicates() || request.bad_authorization {
             return Err(token_error(TokenErrorKind::InvalidRequest));
         }
-        let mut primitives = Primitives::new(&self.store, &self.settings, now);
+        let mut primitives = Primitives::new(&self.store, &self.settings, &self.secrets, now);
         let outcome = match request.params.get("grant_type") {
             Some("authorization_code") => accesstoken::access_token(&mut primitives, request)
                 .map(|_| ())
@@ -444,7 +449,7 @@ impl Provider {
                 })
             }
         };
-        let primitives = Primitives::new(&self.store, &self.settings, now);
+        let primitives = Primitives::new(&self.store, &self.settings, &self.secrets, now);
         match primitives.check(id, secret.map(str::as_bytes)) {
             Ok(()) => primitives
                 .client(id)
@@ -537,7 +542,8 @@ impl Provider {
         scope: PartnerScope,
         now: DateTime<Utc>,
     ) -> Result<AccessGrant, OAuthError> {
-        let mut primitives = Primitives::new(&self.store, &self.settings, now).requiring(scope);
+        let mut primitives =
+            Primitives::new(&self.store, &self.settings, &self.secrets, now).requiring(scope);
         let request = request::BearerRequest::new(token);
         match resource::protect(&mut primitives, &request) {
             Ok(grant) => Ok(AccessGrant {

@@ -45,6 +45,7 @@ pub(crate) enum Failure {
 pub(crate) struct Primitives<'a> {
     store: &'a Store,
     settings: &'a Settings,
+    secrets: &'a SecretCache,
     now: DateTime<Utc>,
     client: RefCell<Option<OAuthClient>>,
     redeemed: Option<i64>,
@@ -52,6 +53,71 @@ pub(crate) struct Primitives<'a> {
     pub(crate) failure: RefCell<Option<Failure>>,
     pub(crate) issued: Option<(IssuedToken, String)>,
     scopes: Vec<Scope>,
+}
+
+/// Client secrets verified lately. A partner's server authenticates on
+/// every token request, and an argon2id verification costs tens of
+/// milliseconds and 19 MiB; a secret that verified against the stored hash
+/// is remembered, as its SHA-256, for a few minutes. The client is still
+/// read from storage on every request, so a removed partner is refused at
+/// once, and a changed hash forgets the entry.
+#[derive(Debug, Default)]
+pub(crate) struct SecretCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, CachedSecret>>,
+}
+
+#[derive(Debug)]
+struct CachedSecret {
+    stored_hash: String,
+    given_sha256: String,
+    until: DateTime<Utc>,
+}
+
+const SECRET_CACHE_TTL_MINUTES: i64 = 10;
+const SECRET_CACHE_CAPACITY: usize = 1024;
+
+impl SecretCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, CachedSecret>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn verified(
+        &self,
+        client_id: &str,
+        stored_hash: &str,
+        given: &str,
+        now: DateTime<Utc>,
+    ) -> bool {
+        self.lock().get(client_id).is_some_and(|c| {
+            c.stored_hash == stored_hash && now < c.until && c.given_sha256 == hash_token(given)
+        })
+    }
+
+    pub(crate) fn remember(
+        &self,
+        client_id: &str,
+        stored_hash: &str,
+        given: &str,
+        now: DateTime<Utc>,
+    ) {
+        let mut entries = self.lock();
+        if entries.len() >= SECRET_CACHE_CAPACITY {
+            entries.retain(|_, c| now < c.until);
+            if entries.len() >= SECRET_CACHE_CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(
+            client_id.to_owned(),
+            CachedSecret {
+                stored_hash: stored_hash.to_owned(),
+                given_sha256: hash_token(given),
+                until: now + chrono::Duration::minutes(SECRET_CACHE_TTL_MINUTES),
+            },
+        );
+    }
 }
 
 fn far_future() -> DateTime<Utc> {
@@ -63,10 +129,16 @@ fn pkce_id() -> Pkce {
 }
 
 impl<'a> Primitives<'a> {
-    pub(crate) fn new(store: &'a Store, settings: &'a Settings, now: DateTime<Utc>) -> Self {
+    pub(crate) fn new(
+        store: &'a Store,
+        settings: &'a Settings,
+        secrets: &'a SecretCache,
+        now: DateTime<Utc>,
+    ) -> Self {
         Primitives {
             store,
             settings,
+            secrets,
             now,
             client: RefCell::new(None),
             redeemed: None,
@@ -225,7 +297,11 @@ impl Registrar for Primitives<'_> {
         match (&client.secret_hash, passphrase) {
             (Some(hash), Some(given)) => {
                 let given = std::str::from_utf8(given).map_err(|_| RegistrarError::Unspecified)?;
+                if self.secrets.verified(client_id, hash, given, self.now) {
+                    return Ok(());
+                }
                 if verify_password(given, hash) {
+                    self.secrets.remember(client_id, hash, given, self.now);
                     Ok(())
                 } else {
                     Err(RegistrarError::Unspecified)
@@ -481,5 +557,36 @@ impl resource::Endpoint for Primitives<'_> {
     }
     fn issuer(&mut self) -> &dyn Issuer {
         self
+    }
+}
+
+#[cfg(test)]
+mod secret_cache_tests {
+    use super::*;
+
+    #[test]
+    fn remembers_only_the_same_secret_for_the_same_hash_for_a_while() {
+        let cache = SecretCache::default();
+        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        assert!(!cache.verified("c1", "$argon2id$h1", "s3cret", t0));
+        cache.remember("c1", "$argon2id$h1", "s3cret", t0);
+        assert!(cache.verified("c1", "$argon2id$h1", "s3cret", t0));
+        assert!(
+            !cache.verified("c1", "$argon2id$h1", "s3cret!", t0),
+            "another secret"
+        );
+        assert!(
+            !cache.verified("c2", "$argon2id$h1", "s3cret", t0),
+            "another client"
+        );
+        assert!(
+            !cache.verified("c1", "$argon2id$h2", "s3cret", t0),
+            "a new hash"
+        );
+        let later = t0 + chrono::Duration::minutes(SECRET_CACHE_TTL_MINUTES);
+        assert!(
+            !cache.verified("c1", "$argon2id$h1", "s3cret", later),
+            "expired"
+        );
     }
 }
