@@ -184,6 +184,25 @@ impl std::fmt::Debug for DoorController {
     }
 }
 
+/// What [`DoorController::health`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DoorHealth {
+    /// The last attempt to drive the relay to locked failed.
+    pub lock_failing: bool,
+    /// The door switch could not be read at the last check.
+    pub switch_failing: bool,
+    /// The controller has shut down (the server is stopping).
+    pub stopped: bool,
+}
+
+impl DoorHealth {
+    /// The door can be trusted to lock: no lock failure, not stopped. A
+    /// failing switch is reported but does not make the door unsafe.
+    pub fn ready(&self) -> bool {
+        !self.lock_failing && !self.stopped
+    }
+}
+
 /// tokio's clock as a std instant (virtual on a paused test runtime).
 fn tokio_now() -> Instant {
     tokio::time::Instant::now().into_std()
@@ -264,6 +283,18 @@ impl DoorController {
                 }
             }
             (self.shared.sink)(event);
+        }
+    }
+
+    /// The door's health for readiness checks: whether the last attempt to
+    /// lock failed, whether the switch could not be read, and whether the
+    /// controller has shut down.
+    pub fn health(&self) -> DoorHealth {
+        let st = self.state();
+        DoorHealth {
+            lock_failing: st.lock_failing,
+            switch_failing: st.switch_failing,
+            stopped: st.stopped,
         }
     }
 
@@ -659,10 +690,12 @@ mod tests {
     #[test]
     fn a_failed_lock_is_retried_and_refuses_unlocks_until_it_locks() {
         let r = rig();
+        assert!(r.ctl.health().ready());
         let g = r.ctl.request_unlock(secs(1.0), r.at(0.0)).unwrap();
         r.door.fail_writes(WriteFault::Lock, 3);
         r.ctl.tick(r.at(1.0));
         assert_eq!(r.door.relay(), Relay::Unlocked, "the hardware refused");
+        assert!(r.ctl.health().lock_failing && !r.ctl.health().ready());
         let answer = g.session.done.borrow().clone();
         assert!(matches!(answer, Some(Err(_))), "the requester hears of it");
         assert!(r.ctl.request_unlock(secs(1.0), r.at(1.1)).is_err());
@@ -671,6 +704,7 @@ mod tests {
         assert_eq!(r.door.relay(), Relay::Unlocked);
         r.ctl.tick(r.at(2.5));
         assert_eq!(r.door.relay(), Relay::Locked, "the fourth try works");
+        assert!(r.ctl.health().ready(), "ready again once it locks");
         assert_eq!(r.events(), ["door_fault"], "reported once, not per retry");
         r.ctl.request_unlock(secs(1.0), r.at(3.0)).unwrap();
     }

@@ -12,7 +12,7 @@ pub mod simulated;
 use std::fmt;
 use std::sync::Arc;
 
-pub use controller::{DoorController, DoorEvent, DoorRules, Opened};
+pub use controller::{DoorController, DoorEvent, DoorHealth, DoorRules, Opened};
 pub use simulated::SimulatedDoor;
 
 /// The state of the lock relay.

@@ -68,7 +68,8 @@ pub(crate) fn resource(path: &str) -> actix_web::Resource {
 
 /// Every route of zhima, for `App::configure`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/healthz").route(web::get().to(health)));
+    cfg.service(resource("/healthz").route(web::get().to(health)))
+        .service(resource("/readyz").route(web::get().to(ready)));
     members::config(cfg);
     door::config(cfg);
     qr::config(cfg);
@@ -87,4 +88,46 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
 /// `GET /healthz`: the process is up. No database work, no authentication.
 async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: the database answers (within the pool's connect timeout),
+/// every migration is applied, and the door can lock. 200 when all hold,
+/// else 503 naming what does not; no authentication, no secret in it.
+async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let st = state.clone();
+    let pending = web::block(move || st.store.pending_migrations()).await;
+    let (database, migrations) = match pending {
+        Ok(Ok(0)) => ("ok", "current"),
+        Ok(Ok(_)) => ("ok", "pending"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: the database does not answer");
+            ("unreachable", "unknown")
+        }
+        Err(_) => ("unreachable", "unknown"),
+    };
+    let door = state.door.controller.health();
+    let door_state = if door.stopped {
+        "stopped"
+    } else if door.lock_failing {
+        "lock_failing"
+    } else if door.switch_failing {
+        "switch_unreadable"
+    } else {
+        "ok"
+    };
+    let ok = database == "ok" && migrations == "current" && door.ready();
+    let body = serde_json::json!({
+        "status": if ok { "ready" } else { "not_ready" },
+        "database": database,
+        "migrations": migrations,
+        "door": door_state,
+    });
+    let mut response = if ok {
+        HttpResponse::Ok()
+    } else {
+        HttpResponse::ServiceUnavailable()
+    };
+    response
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(body)
 }

@@ -393,3 +393,37 @@ async fn a_door_left_open_after_locking_is_logged_once() {
         .count();
     assert_eq!(count, 1, "reported once per episode");
 }
+
+#[actix_web::test]
+async fn readyz_fails_while_the_door_cannot_lock_or_migrations_are_pending() {
+    let app = spawn_app().await;
+    let ready = app.send("GET", "/readyz", None, None).await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(
+        ready.body,
+        serde_json::json!({"status": "ready", "database": "ok", "migrations": "current", "door": "ok"})
+    );
+
+    // the relay refuses to lock at the end of an unlock
+    app.door.fail_writes(WriteFault::Lock, u32::MAX);
+    let answer = open(&app, Some(&app.door_key), br#"{"seconds": 1}"#).await;
+    expect_errno(&answer, "1997");
+    let ready = app.send("GET", "/readyz", None, None).await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.body["status"], "not_ready");
+    assert_eq!(ready.body["door"], "lock_failing");
+    // the hardware recovers; the retry locks; ready again
+    app.door.heal();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(app.door.relay(), Relay::Locked);
+    assert_eq!(app.send("GET", "/readyz", None, None).await.status, 200);
+
+    // a migration this binary expects is missing from the database
+    app.db
+        .execute("DELETE FROM __diesel_schema_migrations WHERE version = '20261122000003'")
+        .unwrap();
+    let ready = app.send("GET", "/readyz", None, None).await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.body["migrations"], "pending");
+    assert_eq!(ready.body["database"], "ok");
+}
