@@ -6,6 +6,7 @@ pub mod door;
 pub mod error;
 mod members;
 pub mod oauth;
+pub mod observe;
 pub mod partner;
 pub mod qr;
 pub mod wire;

@@ -189,6 +189,9 @@ impl Application {
         }
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    zhima_http::observe::request_log,
+                ))
                 .app_data(state.clone())
                 .configure(zhima_http::configure)
                 .default_service(web::to(zhima_http::not_found))
