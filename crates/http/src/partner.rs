@@ -111,7 +111,13 @@ async fn read(req: &HttpRequest, payload: web::Payload) -> Result<Request, Partn
                     *places += 1;
                     token = Some(v);
                 }
-                "level" => level = Some(v),
+                "level" => {
+                    // an ambiguous order is refused, never guessed
+                    if level.is_some() {
+                        return Err(PartnerError::bad_request("level is given twice."));
+                    }
+                    level = Some(v)
+                }
                 _ => {}
             }
         }
