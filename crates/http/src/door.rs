@@ -38,6 +38,9 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 
 /// Writes an event to the access log on a blocking thread.
 pub async fn log_event(state: &AppState, event: NewAccessEvent) -> Result<AccessEvent, ApiError> {
+    state
+        .metrics
+        .observe_access(event.method.as_str(), event.outcome.as_str(), &event.reason);
     let store = state.store.clone();
     web::block(move || store.record_access(&event))
         .await?

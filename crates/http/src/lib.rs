@@ -44,6 +44,8 @@ pub struct AppState {
     pub oauth: oauth::OAuthState,
     /// VIP prices and length.
     pub partner: partner::PartnerSettings,
+    /// Counters for `/metrics`.
+    pub metrics: observe::Metrics,
 }
 
 /// The door and its settings.
@@ -70,7 +72,8 @@ pub(crate) fn resource(path: &str) -> actix_web::Resource {
 /// Every route of zhima, for `App::configure`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz").route(web::get().to(health)))
-        .service(resource("/readyz").route(web::get().to(ready)));
+        .service(resource("/readyz").route(web::get().to(ready)))
+        .service(resource("/metrics").route(web::get().to(metrics)));
     members::config(cfg);
     door::config(cfg);
     qr::config(cfg);
@@ -89,6 +92,31 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
 /// `GET /healthz`: the process is up. No database work, no authentication.
 async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// `GET /metrics` (an `admin` key): Prometheus text.
+async fn metrics(
+    state: web::Data<AppState>,
+    _admin: auth::Authorized<auth::Admin>,
+) -> HttpResponse {
+    let (connections, idle, max) = state.store.pool_state();
+    let door = &state.door.controller;
+    let body = state.metrics.render(
+        observe::PoolGauge {
+            connections,
+            idle,
+            max,
+        },
+        door.is_unlocked(),
+        door.health().ready(),
+    );
+    HttpResponse::Ok()
+        .insert_header((
+            actix_web::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        ))
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .body(body)
 }
 
 /// `GET /readyz`: the database answers (within the pool's connect timeout),

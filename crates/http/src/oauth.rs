@@ -789,6 +789,7 @@ async fn token(
     let now = state.clock.now();
     let st = state.clone();
     let answer = blocking(move || st.oauth.provider.token(&request, now)).await?;
+    state.metrics.observe_tokens_issued();
     Ok(no_store(HttpResponse::Ok()).json(answer))
 }
 

@@ -3,6 +3,10 @@
 //! never the path or the query string, so no openid, image-link signature,
 //! access token or scanned code reaches a log line.
 
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -43,8 +47,12 @@ pub async fn request_log(
     let started = Instant::now();
     let id = request_id(&req);
     let method = req.method().clone();
+    let metrics = req
+        .app_data::<actix_web::web::Data<crate::AppState>>()
+        .cloned();
     let result = next.call(req).await;
-    let latency_ms = started.elapsed().as_secs_f64() * 1e3;
+    let elapsed = started.elapsed();
+    let latency_ms = elapsed.as_secs_f64() * 1e3;
     match result {
         Ok(mut res) => {
             let route = res
@@ -52,6 +60,11 @@ pub async fn request_log(
                 .match_pattern()
                 .unwrap_or_else(|| "(no route)".to_owned());
             let status = res.status().as_u16();
+            if let Some(state) = &metrics {
+                state
+                    .metrics
+                    .observe_request(method.as_str(), &route, status, elapsed);
+            }
             if let Ok(v) = HeaderValue::from_str(&id) {
                 res.headers_mut().insert(REQUEST_ID, v);
             }
@@ -79,6 +92,202 @@ pub async fn request_log(
             );
             Err(e)
         }
+    }
+}
+
+/// Upper bounds (seconds) of the latency histogram buckets.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Debug, Default, Clone)]
+struct Latency {
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// Counters for `/metrics`, kept in memory since the process started.
+/// Labels have bounded values: route patterns (not paths), status codes,
+/// access-log reasons (a fixed vocabulary).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<HashMap<(String, String, u16), u64>>,
+    latency: Mutex<HashMap<(String, String), Latency>>,
+    access: Mutex<HashMap<(&'static str, &'static str, String), u64>>,
+    tokens_issued: AtomicU64,
+}
+
+/// The database pool at one instant.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolGauge {
+    /// Open connections.
+    pub connections: u32,
+    /// Of which idle.
+    pub idle: u32,
+    /// The most the pool opens.
+    pub max: u32,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    /// Counts one answered request.
+    pub fn observe_request(
+        &self,
+        method: &str,
+        route: &str,
+        status: u16,
+        elapsed: std::time::Duration,
+    ) {
+        *lock(&self.requests)
+            .entry((method.to_owned(), route.to_owned(), status))
+            .or_default() += 1;
+        let secs = elapsed.as_secs_f64();
+        let mut latency = lock(&self.latency);
+        let l = latency
+            .entry((method.to_owned(), route.to_owned()))
+            .or_default();
+        l.count += 1;
+        l.sum += secs;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                l.buckets[i] += 1;
+            }
+        }
+    }
+
+    /// Counts one access-log event (unlocks, refusals, door faults).
+    pub fn observe_access(&self, method: &'static str, outcome: &'static str, reason: &str) {
+        *lock(&self.access)
+            .entry((method, outcome, reason.to_owned()))
+            .or_default() += 1;
+    }
+
+    /// Counts one token response (code or refresh grant).
+    pub fn observe_tokens_issued(&self) {
+        self.tokens_issued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition (version 0.0.4).
+    pub fn render(&self, pool: PoolGauge, door_unlocked: bool, door_ready: bool) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP zhima_http_requests_total Answered HTTP requests."
+        );
+        let _ = writeln!(out, "# TYPE zhima_http_requests_total counter");
+        let mut requests: Vec<_> = lock(&self.requests)
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        requests.sort();
+        for ((method, route, status), n) in requests {
+            let _ = writeln!(
+                out,
+                "zhima_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
+                label(&method),
+                label(&route)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP zhima_http_request_duration_seconds Time from request to response."
+        );
+        let _ = writeln!(out, "# TYPE zhima_http_request_duration_seconds histogram");
+        let mut latency: Vec<_> = lock(&self.latency)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        latency.sort_by(|a, b| a.0.cmp(&b.0));
+        for ((method, route), l) in latency {
+            let labels = format!("method=\"{}\",route=\"{}\"", label(&method), label(&route));
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "zhima_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {}",
+                    l.buckets[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "zhima_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                l.count
+            );
+            let _ = writeln!(
+                out,
+                "zhima_http_request_duration_seconds_sum{{{labels}}} {}",
+                l.sum
+            );
+            let _ = writeln!(
+                out,
+                "zhima_http_request_duration_seconds_count{{{labels}}} {}",
+                l.count
+            );
+        }
+        let _ = writeln!(out, "# HELP zhima_access_events_total Access-log events written by this process (unlocks, refusals), by method, outcome and reason.");
+        let _ = writeln!(out, "# TYPE zhima_access_events_total counter");
+        let mut access: Vec<_> = lock(&self.access)
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        access.sort();
+        for ((method, outcome, reason), n) in access {
+            let _ = writeln!(
+                out,
+                "zhima_access_events_total{{method=\"{method}\",outcome=\"{outcome}\",reason=\"{}\"}} {n}",
+                label(&reason)
+            );
+        }
+        let _ = writeln!(out, "# HELP zhima_oauth_token_responses_total Successful token-endpoint answers (access and refresh tokens issued).");
+        let _ = writeln!(out, "# TYPE zhima_oauth_token_responses_total counter");
+        let _ = writeln!(
+            out,
+            "zhima_oauth_token_responses_total {}",
+            self.tokens_issued.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP zhima_db_pool_connections Database pool connections by state."
+        );
+        let _ = writeln!(out, "# TYPE zhima_db_pool_connections gauge");
+        let _ = writeln!(
+            out,
+            "zhima_db_pool_connections{{state=\"idle\"}} {}",
+            pool.idle
+        );
+        let _ = writeln!(
+            out,
+            "zhima_db_pool_connections{{state=\"in_use\"}} {}",
+            pool.connections.saturating_sub(pool.idle)
+        );
+        let _ = writeln!(
+            out,
+            "zhima_db_pool_connections{{state=\"max\"}} {}",
+            pool.max
+        );
+        let _ = writeln!(
+            out,
+            "# HELP zhima_door_unlocked Whether the door is unlocked now."
+        );
+        let _ = writeln!(out, "# TYPE zhima_door_unlocked gauge");
+        let _ = writeln!(out, "zhima_door_unlocked {}", u8::from(door_unlocked));
+        let _ = writeln!(
+            out,
+            "# HELP zhima_door_ready Whether the door can lock (no lock failure, not stopped)."
+        );
+        let _ = writeln!(out, "# TYPE zhima_door_ready gauge");
+        let _ = writeln!(out, "zhima_door_ready {}", u8::from(door_ready));
+        out
     }
 }
 

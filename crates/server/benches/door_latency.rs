@@ -148,6 +148,7 @@ fn main() {
                 None,
             ),
             partner: Default::default(),
+            metrics: Default::default(),
         });
         let app = atest::init_service(
             App::new()

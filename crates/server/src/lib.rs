@@ -183,6 +183,7 @@ impl Application {
             qr,
             oauth,
             partner: settings.partner.clone(),
+            metrics: Default::default(),
         });
         if let Some(source) = &settings.door.scanner {
             scanner::start(source.clone(), state.clone());

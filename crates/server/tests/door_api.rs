@@ -427,3 +427,61 @@ async fn readyz_fails_while_the_door_cannot_lock_or_migrations_are_pending() {
     assert_eq!(ready.body["migrations"], "pending");
     assert_eq!(ready.body["database"], "ok");
 }
+
+#[actix_web::test]
+async fn metrics_count_requests_unlocks_and_refusals_without_identifiers() {
+    let app = spawn_app().await;
+    let refused = app.send("GET", "/metrics", None, None).await;
+    assert_eq!(refused.status, 401);
+    let refused = app.send("GET", "/metrics", Some(&app.door_key), None).await;
+    assert_eq!(refused.status, 403);
+    expect_errno(
+        &open(&app, Some(&app.door_key), br#"{"seconds": 1}"#).await,
+        "1000",
+    );
+    expect_errno(
+        &open(&app, Some(&app.door_key), br#"{"seconds": -1}"#).await,
+        "1998",
+    );
+    app.get("/api/v1.0/member/openid/secret-openid-777").await;
+
+    let res = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = res.text().await.unwrap();
+    for line in [
+        r#"zhima_http_requests_total{method="POST",route="/api/v1.0/open/seconds",status="200"} 2"#,
+        r#"zhima_http_requests_total{method="GET",route="/metrics",status="401"} 1"#,
+        r#"zhima_http_requests_total{method="GET",route="/metrics",status="403"} 1"#,
+        r#"zhima_http_request_duration_seconds_count{method="POST",route="/api/v1.0/open/seconds"} 2"#,
+        r#"zhima_oauth_token_responses_total 0"#,
+        r#"zhima_door_unlocked 0"#,
+        r#"zhima_door_ready 1"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+    }
+    let access: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("zhima_access_events_total{"))
+        .collect();
+    assert_eq!(access.len(), 2, "{text}");
+    assert!(access
+        .iter()
+        .any(|l| l.contains(r#"outcome="granted""#) && l.ends_with(" 1")));
+    assert!(access
+        .iter()
+        .any(|l| l.contains(r#"outcome="refused""#) && l.ends_with(" 1")));
+    assert!(text.contains(r#"route="/api/v1.0/member/openid/{openid}""#));
+    assert!(!text.contains("secret-openid-777"));
+    assert!(!text.contains(&app.door_key) && !text.contains(&app.admin_key));
+    assert!(text.contains(r#"zhima_db_pool_connections{state="max"}"#));
+}

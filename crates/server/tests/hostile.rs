@@ -40,6 +40,7 @@ enum Guard {
 const ROUTES: &[(&str, &str, Guard)] = &[
     ("GET", "/healthz", Guard::Open),
     ("GET", "/readyz", Guard::Open),
+    ("GET", "/metrics", Guard::ApiKey("admin")),
     (
         "POST",
         "/api/v1.0/member/new",

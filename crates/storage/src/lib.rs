@@ -206,6 +206,16 @@ impl Store {
         self.backend
     }
 
+    /// The pool now: open connections, idle ones, the most it opens.
+    pub fn pool_state(&self) -> (u32, u32, u32) {
+        let state = self.pool.state();
+        (
+            state.connections,
+            state.idle_connections,
+            self.pool.max_size(),
+        )
+    }
+
     fn conn(&self) -> Result<Conn, StorageError> {
         self.pool
             .get()
