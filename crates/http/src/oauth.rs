@@ -36,6 +36,8 @@ const ACCOUNT_FAILURES: usize = 5;
 const ADDRESS_FAILURES: usize = 20;
 const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 const CSRF_COOKIE: &str = "zhima_csrf";
+/// Failed client authentications allowed per address within the window.
+const CLIENT_FAILURES: usize = 20;
 
 /// The provider and what the pages need.
 #[derive(Debug)]
@@ -46,6 +48,9 @@ pub struct OAuthState {
     ticket_key: [u8; 32],
     /// Failed logins.
     limiter: LoginLimiter,
+    /// Failed client authentications at the token, revoke and introspect
+    /// endpoints, per address (each costs an argon2id verification).
+    client_limiter: LoginLimiter,
     /// The issuer URL for metadata; if `None`, taken from the request.
     pub issuer: Option<String>,
 }
@@ -57,6 +62,7 @@ impl OAuthState {
             provider,
             ticket_key,
             limiter: LoginLimiter::default(),
+            client_limiter: LoginLimiter::default(),
             issuer,
         }
     }
@@ -779,16 +785,61 @@ async fn blocking<T: Send + 'static>(
         .map_err(OAuthHttpError)
 }
 
+fn client_keys(req: &HttpRequest) -> [(String, usize); 1] {
+    let address = req
+        .peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
+    [(format!("client:{address}"), CLIENT_FAILURES)]
+}
+
+/// 429 once an address has failed client authentication too often.
+fn client_limited(state: &AppState, keys: &[(String, usize)]) -> Option<HttpResponse> {
+    let wait = state
+        .oauth
+        .client_limiter
+        .retry_after(keys, Instant::now())?;
+    tracing::warn!("client authentication refused: too many failures from one address");
+    Some(
+        no_store(HttpResponse::TooManyRequests())
+            .insert_header((header::RETRY_AFTER, wait.as_secs().max(1).to_string()))
+            .json(serde_json::json!({
+                "error": "invalid_request",
+                "error_description": "Too many failed client authentications; retry later."
+            })),
+    )
+}
+
+/// Counts a failed client authentication.
+fn count_client_failure<T>(
+    state: &AppState,
+    keys: &[(String, usize)],
+    result: &Result<T, OAuthHttpError>,
+) {
+    if let Err(OAuthHttpError(OAuthError::Token {
+        kind: zhima_oauth::TokenErrorKind::InvalidClient,
+        ..
+    })) = result
+    {
+        state.oauth.client_limiter.fail(keys, Instant::now());
+    }
+}
+
 /// `POST /oauth/token`.
 async fn token(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthHttpError> {
+    let keys = client_keys(&req);
+    if let Some(limited) = client_limited(&state, &keys) {
+        return Ok(limited);
+    }
     let request = token_request(&req, payload).await?;
     let now = state.clock.now();
     let st = state.clone();
-    let answer = blocking(move || st.oauth.provider.token(&request, now)).await?;
+    let result = blocking(move || st.oauth.provider.token(&request, now)).await;
+    count_client_failure(&state, &keys, &result);
+    let answer = result?;
     state.metrics.observe_tokens_issued();
     Ok(no_store(HttpResponse::Ok()).json(answer))
 }
@@ -799,10 +850,16 @@ async fn revoke(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthHttpError> {
+    let keys = client_keys(&req);
+    if let Some(limited) = client_limited(&state, &keys) {
+        return Ok(limited);
+    }
     let request = token_request(&req, payload).await?;
     let now = state.clock.now();
     let st = state.clone();
-    blocking(move || st.oauth.provider.revoke(&request, now)).await?;
+    let result = blocking(move || st.oauth.provider.revoke(&request, now)).await;
+    count_client_failure(&state, &keys, &result);
+    result?;
     Ok(no_store(HttpResponse::Ok()).finish())
 }
 
@@ -812,10 +869,16 @@ async fn introspect(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthHttpError> {
+    let keys = client_keys(&req);
+    if let Some(limited) = client_limited(&state, &keys) {
+        return Ok(limited);
+    }
     let request = token_request(&req, payload).await?;
     let now = state.clock.now();
     let st = state.clone();
-    let answer = blocking(move || st.oauth.provider.introspect(&request, now)).await?;
+    let result = blocking(move || st.oauth.provider.introspect(&request, now)).await;
+    count_client_failure(&state, &keys, &result);
+    let answer = result?;
     Ok(no_store(HttpResponse::Ok()).json(answer))
 }
 

@@ -1329,3 +1329,39 @@ async fn partner_and_tokens_commands() {
     let (ok, out, _) = zhima(&["tokens", "balance", "--openid", "gift-openid-0001"]);
     assert!(ok && out.contains("paid 0.00 free 12.50"), "{out}");
 }
+
+#[actix_web::test]
+async fn repeated_failed_client_authentication_is_slowed_down() {
+    let app = spawn_app().await;
+    let partner = register(&app, false, "profile");
+    let url = format!("{}/oauth/token", app.address);
+    let form = [("grant_type", "refresh_token"), ("refresh_token", "x")];
+    for _ in 0..20 {
+        let res = http()
+            .post(&url)
+            .basic_auth(&partner.client_id, Some("guess"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 401);
+    }
+    // the right secret from the same address waits too; argon2 is not run
+    for path in ["/oauth/token", "/oauth/introspect", "/oauth/revoke"] {
+        let res = http()
+            .post(format!("{}{path}", app.address))
+            .basic_auth(&partner.client_id, partner.secret.as_deref())
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 429, "{path}");
+        let wait: u64 = res.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=900).contains(&wait));
+        assert_eq!(res.headers()["cache-control"], "no-store");
+    }
+}
