@@ -206,6 +206,36 @@ impl Store {
         self.backend
     }
 
+    /// The database's own consistency check: SQLite's `PRAGMA
+    /// integrity_check` (`"ok"` when sound), or on PostgreSQL a query that
+    /// reads every table's row count (the server checks its own pages).
+    pub fn integrity_check(&self) -> Result<String, StorageError> {
+        use diesel::connection::SimpleConnection as _;
+        #[derive(diesel::QueryableByName)]
+        struct Line {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            integrity_check: String,
+        }
+        let mut conn = self.conn()?;
+        match &mut *conn {
+            AnyConnection::Sqlite(c) => {
+                let lines: Vec<Line> = diesel::sql_query("PRAGMA integrity_check").load(c)?;
+                Ok(lines
+                    .into_iter()
+                    .map(|l| l.integrity_check)
+                    .collect::<Vec<_>>()
+                    .join("; "))
+            }
+            AnyConnection::Postgresql(c) => {
+                c.batch_execute(
+                    "SELECT count(*) FROM members; SELECT count(*) FROM payments; \
+                     SELECT count(*) FROM access_events; SELECT count(*) FROM token_ledger",
+                )?;
+                Ok("ok".to_owned())
+            }
+        }
+    }
+
     /// The pool now: open connections, idle ones, the most it opens.
     pub fn pool_state(&self) -> (u32, u32, u32) {
         let state = self.pool.state();
