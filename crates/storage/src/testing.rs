@@ -89,6 +89,30 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// PostgreSQL only: refuses (`false`) or allows (`true`) new
+    /// connections to this database; refusing also ends the open ones, as
+    /// if the server had gone away. Errors on SQLite.
+    pub fn set_reachable(&self, reachable: bool) -> Result<(), StorageError> {
+        let Cleanup::Postgres { admin_url, name } = &self.cleanup else {
+            return Err(StorageError::Unavailable(
+                "set_reachable needs PostgreSQL".into(),
+            ));
+        };
+        let mut admin = PgConnection::establish(admin_url)
+            .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+        admin.batch_execute(&format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS {reachable}"
+        ))?;
+        if !reachable {
+            admin.batch_execute(&format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            ))?;
+        }
+        Ok(())
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         match &self.cleanup {
