@@ -193,6 +193,43 @@ pub fn evaluate(history: History<'_>, plans: &Plans, tz: Tz, now: DateTime<Utc>)
     }
 }
 
+/// The windows of the member's entry packs, sorted and merged: the only
+/// spans in which a granted entry can change [`evaluate`]'s answer (an entry
+/// spends a day only from a pack whose window holds it, and only a spent day
+/// makes a later entry that day free). Storage uses this to read a member's
+/// entries inside these windows instead of their whole access history.
+pub fn entry_windows(
+    payments: &[Payment],
+    plans: &Plans,
+    tz: Tz,
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let mut windows: Vec<(DateTime<Utc>, DateTime<Utc>)> = payments
+        .iter()
+        .filter_map(|payment| {
+            let plan = plans.get(&payment.pay_type).ok()?;
+            let grant = match payment.until_days {
+                Some(days) => plan.grant.with_days(days),
+                None => plan.grant,
+            };
+            match grant {
+                Grant::Entries { window, .. } => {
+                    Some((payment.paid_at, window.after(payment.paid_at, tz)))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    windows.sort();
+    let mut merged: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::with_capacity(windows.len());
+    for (start, end) in windows {
+        match merged.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => merged.push((start, end)),
+        }
+    }
+    merged
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,5 +515,49 @@ mod tests {
         assert_eq!(MemberStatus::Ok.wire_name(), "OK");
         assert_eq!(MemberStatus::NotOk.wire_name(), "NOT_OK");
         assert_eq!(MemberStatus::Invalid.wire_name(), "INVALID");
+    }
+
+    #[test]
+    fn entries_outside_the_entry_windows_never_change_validity() {
+        // two overlapping packs, one later pack, memberships around them
+        let p = [
+            pay(1, "1M MEMBERSHIP", "202301010900"),
+            pay(2, "10 ENTRIES", "202303010900"),
+            pay(3, "10 ENTRIES", "202304150900"),
+            pay(4, "10 ENTRIES", "202311010900"),
+            pay(5, "1M MEMBERSHIP", "202312010900"),
+        ];
+        let windows = entry_windows(&p, &Plans::standard(), TZ);
+        assert_eq!(windows.len(), 2, "the first two packs overlap: {windows:?}");
+        assert!(
+            windows.windows(2).all(|w| w[0].1 < w[1].0),
+            "sorted, disjoint"
+        );
+        // an entry every 19 hours for two years, so every day and hour mix
+        let mut all = Vec::new();
+        let mut at = t("202212010000");
+        while at < t("202501010000") {
+            all.push(at);
+            at += chrono::Duration::hours(19);
+        }
+        let inside: Vec<DateTime<Utc>> = all
+            .iter()
+            .copied()
+            .filter(|e| windows.iter().any(|&(s, end)| s <= *e && *e < end))
+            .collect();
+        assert!(
+            inside.len() * 4 < all.len() * 3 && !inside.is_empty(),
+            "the windows leave a quarter of the entries out"
+        );
+        let mut now = t("202301010000");
+        while now < t("202502010000") {
+            assert_eq!(
+                eval(&p, &all, &format_local_timestamp(now, TZ)),
+                eval(&p, &inside, &format_local_timestamp(now, TZ)),
+                "at {now}"
+            );
+            now += chrono::Duration::hours(37);
+        }
+        assert!(entry_windows(&p[..1], &Plans::standard(), TZ).is_empty());
     }
 }

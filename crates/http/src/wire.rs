@@ -330,7 +330,7 @@ pub fn member_json(record: &MemberRecord, validity: &Validity, tz: Tz) -> Object
     let m = &record.member;
     let ts = |t: DateTime<Utc>| format_local_timestamp(t, tz);
     let latest = record.latest_payment();
-    let active = last_active(&record.payments, &record.entries);
+    let active = last_active(&record.payments, record.last_entry.as_slice());
     let payment_info = match latest {
         Some(p) => json!({
             "paidTime": ts(p.paid_at),

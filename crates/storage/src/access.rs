@@ -91,6 +91,45 @@ pub(crate) fn member_entries(
         .collect()
 }
 
+/// A member's granted entries inside `windows` (sorted, disjoint), oldest
+/// first: one range read of the `(member_id, outcome, at)` index per window.
+pub(crate) fn member_entries_within(
+    conn: &mut AnyConnection,
+    member: MemberId,
+    windows: &[(DateTime<Utc>, DateTime<Utc>)],
+) -> Result<Vec<DateTime<Utc>>, StorageError> {
+    let mut out = Vec::new();
+    for &(start, end) in windows {
+        let at: Vec<i64> = access_events::table
+            .select(access_events::at)
+            .filter(access_events::member_id.eq(member.0))
+            .filter(access_events::outcome.eq(Outcome::Granted.as_str()))
+            .filter(access_events::at.ge(secs(start)))
+            .filter(access_events::at.lt(secs(end)))
+            .order(access_events::at.asc())
+            .load(conn)?;
+        for s in at {
+            out.push(instant("access_events", member.0, s)?);
+        }
+    }
+    Ok(out)
+}
+
+/// A member's latest granted entry (`MAX(at)` on the `(member_id, outcome,
+/// at)` index: one index probe, whatever the member's history).
+pub(crate) fn last_entry(
+    conn: &mut AnyConnection,
+    member: MemberId,
+) -> Result<Option<DateTime<Utc>>, StorageError> {
+    let at: Option<i64> = access_events::table
+        .select(diesel::dsl::max(access_events::at))
+        .filter(access_events::member_id.eq(member.0))
+        .filter(access_events::outcome.eq(Outcome::Granted.as_str()))
+        .get_result(conn)?;
+    at.map(|s| instant("access_events", member.0, s))
+        .transpose()
+}
+
 impl Store {
     /// Appends an event to the access log (in its own transaction, committed
     /// before this returns: call it before the door moves).

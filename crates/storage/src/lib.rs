@@ -157,7 +157,20 @@ pub struct Store {
     write_gate: Arc<Mutex<()>>,
     /// Tokens credited per CNY of a `TOKENS` payment.
     tokens_per_cny: zhima_domain::partner::Tokens,
+    /// Which spans of a member's access history a member read loads.
+    entry_windows: Option<EntryWindows>,
 }
+
+/// Given a member's payments, the spans in which their granted entries
+/// matter (sorted, disjoint); `zhima_domain::membership::entry_windows`
+/// bound to the configured plans and time zone.
+pub type EntryWindows = Arc<
+    dyn Fn(
+            &[zhima_domain::member::Payment],
+        ) -> Vec<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>
+        + Send
+        + Sync,
+>;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -193,7 +206,16 @@ impl Store {
             default_password_hash: Arc::new(Mutex::new(None)),
             write_gate: Arc::new(Mutex::new(())),
             tokens_per_cny: zhima_domain::partner::Tokens::whole(1),
+            entry_windows: None,
         })
+    }
+
+    /// Limits the entries a member read loads to the spans `windows` gives
+    /// for that member's payments (the latest entry is always read, for
+    /// `lastActiveTime`). Without it every granted entry is loaded, which
+    /// costs time in proportion to the member's whole access history.
+    pub fn set_entry_windows(&mut self, windows: EntryWindows) {
+        self.entry_windows = Some(windows);
     }
 
     /// Sets how many tokens a `TOKENS` payment credits per CNY (default 1).

@@ -9,7 +9,7 @@ use zhima_domain::partner::{tokens_for_payment, TokenKind, VipPeriod};
 use crate::connection::AnyConnection;
 use crate::rows::{secs, MemberColumns, MemberRow, NewMemberRow, NewPaymentRow, PaymentRow};
 use crate::schema::{members, payments};
-use crate::{credentials, map_unique, StorageError, Store, UniqueField};
+use crate::{credentials, map_unique, EntryWindows, StorageError, Store, UniqueField};
 
 /// How a member is looked up.
 #[derive(Debug, Clone, Copy)]
@@ -29,8 +29,12 @@ pub struct MemberRecord {
     pub member: Member,
     /// Every payment, by `paidTime` then recording order.
     pub payments: Vec<Payment>,
-    /// The instants of every granted entry at the door, oldest first.
+    /// The instants of the granted entries at the door that can change the
+    /// member's validity (inside the store's entry windows; all of them if
+    /// the store has none), oldest first.
     pub entries: Vec<DateTime<Utc>>,
+    /// The latest granted entry, wherever it falls.
+    pub last_entry: Option<DateTime<Utc>>,
     /// VIP periods bought through partners, oldest first.
     pub vip: Vec<VipPeriod>,
 }
@@ -98,10 +102,12 @@ fn find_row(
 }
 
 /// A member and their payments in one statement (`members LEFT JOIN
-/// payments`, one row per payment), then their entries at the door.
+/// payments`, one row per payment), then their entries at the door inside
+/// `windows` (all of them without), then their VIP periods.
 fn load_record(
     conn: &mut AnyConnection,
     key: MemberKey<'_>,
+    windows: Option<&EntryWindows>,
 ) -> Result<Option<MemberRecord>, StorageError> {
     let joined = members::table
         .left_join(payments::table)
@@ -124,12 +130,23 @@ fn load_record(
         .chain(rows.filter_map(|(_, p)| p))
         .map(PaymentRow::into_domain)
         .collect::<Result<Vec<_>, _>>()?;
-    let entries = crate::access::member_entries(conn, member.id)?;
+    let (entries, last_entry) = match windows {
+        Some(windows) => (
+            crate::access::member_entries_within(conn, member.id, &windows(&payments))?,
+            crate::access::last_entry(conn, member.id)?,
+        ),
+        None => {
+            let entries = crate::access::member_entries(conn, member.id)?;
+            let last = entries.last().copied();
+            (entries, last)
+        }
+    };
     let vip = crate::wallet::member_vip(conn, member.id)?;
     Ok(Some(MemberRecord {
         member,
         payments,
         entries,
+        last_entry,
         vip,
     }))
 }
@@ -274,13 +291,18 @@ impl Store {
                 ),
                 e => e,
             })?;
-        load_record(&mut *self.conn()?, MemberKey::Id(id))?.ok_or(StorageError::MemberNotFound)
+        load_record(
+            &mut *self.conn()?,
+            MemberKey::Id(id),
+            self.entry_windows.as_ref(),
+        )?
+        .ok_or(StorageError::MemberNotFound)
     }
 
     /// A member and their payments.
     pub fn member(&self, key: MemberKey<'_>) -> Result<Option<MemberRecord>, StorageError> {
         let mut conn = self.conn()?;
-        load_record(&mut conn, key)
+        load_record(&mut conn, key, self.entry_windows.as_ref())
     }
 
     /// How many members there are.
@@ -315,7 +337,12 @@ impl Store {
                 Ok(member.id)
             })
             .map_err(map_unique)?;
-        load_record(&mut *self.conn()?, MemberKey::Id(id))?.ok_or(StorageError::MemberNotFound)
+        load_record(
+            &mut *self.conn()?,
+            MemberKey::Id(id),
+            self.entry_windows.as_ref(),
+        )?
+        .ok_or(StorageError::MemberNotFound)
     }
 
     /// Records a payment for the member with `openid`. Idempotent on payIndex:
@@ -372,8 +399,12 @@ impl Store {
                 other => break other?,
             }
         };
-        let record = load_record(&mut *self.conn()?, MemberKey::Id(MemberId(member_id)))?
-            .ok_or(StorageError::MemberNotFound)?;
+        let record = load_record(
+            &mut *self.conn()?,
+            MemberKey::Id(MemberId(member_id)),
+            self.entry_windows.as_ref(),
+        )?
+        .ok_or(StorageError::MemberNotFound)?;
         let stored = record
             .payments
             .iter()

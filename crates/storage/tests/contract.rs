@@ -495,6 +495,63 @@ fn the_access_log_pages_newest_first_and_feeds_member_entries() {
     assert_eq!(store.access_event_count().unwrap(), 9);
 }
 
+#[test]
+fn a_member_read_loads_only_the_entries_inside_the_windows() {
+    use zhima_domain::access::{AccessMethod, NewAccessEvent, Outcome};
+
+    let (_db, mut store) = store();
+    let id = store
+        .create_member(&new_member("o-win", "Windows"), None, now())
+        .unwrap()
+        .member
+        .id;
+    let at = |hours: i64| now() + Duration::hours(hours);
+    for h in 0..48 {
+        let outcome = if h % 5 == 4 {
+            Outcome::Refused
+        } else {
+            Outcome::Granted
+        };
+        let event =
+            NewAccessEvent::new(at(h), "front", AccessMethod::Qr, outcome, "qr").for_member(id);
+        store.record_access(&event).unwrap();
+    }
+    let granted = |h: &i64| h % 5 != 4;
+    // no windows: every granted entry
+    let all = store.member(MemberKey::Id(id)).unwrap().unwrap();
+    assert_eq!(
+        all.entries,
+        (0..48).filter(granted).map(at).collect::<Vec<_>>()
+    );
+    assert_eq!(all.last_entry, Some(at(47)));
+
+    // two windows, given the payments (none here): [10 h, 20 h) and [30 h, 31 h)
+    store.set_entry_windows(std::sync::Arc::new(move |payments| {
+        assert!(payments.is_empty());
+        vec![(at(10), at(20)), (at(30), at(31))]
+    }));
+    let within = store.member(MemberKey::Id(id)).unwrap().unwrap();
+    let expected: Vec<_> = (10..20).chain(30..31).filter(granted).map(at).collect();
+    assert_eq!(within.entries, expected, "inclusive start, exclusive end");
+    assert_eq!(
+        within.last_entry,
+        Some(at(47)),
+        "the latest entry, outside every window"
+    );
+    assert_eq!(within.member, all.member);
+
+    // no windows at all: no entries, still the latest one (refused ones never count)
+    store.set_entry_windows(std::sync::Arc::new(|_| Vec::new()));
+    let none = store.member(MemberKey::Id(id)).unwrap().unwrap();
+    assert!(none.entries.is_empty());
+    assert_eq!(none.last_entry, Some(at(47)));
+    let refused = NewAccessEvent::new(at(60), "front", AccessMethod::Qr, Outcome::Refused, "qr")
+        .for_member(id);
+    store.record_access(&refused).unwrap();
+    let after = store.member(MemberKey::Id(id)).unwrap().unwrap();
+    assert_eq!(after.last_entry, Some(at(47)));
+}
+
 // ------------------------------------------------------------ partners
 
 mod partners {
