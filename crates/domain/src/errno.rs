@@ -35,6 +35,8 @@ pub enum Errno {
     MethodNotAllowed,
     /// 1413: the request body is larger than the server accepts.
     PayloadTooLarge,
+    /// 1429: too many requests from this client; retry after `Retry-After` seconds.
+    TooManyRequests,
     /// 1500: an internal error; details are in the server log, never in the answer.
     Internal,
     /// 1503: the service (typically the database) is unavailable right now; retry later.
@@ -67,7 +69,7 @@ pub enum Errno {
 
 impl Errno {
     /// Every errno, in numeric order (for documentation and tests).
-    pub const ALL: [Errno; 25] = [
+    pub const ALL: [Errno; 26] = [
         Errno::Success,
         Errno::MemberIncomplete,
         Errno::BadRequest,
@@ -79,6 +81,7 @@ impl Errno {
         Errno::RouteNotFound,
         Errno::MethodNotAllowed,
         Errno::PayloadTooLarge,
+        Errno::TooManyRequests,
         Errno::Internal,
         Errno::Unavailable,
         Errno::CodeUnreadable,
@@ -109,6 +112,7 @@ impl Errno {
             Errno::RouteNotFound => 1404,
             Errno::MethodNotAllowed => 1405,
             Errno::PayloadTooLarge => 1413,
+            Errno::TooManyRequests => 1429,
             Errno::Internal => 1500,
             Errno::Unavailable => 1503,
             Errno::CodeUnreadable => 1601,
@@ -145,6 +149,7 @@ impl Errno {
             Errno::RouteNotFound => "No such route",
             Errno::MethodNotAllowed => "Method not allowed on this route",
             Errno::PayloadTooLarge => "Request body too large",
+            Errno::TooManyRequests => "Too many requests; retry later",
             Errno::Internal => "Internal error",
             Errno::Unavailable => "Service temporarily unavailable",
             Errno::CodeUnreadable => "This is not a member code",

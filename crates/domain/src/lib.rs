@@ -4,6 +4,7 @@
 pub mod access;
 pub mod errno;
 pub mod ids;
+pub mod limit;
 pub mod member;
 pub mod membership;
 pub mod money;

@@ -413,6 +413,15 @@ enum Presented {
     Card,
 }
 
+impl Presented {
+    fn method(self) -> AccessMethod {
+        match self {
+            Presented::Code => AccessMethod::Qr,
+            Presented::Card => AccessMethod::Rfid,
+        }
+    }
+}
+
 /// A body of one string field, presented at the door.
 async fn present(
     auth: Authorized<DoorOpen>,
@@ -421,6 +430,22 @@ async fn present(
     payload: web::Payload,
     what: Presented,
 ) -> Result<HttpResponse, ApiError> {
+    // before anything is read, checked or logged: a flood costs no database work
+    let limited = state
+        .door
+        .scan_limit
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take(auth.key.id, Instant::now());
+    if let Err(wait) = limited {
+        tracing::warn!(key = %auth.key.name, "door scans over the rate limit");
+        state.metrics.observe_access(
+            what.method().as_str(),
+            Outcome::Refused.as_str(),
+            "rate_limited",
+        );
+        return Err(ApiError::too_many(wait));
+    }
     let body = body::json_object(&req, payload).await?;
     let field = match what {
         Presented::Code => "code",

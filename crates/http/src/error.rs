@@ -54,6 +54,17 @@ impl ApiError {
             .with_data(json!({ "field": field }))
     }
 
+    /// 1429 with the seconds to wait in `data.retryAfter` (and in the
+    /// `Retry-After` header).
+    pub fn too_many(wait: std::time::Duration) -> ApiError {
+        let secs = zhima_domain::limit::retry_after_secs(wait);
+        ApiError::new(
+            Errno::TooManyRequests,
+            format!("Too many requests; retry after {secs} s"),
+        )
+        .with_data(json!({ "retryAfter": secs }))
+    }
+
     /// 1999 with the key asked for in `data.id`.
     pub fn member_not_found(key: Value) -> ApiError {
         ApiError::new(Errno::MemberNotFound, Errno::MemberNotFound.meaning())
@@ -136,6 +147,7 @@ pub fn http_status(errno: Errno) -> StatusCode {
         Errno::RouteNotFound => StatusCode::NOT_FOUND,
         Errno::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         Errno::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Errno::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
         Errno::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         Errno::Unavailable | Errno::DoorFault => StatusCode::SERVICE_UNAVAILABLE,
         Errno::Success
@@ -170,6 +182,10 @@ impl ResponseError for ApiError {
         }
         if self.errno == Errno::Unavailable {
             response.insert_header(("Retry-After", "5"));
+        }
+        if self.errno == Errno::TooManyRequests {
+            let secs = self.data["retryAfter"].as_u64().unwrap_or(1);
+            response.insert_header(("Retry-After", secs.to_string()));
         }
         response.json(self.body())
     }

@@ -57,7 +57,13 @@ pub struct DoorState {
     pub name: String,
     /// The most seconds `POST /open/seconds` accepts (`door.max_unlock_secs`).
     pub max_unlock_secs: u32,
+    /// `/door/scan` and `/door/rfid` requests per API key
+    /// (`door.scan_per_sec`, `door.scan_burst`); over it they answer 1429.
+    pub scan_limit: std::sync::Mutex<zhima_domain::limit::Buckets<i64>>,
 }
+
+/// How many API keys the door-scan limit tracks at once.
+pub const SCAN_LIMIT_KEYS: usize = 1024;
 
 /// A resource whose unsupported methods answer 405 with the envelope.
 pub(crate) fn resource(path: &str) -> actix_web::Resource {

@@ -116,6 +116,8 @@ fn main() {
         .env("ZHIMA_LOG__LEVEL", "warn")
         .env("ZHIMA_QR__SIGNING_KEY", "07".repeat(32))
         .env("ZHIMA_QR__REPLAY_WINDOW_SECS", "0")
+        .env("ZHIMA_DOOR__SCAN_PER_SEC", "1000000")
+        .env("ZHIMA_DOOR__SCAN_BURST", "1000000")
         .env("ZHIMA_DOOR__MAX_UNLOCK_SECS", "30")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -93,6 +93,10 @@ pub struct RawDoorSettings {
     pub max_unlock_secs: u32,
     /// Seconds after locking before an open door is reported as held open.
     pub held_open_secs: u32,
+    /// `/door/scan` and `/door/rfid` requests a second per API key, on average.
+    pub scan_per_sec: u32,
+    /// `/door/scan` and `/door/rfid` requests per API key at once.
+    pub scan_burst: u32,
     /// Where scanned codes come from: `""` (none), `stdin`, or a device
     /// such as `/dev/ttyACM0` (one code per line).
     pub scanner: String,
@@ -205,6 +209,8 @@ pub struct DoorSettings {
     pub rules: DoorRules,
     /// The most seconds `POST /open/seconds` accepts.
     pub max_unlock_secs: u32,
+    /// The door-scan rate limit per API key.
+    pub scan_limit: zhima_domain::limit::Rate,
     /// Where scanned codes come from, if anywhere.
     pub scanner: Option<Scanner>,
 }
@@ -294,6 +300,8 @@ driver = "simulated"
 name = "front"
 max_unlock_secs = 30
 held_open_secs = 60
+scan_per_sec = 5
+scan_burst = 20
 scanner = ""
 
 [door.pins]
@@ -462,6 +470,12 @@ fn door(raw: &RawDoorSettings) -> Result<DoorSettings, SettingsError> {
     if !(1..=86_400).contains(&raw.held_open_secs) {
         return Err(bad("door.held_open_secs", "must be from 1 to 86400"));
     }
+    if !(1..=1_000_000).contains(&raw.scan_per_sec) {
+        return Err(bad("door.scan_per_sec", "must be from 1 to 1000000"));
+    }
+    if !(1..=1_000_000).contains(&raw.scan_burst) {
+        return Err(bad("door.scan_burst", "must be from 1 to 1000000"));
+    }
     let pins = raw.pins.clone();
     pins.check().map_err(|e| bad("door.pins", e))?;
     Ok(DoorSettings {
@@ -473,6 +487,10 @@ fn door(raw: &RawDoorSettings) -> Result<DoorSettings, SettingsError> {
             ..DoorRules::default()
         },
         max_unlock_secs: raw.max_unlock_secs,
+        scan_limit: zhima_domain::limit::Rate {
+            per_sec: raw.scan_per_sec,
+            burst: raw.scan_burst,
+        },
         scanner: match raw.scanner.trim() {
             "" => None,
             "stdin" | "-" => Some(Scanner::Stdin),
@@ -790,6 +808,11 @@ mod tests {
             (
                 vec![("ZHIMA_DOOR__HELD_OPEN_SECS", "0")],
                 "door.held_open_secs",
+            ),
+            (vec![("ZHIMA_DOOR__SCAN_PER_SEC", "0")], "door.scan_per_sec"),
+            (
+                vec![("ZHIMA_DOOR__SCAN_BURST", "1000001")],
+                "door.scan_burst",
             ),
             (vec![("ZHIMA_DOOR__PINS__SWITCH", "24")], "door.pins"),
             (vec![("ZHIMA_DOOR__PINS__RELAY", "99")], "door.pins"),

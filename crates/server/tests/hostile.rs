@@ -15,7 +15,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
-use support::{spawn_app, TestApp};
+use support::{spawn_app_with, TestApp};
 use zhima_domain::ids::OpenId;
 use zhima_domain::partner::{PartnerScope, TokenKind, Tokens};
 use zhima_domain::scope::Scopes;
@@ -146,7 +146,13 @@ struct Fixture {
 /// A server with a member who holds tokens, and a partner with tokens for
 /// that member (issued through the provider, as the login pages would).
 async fn fixture() -> Fixture {
-    let app = spawn_app().await;
+    // every malformed door request must reach the parser, not the door-scan
+    // rate limit (tested in qr_door.rs)
+    let app = spawn_app_with(&[
+        ("ZHIMA_DOOR__SCAN_PER_SEC", "100000"),
+        ("ZHIMA_DOOR__SCAN_BURST", "100000"),
+    ])
+    .await;
     let body = json!({"openid": "victim-openid-0001", "rfid": "A1B2C3D4",
         "basicInfo": {"nickName": "Victim"},
         "paymentInfo": {"paidTime": "201803121929", "payIndex": "V-1", "CNYAmount": "200", "payType": "1M MEMBERSHIP"}});

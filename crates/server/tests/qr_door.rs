@@ -296,7 +296,8 @@ async fn image_links_need_their_signature() {
 
 #[actix_web::test]
 async fn a_ten_entries_visitor_spends_one_day_per_distinct_day() {
-    let app = spawn_app().await;
+    // 21 scans in a second or so: above the default door-scan burst
+    let app = spawn_app_with(&[("ZHIMA_DOOR__SCAN_BURST", "100")]).await;
     let payment = json!({"paidTime": "201803121929", "payIndex": "QR10", "CNYAmount": "350", "payType": "10 ENTRIES"});
     let (id, _) = member(&app, "o-visitor", "Visitor", Some(payment)).await;
     let start = default_now();
@@ -426,4 +427,83 @@ async fn the_scanner_on_the_pi_reads_codes_line_by_line() {
     assert_eq!(log[0].event.reason, "bad_format");
     assert_eq!(app.door.unlock_count(), 1);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[actix_web::test]
+async fn door_scans_over_the_rate_limit_answer_429_and_cost_nothing() {
+    let app = spawn_app_with(&[
+        ("ZHIMA_DOOR__SCAN_PER_SEC", "1"),
+        ("ZHIMA_DOOR__SCAN_BURST", "3"),
+    ])
+    .await;
+    let (id, _) = member(&app, "o-rate", "Rate", Some(month("rate-1"))).await;
+    let now = app.clock.now();
+    let good = code_for(
+        id,
+        now - chrono::Duration::minutes(1),
+        now + chrono::Duration::days(20),
+    );
+    // a burst of three forged codes is checked and logged...
+    for i in 0..3 {
+        let answer = scan(&app, &format!("ZM1.1.{i}.garbage")).await;
+        assert_eq!(answer.status, 200);
+        assert_ne!(answer.body["errno"], "1000");
+    }
+    assert_eq!(events(&app).len(), 3);
+    // ...then the key is over its rate: even a good code waits, and nothing is
+    // read, logged or opened
+    for path in ["/api/v1.0/door/scan", "/api/v1.0/door/rfid"] {
+        let body = if path.ends_with("scan") {
+            json!({ "code": good })
+        } else {
+            json!({ "uid": "0a0b0c0d" })
+        };
+        let answer = app
+            .send(
+                "POST",
+                path,
+                Some(&app.door_key),
+                Some(serde_json::to_vec(&body).unwrap()),
+            )
+            .await;
+        assert_eq!(answer.status, 429, "{path}: {}", answer.body);
+        assert_eq!(answer.body["errno"], "1429");
+        assert_eq!(answer.body["data"]["retryAfter"], 1);
+        assert_eq!(answer.headers["retry-after"], "1");
+    }
+    assert_eq!(events(&app).len(), 3, "a limited request is not logged");
+    assert_eq!(app.door.unlock_count(), 0);
+    // another key has its own allowance
+    let (_, other) = app
+        .store
+        .create_api_key(
+            "side-door",
+            &zhima_domain::scope::Scopes::parse("door:open").unwrap(),
+            now,
+        )
+        .unwrap();
+    let answer = app
+        .send(
+            "POST",
+            "/api/v1.0/door/scan",
+            Some(&other),
+            Some(serde_json::to_vec(&json!({ "code": good })).unwrap()),
+        )
+        .await;
+    expect_errno(&answer, "1000");
+    assert_eq!(app.door.unlock_count(), 1);
+    // a credential that fails authentication is refused before the limit
+    let answer = app
+        .send(
+            "POST",
+            "/api/v1.0/door/scan",
+            Some("not-a-key"),
+            Some(br#"{"code": "x"}"#.to_vec()),
+        )
+        .await;
+    assert_eq!(answer.status, 401);
+    // after Retry-After the first key goes again
+    actix_web::rt::time::sleep(Duration::from_millis(1100)).await;
+    let answer = scan(&app, &format!("{good} ")).await;
+    expect_errno(&answer, "1000");
 }
