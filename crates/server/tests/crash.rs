@@ -6,52 +6,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failure is a test failure
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::process::{free_port, serve, wait_ready, ZHIMA};
 
 use serde_json::{json, Value};
 use zhima_domain::ids::OpenId;
 use zhima_storage::testing::TestDatabase;
 use zhima_storage::{MemberKey, Store, StoreOptions};
-
-const ZHIMA: &str = env!("CARGO_BIN_EXE_zhima");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn serve(db: &TestDatabase, port: u16) -> Child {
-    Command::new(ZHIMA)
-        .arg("serve")
-        .env("ZHIMA_DATABASE__URL", db.url())
-        .env("ZHIMA_HTTP__BIND", format!("127.0.0.1:{port}"))
-        .env("ZHIMA_HTTP__WORKERS", "2")
-        .env("ZHIMA_QR__SIGNING_KEY", "07".repeat(32))
-        .env("ZHIMA_LOG__LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-async fn wait_ready(client: &reqwest::Client, base: &str) -> Value {
-    let up = Instant::now();
-    loop {
-        if let Ok(res) = client.get(format!("{base}/readyz")).send().await {
-            if res.status().is_success() {
-                return res.json().await.unwrap();
-            }
-        }
-        assert!(up.elapsed() < Duration::from_secs(20), "server not ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_payments_loses_no_answered_payment() {
@@ -77,7 +43,7 @@ async fn kill_9_during_payments_loses_no_answered_payment() {
         .to_owned();
 
     let port = free_port();
-    let mut server = serve(&db, port);
+    let mut server = serve(db.url(), port, &[]);
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -166,7 +132,7 @@ async fn kill_9_during_payments_loses_no_answered_payment() {
 
     // the server comes back ready, the door locked, and serves them all
     let port = free_port();
-    let mut server = serve(&db, port);
+    let mut server = serve(db.url(), port, &[]);
     let base = format!("http://127.0.0.1:{port}");
     let ready = wait_ready(&client, &base).await;
     assert_eq!(ready["door"], "ok");

@@ -3,22 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failure is a test failure
 
-use std::process::{Command, Stdio};
+mod support;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
+use support::process::{free_port, serve, ZHIMA};
 
 use zhima_storage::access::EventQuery;
 use zhima_storage::testing::TestDatabase;
 use zhima_storage::{Store, StoreOptions};
-
-const ZHIMA: &str = env!("CARGO_BIN_EXE_zhima");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test]
 async fn sigterm_during_an_unlock_locks_and_answers_at_once() {
@@ -44,16 +37,7 @@ async fn sigterm_during_an_unlock_locks_and_answers_at_once() {
         .to_owned();
 
     let port = free_port();
-    let mut server = Command::new(ZHIMA)
-        .arg("serve")
-        .env("ZHIMA_DATABASE__URL", db.url())
-        .env("ZHIMA_HTTP__BIND", format!("127.0.0.1:{port}"))
-        .env("ZHIMA_HTTP__WORKERS", "1")
-        .env("ZHIMA_QR__SIGNING_KEY", "07".repeat(32))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut server = serve(db.url(), port, &[("ZHIMA_HTTP__WORKERS", "1")]);
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let up = Instant::now();

@@ -6,9 +6,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
+use support::process::{free_port, serve, wait_ready};
 
 use serde_json::{json, Value};
 use zhima_domain::ids::OpenId;
@@ -16,43 +19,7 @@ use zhima_domain::partner::{PartnerScope, TokenKind, Tokens};
 use zhima_storage::testing::TestDatabase;
 use zhima_storage::{MemberKey, Store, StoreOptions};
 
-const ZHIMA: &str = env!("CARGO_BIN_EXE_zhima");
 const REDIRECT: &str = "https://partner.example/cb";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn serve(db: &TestDatabase, port: u16) -> Child {
-    Command::new(ZHIMA)
-        .arg("serve")
-        .env("ZHIMA_DATABASE__URL", db.url())
-        .env("ZHIMA_HTTP__BIND", format!("127.0.0.1:{port}"))
-        .env("ZHIMA_HTTP__WORKERS", "2")
-        .env("ZHIMA_QR__SIGNING_KEY", "07".repeat(32))
-        .env("ZHIMA_LOG__LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-async fn wait_ready(client: &reqwest::Client, base: &str) {
-    let up = Instant::now();
-    while !client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(up.elapsed() < Duration::from_secs(20), "{base} not ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_record_each_payment_once_and_never_overspend() {
@@ -69,7 +36,7 @@ async fn two_servers_record_each_payment_once_and_never_overspend() {
         .unwrap();
 
     let ports = [free_port(), free_port()];
-    let mut servers: Vec<Child> = ports.iter().map(|p| serve(&db, *p)).collect();
+    let mut servers: Vec<Child> = ports.iter().map(|p| serve(db.url(), *p, &[])).collect();
     let bases: Vec<String> = ports
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}"))

@@ -1,0 +1,51 @@
+//! The real `zhima` binary as a child process, for tests that kill, stop or
+//! starve it.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The binary under test.
+pub const ZHIMA: &str = env!("CARGO_BIN_EXE_zhima");
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `zhima serve` on `127.0.0.1:port` over `url` (2 workers, the test signing
+/// key, warnings only), with `extra` environment on top; output discarded.
+pub fn serve(url: &str, port: u16, extra: &[(&str, &str)]) -> Child {
+    let mut cmd = Command::new(ZHIMA);
+    cmd.arg("serve")
+        .env("ZHIMA_DATABASE__URL", url)
+        .env("ZHIMA_HTTP__BIND", format!("127.0.0.1:{port}"))
+        .env("ZHIMA_HTTP__WORKERS", "2")
+        .env("ZHIMA_QR__SIGNING_KEY", "07".repeat(32))
+        .env("ZHIMA_LOG__LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+/// Waits (up to 20 s) until `GET /readyz` answers 200, and returns its body.
+pub async fn wait_ready(client: &reqwest::Client, base: &str) -> Value {
+    let up = Instant::now();
+    loop {
+        if let Ok(res) = client.get(format!("{base}/readyz")).send().await {
+            if res.status().is_success() {
+                return res.json().await.unwrap();
+            }
+        }
+        assert!(up.elapsed() < Duration::from_secs(20), "{base} not ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
