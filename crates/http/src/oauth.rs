@@ -824,24 +824,41 @@ fn count_client_failure<T>(
     }
 }
 
+/// A client-authenticated endpoint's common steps: an address over its
+/// failure limit gets the 429 (`Ok(Err(response))`); otherwise the request
+/// is read, `call` runs on a blocking thread at the request's instant, and a
+/// failed client authentication is counted against the address.
+async fn client_call<T: Send + 'static>(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    payload: web::Payload,
+    call: impl FnOnce(&Provider, &TokenRequest, DateTime<Utc>) -> Result<T, OAuthError> + Send + 'static,
+) -> Result<Result<T, HttpResponse>, OAuthHttpError> {
+    let keys = client_keys(req);
+    if let Some(limited) = client_limited(state, &keys) {
+        return Ok(Err(limited));
+    }
+    let request = token_request(req, payload).await?;
+    let now = state.clock.now();
+    let st = state.clone();
+    let result = blocking(move || call(&st.oauth.provider, &request, now)).await;
+    count_client_failure(state, &keys, &result);
+    result.map(Ok)
+}
+
 /// `POST /oauth/token`.
 async fn token(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthHttpError> {
-    let keys = client_keys(&req);
-    if let Some(limited) = client_limited(&state, &keys) {
-        return Ok(limited);
+    match client_call(&state, &req, payload, |p, r, now| p.token(r, now)).await? {
+        Ok(answer) => {
+            state.metrics.observe_tokens_issued();
+            Ok(no_store(HttpResponse::Ok()).json(answer))
+        }
+        Err(limited) => Ok(limited),
     }
-    let request = token_request(&req, payload).await?;
-    let now = state.clock.now();
-    let st = state.clone();
-    let result = blocking(move || st.oauth.provider.token(&request, now)).await;
-    count_client_failure(&state, &keys, &result);
-    let answer = result?;
-    state.metrics.observe_tokens_issued();
-    Ok(no_store(HttpResponse::Ok()).json(answer))
 }
 
 /// `POST /oauth/revoke` (RFC 7009): 200 whether or not the token existed.
@@ -850,17 +867,10 @@ async fn revoke(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthHttpError> {
-    let keys = client_keys(&req);
-    if let Some(limited) = client_limited(&state, &keys) {
-        return Ok(limited);
+    match client_call(&state, &req, payload, |p, r, now| p.revoke(r, now)).await? {
+        Ok(()) => Ok(no_store(HttpResponse::Ok()).finish()),
+        Err(limited) => Ok(limited),
     }
-    let request = token_request(&req, payload).await?;
-    let now = state.clock.now();
-    let st = state.clone();
-    let result = blocking(move || st.oauth.provider.revoke(&request, now)).await;
-    count_client_failure(&state, &keys, &result);
-    result?;
-    Ok(no_store(HttpResponse::Ok()).finish())
 }
 
 /// `POST /oauth/introspect` (RFC 7662).
@@ -869,17 +879,10 @@ async fn introspect(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthHttpError> {
-    let keys = client_keys(&req);
-    if let Some(limited) = client_limited(&state, &keys) {
-        return Ok(limited);
+    match client_call(&state, &req, payload, |p, r, now| p.introspect(r, now)).await? {
+        Ok(answer) => Ok(no_store(HttpResponse::Ok()).json(answer)),
+        Err(limited) => Ok(limited),
     }
-    let request = token_request(&req, payload).await?;
-    let now = state.clock.now();
-    let st = state.clone();
-    let result = blocking(move || st.oauth.provider.introspect(&request, now)).await;
-    count_client_failure(&state, &keys, &result);
-    let answer = result?;
-    Ok(no_store(HttpResponse::Ok()).json(answer))
 }
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414).
