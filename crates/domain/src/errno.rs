@@ -37,6 +37,9 @@ pub enum Errno {
     PayloadTooLarge,
     /// 1429: too many requests from this client; retry after `Retry-After` seconds.
     TooManyRequests,
+    /// 1507: the database cannot be written now (disk full, read-only or
+    /// failing storage); nothing was changed, reads still work.
+    NotWritable,
     /// 1500: an internal error; details are in the server log, never in the answer.
     Internal,
     /// 1503: the service (typically the database) is unavailable right now; retry later.
@@ -69,7 +72,7 @@ pub enum Errno {
 
 impl Errno {
     /// Every errno, in numeric order (for documentation and tests).
-    pub const ALL: [Errno; 26] = [
+    pub const ALL: [Errno; 27] = [
         Errno::Success,
         Errno::MemberIncomplete,
         Errno::BadRequest,
@@ -84,6 +87,7 @@ impl Errno {
         Errno::TooManyRequests,
         Errno::Internal,
         Errno::Unavailable,
+        Errno::NotWritable,
         Errno::CodeUnreadable,
         Errno::CodeForged,
         Errno::CodeUnknownKey,
@@ -115,6 +119,7 @@ impl Errno {
             Errno::TooManyRequests => 1429,
             Errno::Internal => 1500,
             Errno::Unavailable => 1503,
+            Errno::NotWritable => 1507,
             Errno::CodeUnreadable => 1601,
             Errno::CodeForged => 1602,
             Errno::CodeUnknownKey => 1603,
@@ -152,6 +157,9 @@ impl Errno {
             Errno::TooManyRequests => "Too many requests; retry later",
             Errno::Internal => "Internal error",
             Errno::Unavailable => "Service temporarily unavailable",
+            Errno::NotWritable => {
+                "The database cannot be written now; nothing was changed; reads still work"
+            }
             Errno::CodeUnreadable => "This is not a member code",
             Errno::CodeForged => "This code is not valid",
             Errno::CodeUnknownKey => "This code was signed with an unknown key",

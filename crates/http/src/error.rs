@@ -65,6 +65,22 @@ impl ApiError {
         .with_data(json!({ "retryAfter": secs }))
     }
 
+    /// 1507: the database refused a write (`data.reason`: `disk_full` or
+    /// `read_only`).
+    pub fn not_writable(why: Option<zhima_storage::WriteRefusal>) -> ApiError {
+        let (reason, message) = match why {
+            Some(zhima_storage::WriteRefusal::DiskFull) => (
+                "disk_full",
+                "The server's disk is full: nothing was changed; reads still work. Free space on the server and try again",
+            ),
+            _ => (
+                "read_only",
+                "The database cannot be written (read-only or failing storage): nothing was changed; reads still work",
+            ),
+        };
+        ApiError::new(Errno::NotWritable, message).with_data(json!({ "reason": reason }))
+    }
+
     /// 1999 with the key asked for in `data.id`.
     pub fn member_not_found(key: Value) -> ApiError {
         ApiError::new(Errno::MemberNotFound, Errno::MemberNotFound.meaning())
@@ -96,6 +112,10 @@ impl ApiError {
                 .with_data(json!({ "field": field.wire_name() }))
             }
             StorageError::Invalid(e) => ApiError::from(e),
+            ref e if e.write_refusal().is_some() => {
+                tracing::error!(error = %err, ?op, "the database refused a write");
+                ApiError::not_writable(e.write_refusal())
+            }
             StorageError::Corrupt { .. } => {
                 tracing::error!(error = %err, "stored data breaks the rules");
                 ApiError::new(Errno::MemberIncomplete, Errno::MemberIncomplete.meaning())
@@ -150,6 +170,7 @@ pub fn http_status(errno: Errno) -> StatusCode {
         Errno::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
         Errno::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         Errno::Unavailable | Errno::DoorFault => StatusCode::SERVICE_UNAVAILABLE,
+        Errno::NotWritable => StatusCode::INSUFFICIENT_STORAGE,
         Errno::Success
         | Errno::MemberIncomplete
         | Errno::BadRequest
@@ -321,7 +342,13 @@ impl From<zhima_oauth::OAuthError> for PartnerError {
 impl From<StorageError> for PartnerError {
     fn from(e: StorageError) -> PartnerError {
         tracing::error!(error = %e, "partner request failed in storage");
-        if e.is_transient() {
+        if e.write_refusal().is_some() {
+            PartnerError {
+                status: StatusCode::INSUFFICIENT_STORAGE,
+                message: "The database cannot be written now; nothing was changed.".into(),
+                challenge: None,
+            }
+        } else if e.is_transient() {
             PartnerError {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 message: "The database is unavailable; try again shortly.".into(),

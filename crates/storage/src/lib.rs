@@ -97,7 +97,66 @@ pub enum StorageError {
     Query(#[from] diesel::result::Error),
 }
 
+/// Why the database refused a write while it may still be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteRefusal {
+    /// No space left on the device (SQLite `SQLITE_FULL`, PostgreSQL `53100`).
+    DiskFull,
+    /// The database or its file system is read-only, or failing to write
+    /// (SQLite `SQLITE_READONLY`, `SQLITE_IOERR`; PostgreSQL read-only).
+    ReadOnly,
+}
+
+impl WriteRefusal {
+    /// From a database message, if it says a write was refused for lack of
+    /// space or of a writable medium.
+    pub fn from_message(message: &str) -> Option<WriteRefusal> {
+        const FULL: [&str; 3] = [
+            "database or disk is full",
+            "No space left on device",
+            "could not extend file",
+        ];
+        const READ_ONLY: [&str; 4] = [
+            "attempt to write a readonly database",
+            "disk I/O error",
+            "Read-only file system",
+            "read-only transaction",
+        ];
+        if FULL.iter().any(|m| message.contains(m)) {
+            Some(WriteRefusal::DiskFull)
+        } else if READ_ONLY.iter().any(|m| message.contains(m)) {
+            Some(WriteRefusal::ReadOnly)
+        } else {
+            None
+        }
+    }
+}
+
+fn diesel_write_refusal(e: &diesel::result::Error) -> Option<WriteRefusal> {
+    use diesel::result::Error;
+    match e {
+        Error::DatabaseError(_, info) => WriteRefusal::from_message(info.message()),
+        Error::RollbackErrorOnCommit {
+            commit_error,
+            rollback_error,
+        } => diesel_write_refusal(commit_error).or_else(|| diesel_write_refusal(rollback_error)),
+        _ => None,
+    }
+}
+
 impl StorageError {
+    /// Whether this is a write the database refused for lack of space or of
+    /// a writable medium (the transaction was rolled back; reads may work).
+    pub fn write_refusal(&self) -> Option<WriteRefusal> {
+        match self {
+            StorageError::Query(e) => diesel_write_refusal(e),
+            StorageError::Unavailable(m) | StorageError::Migration(m) => {
+                WriteRefusal::from_message(m)
+            }
+            _ => None,
+        }
+    }
+
     /// Whether retrying later may succeed (the database is unreachable or busy).
     pub fn is_transient(&self) -> bool {
         match self {

@@ -73,19 +73,7 @@ impl TestDatabase {
     /// Runs SQL on a connection of its own, outside any store (for tests
     /// that damage the database on purpose).
     pub fn execute(&self, sql: &str) -> Result<(), StorageError> {
-        match crate::connection::Target::parse(&self.url)? {
-            crate::connection::Target::Sqlite(path) => {
-                let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy())
-                    .map_err(|e| StorageError::Unavailable(e.to_string()))?;
-                conn.batch_execute(sql)?;
-            }
-            crate::connection::Target::Postgres(url) => {
-                let mut conn = PgConnection::establish(&url)
-                    .map_err(|e| StorageError::Unavailable(e.to_string()))?;
-                conn.batch_execute(sql)?;
-            }
-        }
-        Ok(())
+        execute(&self.url, sql)
     }
 }
 
@@ -154,6 +142,24 @@ fn unique_suffix() -> Result<String, StorageError> {
         std::process::id(),
         u64::from_le_bytes(bytes) % 1_000_000_000_000
     ))
+}
+
+/// Runs SQL on a connection of its own to the database at `url`, outside
+/// any store.
+pub fn execute(url: &str, sql: &str) -> Result<(), StorageError> {
+    match crate::connection::Target::parse(url)? {
+        crate::connection::Target::Sqlite(path) => {
+            let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy())
+                .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+            conn.batch_execute(sql)?;
+        }
+        crate::connection::Target::Postgres(url) => {
+            let mut conn = PgConnection::establish(&url)
+                .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+            conn.batch_execute(sql)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
