@@ -21,6 +21,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a failure is a crash
 
+mod common;
+
+use common::percentile;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,11 +43,6 @@ use zhima_http::{AppState, DoorState};
 use zhima_server::SystemClock;
 use zhima_storage::testing::TestDatabase;
 use zhima_storage::{Store, StoreOptions};
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
 
 fn micros(d: Duration) -> String {
     format!("{:.0} µs", d.as_secs_f64() * 1e6)

@@ -20,7 +20,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a failure is a crash
 
-use std::process::{Command, Stdio};
+mod common;
+
+use common::percentile;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -35,13 +37,6 @@ use zhima_storage::testing::TestDatabase;
 use zhima_storage::{Store, StoreOptions};
 
 const EVENTS_PER_MEMBER: u64 = 10;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 /// A small deterministic generator (the runs must be comparable).
 struct Lcg(u64);
@@ -144,25 +139,10 @@ fn measure(n: u64, heavy: u64, requests: usize) -> Row {
     let (key, signer, _) = seed(&db, n, heavy);
     let seed_secs = started.elapsed().as_secs_f64();
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_zhima"))
-        .arg("serve")
-        .env("ZHIMA_DATABASE__URL", db.url())
-        .env("ZHIMA_HTTP__BIND", format!("127.0.0.1:{port}"))
-        .env("ZHIMA_HTTP__WORKERS", "1")
-        .env("ZHIMA_LOG__LEVEL", "warn")
-        .env("ZHIMA_QR__SIGNING_KEY", "07".repeat(32))
-        .env("ZHIMA_QR__REPLAY_WINDOW_SECS", "0")
-        .env("ZHIMA_DOOR__SCAN_PER_SEC", "1000000")
-        .env("ZHIMA_DOOR__SCAN_BURST", "1000000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let port = common::process::free_port();
+    let mut extra = vec![("ZHIMA_HTTP__WORKERS", "1")];
+    extra.extend(common::OPEN_DOOR_LIMITS);
+    let mut server = common::process::serve(db.url(), port, &extra);
     let base = format!("http://127.0.0.1:{port}");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -173,11 +153,7 @@ fn measure(n: u64, heavy: u64, requests: usize) -> Row {
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap();
-        let up = Instant::now();
-        while http.get(format!("{base}/readyz")).send().await.is_err() {
-            assert!(up.elapsed() < Duration::from_secs(30), "server did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        common::process::wait_ready(&http, &base).await;
         let mut rng = Lcg(n);
         let now = Utc::now();
         let timed = |req: reqwest::RequestBuilder| {

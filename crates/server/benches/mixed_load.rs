@@ -12,7 +12,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a failure is a crash
 
-use std::process::{Command, Stdio};
+mod common;
+
+use common::percentile;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,13 +36,6 @@ enum Kind {
     Update,
     Payment,
     Scan,
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn vm_hwm_kb(pid: u32) -> u64 {
@@ -103,26 +98,8 @@ fn main() {
     }
     drop(store);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_zhima"))
-        .arg("serve")
-        .env("ZHIMA_DATABASE__URL", db.url())
-        .env("ZHIMA_HTTP__BIND", format!("127.0.0.1:{port}"))
-        .env("ZHIMA_HTTP__WORKERS", "2")
-        .env("ZHIMA_LOG__LEVEL", "warn")
-        .env("ZHIMA_QR__SIGNING_KEY", "07".repeat(32))
-        .env("ZHIMA_QR__REPLAY_WINDOW_SECS", "0")
-        .env("ZHIMA_DOOR__SCAN_PER_SEC", "1000000")
-        .env("ZHIMA_DOOR__SCAN_BURST", "1000000")
-        .env("ZHIMA_DOOR__MAX_UNLOCK_SECS", "30")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let port = common::process::free_port();
+    let mut server = common::process::serve(db.url(), port, &common::OPEN_DOOR_LIMITS);
     let pid = server.id();
     let base = format!("http://127.0.0.1:{port}");
 
@@ -137,11 +114,7 @@ fn main() {
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap();
-        let up = Instant::now();
-        while http.get(format!("{base}/readyz")).send().await.is_err() {
-            assert!(up.elapsed() < Duration::from_secs(30), "server did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        common::process::wait_ready(&http, &base).await;
         let codes = Arc::new(codes);
         let counter = Arc::new(AtomicUsize::new(0));
         let start = Instant::now();
