@@ -66,13 +66,19 @@ pub async fn json_object(
             ApiError::new(Errno::BadRequest, "the request body could not be read")
         }
     })?;
+    parse_object(&body)
+}
+
+/// A request body as a JSON object, or errno 1002 saying why not (empty,
+/// not JSON, or not an object).
+pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::new(
             Errno::BadRequest,
             "the request body must be a JSON object; it is empty",
         ));
     }
-    match serde_json::from_slice::<Value>(&body) {
+    match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ApiError::new(
             Errno::BadRequest,
