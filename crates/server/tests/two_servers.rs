@@ -9,9 +9,9 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::process::Child;
+
 use std::time::Duration;
-use support::process::{free_port, serve, wait_ready};
+use support::process::{free_port, serve, wait_ready, Server};
 
 use serde_json::{json, Value};
 use zhima_domain::ids::OpenId;
@@ -36,7 +36,7 @@ async fn two_servers_record_each_payment_once_and_never_overspend() {
         .unwrap();
 
     let ports = [free_port(), free_port()];
-    let mut servers: Vec<Child> = ports.iter().map(|p| serve(db.url(), *p, &[])).collect();
+    let mut servers: Vec<Server> = ports.iter().map(|p| serve(db.url(), *p, &[])).collect();
     let bases: Vec<String> = ports
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}"))

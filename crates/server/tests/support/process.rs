@@ -1,6 +1,7 @@
 //! The real `zhima` binary as a child process, for tests that kill, stop or
 //! starve it.
 
+use std::ops::{Deref, DerefMut};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,9 +19,33 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A running server, killed when dropped (also when a test panics, so no
+/// server outlives its test).
+pub struct Server(pub Child);
+
+impl Deref for Server {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `zhima serve` on `127.0.0.1:port` over `url` (2 workers, the test signing
 /// key, warnings only), with `extra` environment on top; output discarded.
-pub fn serve(url: &str, port: u16, extra: &[(&str, &str)]) -> Child {
+pub fn serve(url: &str, port: u16, extra: &[(&str, &str)]) -> Server {
     let mut cmd = Command::new(ZHIMA);
     cmd.arg("serve")
         .env("ZHIMA_DATABASE__URL", url)
@@ -33,7 +58,7 @@ pub fn serve(url: &str, port: u16, extra: &[(&str, &str)]) -> Child {
     for (k, v) in extra {
         cmd.env(k, v);
     }
-    cmd.spawn().unwrap()
+    Server(cmd.spawn().unwrap())
 }
 
 /// Waits (up to 20 s) until `GET /readyz` answers 200, and returns its body.
