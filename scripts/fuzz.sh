@@ -13,9 +13,11 @@ targets=(qr_payload text_parsers member_body)
 cargo +nightly fuzz build -s none
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
+  seeds=()
+  if [ -d "seeds/$t" ]; then seeds=("seeds/$t"); fi
   echo "==> $t for ${secs} s"
-  # -jobs 1: one core for the fuzzer, the machine has two
-  cargo +nightly fuzz run -s none "$t" "corpus/$t" -- \
+  # one fuzzing process: the machine has two cores
+  cargo +nightly fuzz run -s none "$t" "corpus/$t" "${seeds[@]}" -- \
     -max_total_time="$secs" -max_len=4096 -print_final_stats=1 2>&1 |
     grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb|==[0-9]+==|thread .* panicked|SUMMARY|Done [0-9]+ runs)" || true
   echo "corpus: $(ls "corpus/$t" | wc -l) inputs"
