@@ -1,13 +1,13 @@
 //! Rate limits: a token bucket per limited party (an API key, an address).
 //!
 //! Each party may send `burst` requests at once, then `per_sec` a second on
-//! average. The instant is a parameter (a monotonic one: limits are about
-//! real elapsed time, not the business clock), so the rules are tested with
-//! chosen instants.
+//! average. The instant is a parameter, as the time elapsed since any fixed
+//! origin on a monotonic clock (limits are about real elapsed time, not the
+//! business clock), so the rules are tested with chosen instants.
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How fast a party may go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +21,7 @@ pub struct Rate {
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
     tokens: f64,
-    at: Instant,
+    at: Duration,
 }
 
 /// Token buckets keyed by party, holding at most `capacity` parties (full
@@ -51,15 +51,15 @@ impl<K: Hash + Eq> Buckets<K> {
         self.rate
     }
 
-    /// Counts one request of `key` at `now`: `Ok` if it may go, else how
-    /// long until one more would be allowed.
-    pub fn take(&mut self, key: K, now: Instant) -> Result<(), Duration> {
+    /// Counts one request of `key` at `now` (time since the caller's fixed
+    /// origin): `Ok` if it may go, else how long until one more would be
+    /// allowed.
+    pub fn take(&mut self, key: K, now: Duration) -> Result<(), Duration> {
         let (per_sec, burst) = (f64::from(self.rate.per_sec), f64::from(self.rate.burst));
         if self.buckets.len() >= self.capacity && !self.buckets.contains_key(&key) {
             // forget the parties whose buckets have refilled: they lose nothing
-            self.buckets.retain(|_, b| {
-                b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * per_sec < burst
-            });
+            self.buckets
+                .retain(|_, b| b.tokens + now.saturating_sub(b.at).as_secs_f64() * per_sec < burst);
             if self.buckets.len() >= self.capacity {
                 return Err(Duration::from_secs_f64(1.0 / per_sec));
             }
@@ -69,7 +69,7 @@ impl<K: Hash + Eq> Buckets<K> {
             at: now,
         });
         if now > bucket.at {
-            let refill = now.duration_since(bucket.at).as_secs_f64() * per_sec;
+            let refill = (now - bucket.at).as_secs_f64() * per_sec;
             bucket.tokens = (bucket.tokens + refill).min(burst);
             bucket.at = now;
         }
@@ -93,9 +93,8 @@ mod tests {
     use super::*;
 
     /// An arbitrary origin: every instant the tests use is chosen from it.
-    #[allow(clippy::disallowed_methods)]
-    fn origin() -> Instant {
-        Instant::now()
+    fn origin() -> Duration {
+        Duration::from_secs(1000)
     }
 
     const RATE: Rate = Rate {

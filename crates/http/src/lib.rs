@@ -59,7 +59,33 @@ pub struct DoorState {
     pub max_unlock_secs: u32,
     /// `/door/scan` and `/door/rfid` requests per API key
     /// (`door.scan_per_sec`, `door.scan_burst`); over it they answer 1429.
-    pub scan_limit: std::sync::Mutex<zhima_domain::limit::Buckets<i64>>,
+    pub scan_limit: RateLimiter,
+}
+
+/// Token buckets keyed by API key id, on the process's monotonic clock.
+#[derive(Debug)]
+pub struct RateLimiter {
+    origin: std::time::Instant,
+    buckets: std::sync::Mutex<zhima_domain::limit::Buckets<i64>>,
+}
+
+impl RateLimiter {
+    /// A limiter for `rate`, tracking up to `capacity` keys.
+    pub fn new(rate: zhima_domain::limit::Rate, capacity: usize) -> RateLimiter {
+        RateLimiter {
+            origin: std::time::Instant::now(),
+            buckets: std::sync::Mutex::new(zhima_domain::limit::Buckets::new(rate, capacity)),
+        }
+    }
+
+    /// Counts one request of `key` now: `Ok`, or how long to wait.
+    pub fn take(&self, key: i64) -> Result<(), std::time::Duration> {
+        let now = self.origin.elapsed();
+        self.buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take(key, now)
+    }
 }
 
 /// How many API keys the door-scan limit tracks at once.

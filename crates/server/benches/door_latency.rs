@@ -131,13 +131,13 @@ fn main() {
                 controller,
                 name: "bench".into(),
                 max_unlock_secs: 30,
-                scan_limit: std::sync::Mutex::new(zhima_domain::limit::Buckets::new(
+                scan_limit: zhima_http::RateLimiter::new(
                     zhima_domain::limit::Rate {
                         per_sec: 1_000_000,
                         burst: 1_000_000,
                     },
                     16,
-                )),
+                ),
             },
             qr: zhima_http::qr::QrState::new(
                 scan_signer,

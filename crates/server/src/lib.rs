@@ -183,10 +183,10 @@ impl Application {
                 controller: door.clone(),
                 name: settings.door.name.clone(),
                 max_unlock_secs: settings.door.max_unlock_secs,
-                scan_limit: std::sync::Mutex::new(zhima_domain::limit::Buckets::new(
+                scan_limit: zhima_http::RateLimiter::new(
                     settings.door.scan_limit,
                     zhima_http::SCAN_LIMIT_KEYS,
-                )),
+                ),
             },
             qr,
             oauth,
