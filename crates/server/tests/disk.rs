@@ -11,7 +11,7 @@
 //! messages for a full disk and a read-only transaction map to 1507 too).
 //! The database lives on a small ext4 image mounted through a loop device,
 //! which needs root. Without it the tests print that they were skipped,
-//! unless `ZHIMA_TEST_REQUIRE_MOUNT` is set (`.ci/run` sets it), which turns
+//! unless `TEST_ZHIMA_REQUIRE_MOUNT` is set (`.ci/run` sets it), which turns
 //! a skip into a failure.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failure is a test failure
@@ -88,7 +88,7 @@ impl Ext4 {
             }),
             Err(why) => {
                 let _ = std::fs::remove_dir_all(&base);
-                if std::env::var_os("ZHIMA_TEST_REQUIRE_MOUNT").is_some() {
+                if std::env::var_os("TEST_ZHIMA_REQUIRE_MOUNT").is_some() {
                     panic!("cannot mount a loop file system: {why}");
                 }
                 eprintln!("skipped: cannot mount a loop file system ({why}); run as root");
