@@ -114,31 +114,21 @@ impl LoginLimiter {
 /// The OAuth2 routes.
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/oauth/authorize")
+        oauth_resource("/oauth/authorize")
             .route(web::get().to(authorize_page))
-            .route(web::post().to(authorize_post))
-            .default_service(web::to(method_not_allowed)),
+            .route(web::post().to(authorize_post)),
     )
+    .service(oauth_resource("/oauth/token").route(web::post().to(token)))
+    .service(oauth_resource("/oauth/revoke").route(web::post().to(revoke)))
+    .service(oauth_resource("/oauth/introspect").route(web::post().to(introspect)))
     .service(
-        web::resource("/oauth/token")
-            .route(web::post().to(token))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/oauth/revoke")
-            .route(web::post().to(revoke))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/oauth/introspect")
-            .route(web::post().to(introspect))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/.well-known/oauth-authorization-server")
-            .route(web::get().to(metadata))
-            .default_service(web::to(method_not_allowed)),
+        oauth_resource("/.well-known/oauth-authorization-server").route(web::get().to(metadata)),
     );
+}
+
+/// A resource whose unsupported methods answer 405 as an OAuth2 error.
+fn oauth_resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
 }
 
 async fn method_not_allowed() -> HttpResponse {
