@@ -20,6 +20,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a failure is a crash
 
+mod common;
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,7 +32,7 @@ use zhima_domain::member::{NewMember, Profile};
 use zhima_domain::partner::{PartnerScope, TokenKind, Tokens};
 use zhima_domain::tags::Tags;
 use zhima_door_hardware::SimulatedDoor;
-use zhima_oauth::{Params, Provider};
+use zhima_oauth::Provider;
 use zhima_server::settings::Settings;
 use zhima_server::{Application, SystemClock};
 use zhima_storage::testing::TestDatabase;
@@ -118,25 +120,15 @@ fn code_for(
     member: MemberId,
     challenge: Option<&str>,
 ) -> String {
-    let mut pairs = vec![
-        ("response_type", "code".to_owned()),
-        ("client_id", client_id.to_owned()),
-        ("redirect_uri", REDIRECT.to_owned()),
-        ("scope", "profile vip".to_owned()),
-        ("state", "bench".to_owned()),
-    ];
-    if let Some(c) = challenge {
-        pairs.push(("code_challenge", c.to_owned()));
-        pairs.push(("code_challenge_method", "S256".to_owned()));
-    }
-    let url = provider
-        .decide(&Params::from_pairs(pairs), member, true, Utc::now())
-        .unwrap();
-    url.query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned()
+    common::oauth::approved_code(
+        provider,
+        client_id,
+        REDIRECT,
+        "profile vip",
+        member,
+        challenge,
+        Utc::now(),
+    )
 }
 
 #[derive(serde::Deserialize)]

@@ -9,38 +9,18 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::process::{free_port, serve, wait_ready, ZHIMA};
+use support::process::{create_api_key, free_port, serve, wait_ready};
 
 use serde_json::{json, Value};
-use zhima_domain::ids::OpenId;
 use zhima_storage::testing::TestDatabase;
-use zhima_storage::{MemberKey, Store, StoreOptions};
+use zhima_storage::{Store, StoreOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_payments_loses_no_answered_payment() {
     let db = TestDatabase::new().unwrap();
-    let created = Command::new(ZHIMA)
-        .args([
-            "api-key",
-            "create",
-            "--name",
-            "till",
-            "--scopes",
-            "member:read,member:write",
-        ])
-        .env("ZHIMA_DATABASE__URL", db.url())
-        .output()
-        .unwrap();
-    assert!(created.status.success(), "{created:?}");
-    let key = String::from_utf8(created.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned();
+    let key = create_api_key(db.url(), "till", "member:read,member:write");
 
     let port = free_port();
     let mut server = serve(db.url(), port, &[]);
@@ -110,15 +90,7 @@ async fn kill_9_during_payments_loses_no_answered_payment() {
     // straight from the database, before anything else touches it
     let store = Store::open(db.url(), &StoreOptions::default()).unwrap();
     assert_eq!(store.integrity_check().unwrap(), "ok");
-    let openid = OpenId::parse("crash-openid-1").unwrap();
-    let record = store.member(MemberKey::OpenId(&openid)).unwrap().unwrap();
-    let stored: Vec<String> = record
-        .payments
-        .iter()
-        .map(|p| p.pay_index.to_string())
-        .collect();
-    let unique: BTreeSet<String> = stored.iter().cloned().collect();
-    assert_eq!(unique.len(), stored.len(), "a payment stored twice");
+    let unique = support::stored_pay_indexes(&store, "crash-openid-1");
     let missing: Vec<_> = answered.difference(&unique).collect();
     assert!(missing.is_empty(), "answered 1000 but lost: {missing:?}");
     // at most the requests in flight at the kill were stored unanswered
@@ -150,8 +122,11 @@ async fn kill_9_during_payments_loses_no_answered_payment() {
         .await
         .unwrap();
     assert_eq!(v["errno"], "1000", "{v}");
-    let after = store.member(MemberKey::OpenId(&openid)).unwrap().unwrap();
-    assert_eq!(after.payments.len(), stored.len());
+    assert_eq!(
+        support::stored_pay_indexes(&store, "crash-openid-1"),
+        unique,
+        "the replay added nothing"
+    );
     server.kill().unwrap();
     server.wait().unwrap();
     eprintln!(

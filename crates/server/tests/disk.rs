@@ -371,15 +371,9 @@ async fn under_fault(name: &str, start: impl FnOnce(&Ext4), recovery: Recovery) 
         m3.member.profile.avatar_url, "",
         "the refused update left nothing"
     );
-    let m2 = store
-        .member(MemberKey::OpenId(&OpenId::parse("disk-2").unwrap()))
-        .unwrap()
-        .unwrap();
-    let mut indexes: Vec<&str> = m2.payments.iter().map(|p| p.pay_index.as_str()).collect();
-    indexes.sort_unstable();
     assert_eq!(
-        indexes,
-        ["disk-fault-pay", "disk-pay-2"],
+        support::stored_pay_indexes(&store, "disk-2"),
+        ["disk-fault-pay", "disk-pay-2"].map(String::from).into(),
         "{name}: recorded once, after the fault"
     );
     assert_eq!(

@@ -189,25 +189,15 @@ async fn fixture() -> Fixture {
     let secret = registered.secret.unwrap();
     let http = reqwest::Client::new();
     let token_for = |scope: &'static str| {
-        let code_url = provider
-            .decide(
-                &zhima_oauth::Params::from_pairs([
-                    ("response_type", "code"),
-                    ("client_id", client_id.as_str()),
-                    ("redirect_uri", "https://partner.example/cb"),
-                    ("scope", scope),
-                ]),
-                member_id,
-                true,
-                support::default_now(),
-            )
-            .unwrap();
-        let code = code_url
-            .query_pairs()
-            .find(|(k, _)| k == "code")
-            .unwrap()
-            .1
-            .into_owned();
+        let code = support::oauth::approved_code(
+            &provider,
+            &client_id,
+            "https://partner.example/cb",
+            scope,
+            member_id,
+            None,
+            support::default_now(),
+        );
         let (http, address, client_id, secret) = (
             http.clone(),
             app.address.clone(),

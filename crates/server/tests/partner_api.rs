@@ -316,15 +316,25 @@ async fn buy(app: &TestApp, token: &str, level: &str, key: Option<&str>) -> Answ
     answer(req.send().await.unwrap()).await
 }
 
-fn server_error<T: std::fmt::Debug>(
-    result: Result<
-        T,
-        RequestTokenError<
-            oauth2::HttpClientError<reqwest::Error>,
-            oauth2::StandardErrorResponse<BasicErrorResponseType>,
-        >,
-    >,
-) -> BasicErrorResponseType {
+/// What the `oauth2` crate returns for a refused grant.
+type GrantError = RequestTokenError<
+    oauth2::HttpClientError<reqwest::Error>,
+    oauth2::StandardErrorResponse<BasicErrorResponseType>,
+>;
+
+/// A refresh grant by the partner's own client.
+async fn refresh_grant(
+    partner: &Partner,
+    token: &RefreshToken,
+) -> Result<oauth2::basic::BasicTokenResponse, GrantError> {
+    partner
+        .client
+        .exchange_refresh_token(token)
+        .request_async(&http())
+        .await
+}
+
+fn server_error<T: std::fmt::Debug>(result: Result<T, GrantError>) -> BasicErrorResponseType {
     match result {
         Err(RequestTokenError::ServerResponse(e)) => e.error().clone(),
         other => panic!("expected an OAuth2 error response, got {other:?}"),
@@ -407,31 +417,18 @@ async fn code_pkce_token_profile_vip_refresh_reuse_revoke() {
 
     // refresh rotates: a new refresh token each time
     let old_refresh = token.refresh_token().unwrap().clone();
-    let refreshed = partner
-        .client
-        .exchange_refresh_token(&old_refresh)
-        .request_async(&http())
-        .await
-        .unwrap();
+    let refreshed = refresh_grant(&partner, &old_refresh).await.unwrap();
     let new_refresh = refreshed.refresh_token().unwrap().clone();
     assert_ne!(new_refresh.secret(), old_refresh.secret());
     let new_access = refreshed.access_token().secret().clone();
     assert_eq!(profile(&app, &new_access).await.status, 200);
 
     // reusing the rotated refresh token revokes the whole family
-    let reused = partner
-        .client
-        .exchange_refresh_token(&old_refresh)
-        .request_async(&http())
-        .await;
+    let reused = refresh_grant(&partner, &old_refresh).await;
     assert_eq!(server_error(reused), BasicErrorResponseType::InvalidGrant);
     assert_invalid_token(&profile(&app, &new_access).await);
     assert_invalid_token(&profile(&app, &access).await);
-    let after_reuse = partner
-        .client
-        .exchange_refresh_token(&new_refresh)
-        .request_async(&http())
-        .await;
+    let after_reuse = refresh_grant(&partner, &new_refresh).await;
     assert_eq!(
         server_error(after_reuse),
         BasicErrorResponseType::InvalidGrant
@@ -469,11 +466,7 @@ async fn code_pkce_token_profile_vip_refresh_reuse_revoke() {
     // revoking the refresh token ends its family
     let refresh = token.refresh_token().unwrap().clone();
     revoke(&app, &partner, refresh.secret(), "refresh_token").await;
-    let gone = partner
-        .client
-        .exchange_refresh_token(&refresh)
-        .request_async(&http())
-        .await;
+    let gone = refresh_grant(&partner, &refresh).await;
     assert_eq!(server_error(gone), BasicErrorResponseType::InvalidGrant);
 }
 
@@ -620,10 +613,7 @@ async fn token_responses_are_not_stored_and_errors_follow_rfc_6749() {
     let a = answer(res).await;
     assert!(a.status == 400 || a.status == 401, "{:?}", a.body);
     // the refresh token still works for its own client afterwards
-    partner
-        .client
-        .exchange_refresh_token(refreshed.refresh_token().unwrap())
-        .request_async(&http())
+    refresh_grant(&partner, refreshed.refresh_token().unwrap())
         .await
         .unwrap();
 }
@@ -656,11 +646,7 @@ async fn codes_are_single_use_short_lived_and_bound_to_their_client() {
         .await;
     assert_eq!(server_error(replay), BasicErrorResponseType::InvalidGrant);
     assert_invalid_token(&profile(&app, first.access_token().secret()).await);
-    let refresh = partner
-        .client
-        .exchange_refresh_token(first.refresh_token().unwrap())
-        .request_async(&http())
-        .await;
+    let refresh = refresh_grant(&partner, first.refresh_token().unwrap()).await;
     assert_eq!(server_error(refresh), BasicErrorResponseType::InvalidGrant);
 
     // expiry: a code older than 5 minutes is refused
@@ -695,10 +681,7 @@ async fn codes_are_single_use_short_lived_and_bound_to_their_client() {
         .unwrap();
     app.clock.advance(chrono::Duration::seconds(3601));
     assert_invalid_token(&profile(&app, token.access_token().secret()).await);
-    let renewed = partner
-        .client
-        .exchange_refresh_token(token.refresh_token().unwrap())
-        .request_async(&http())
+    let renewed = refresh_grant(&partner, token.refresh_token().unwrap())
         .await
         .unwrap();
     assert_eq!(
@@ -707,11 +690,7 @@ async fn codes_are_single_use_short_lived_and_bound_to_their_client() {
     );
     // and a refresh token is dead after 30 days
     app.clock.advance(chrono::Duration::days(31));
-    let stale = partner
-        .client
-        .exchange_refresh_token(renewed.refresh_token().unwrap())
-        .request_async(&http())
-        .await;
+    let stale = refresh_grant(&partner, renewed.refresh_token().unwrap()).await;
     assert_eq!(server_error(stale), BasicErrorResponseType::InvalidGrant);
 }
 

@@ -7,7 +7,7 @@ mod support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::process::{free_port, serve, ZHIMA};
+use support::process::{create_api_key, free_port, serve};
 
 use zhima_storage::access::EventQuery;
 use zhima_storage::testing::TestDatabase;
@@ -16,25 +16,7 @@ use zhima_storage::{Store, StoreOptions};
 #[tokio::test]
 async fn sigterm_during_an_unlock_locks_and_answers_at_once() {
     let db = TestDatabase::new().unwrap();
-    let created = Command::new(ZHIMA)
-        .args([
-            "api-key",
-            "create",
-            "--name",
-            "door",
-            "--scopes",
-            "door:open",
-        ])
-        .env("ZHIMA_DATABASE__URL", db.url())
-        .output()
-        .unwrap();
-    assert!(created.status.success(), "{created:?}");
-    let key = String::from_utf8(created.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned();
+    let key = create_api_key(db.url(), "door", "door:open");
 
     let port = free_port();
     let mut server = serve(db.url(), port, &[("ZHIMA_HTTP__WORKERS", "1")]);

@@ -94,15 +94,14 @@ async fn two_servers_record_each_payment_once_and_never_overspend() {
             answered.insert(format!("two-{i}"));
         }
     }
+    let unique = support::stored_pay_indexes(&store, "two-openid-1");
     let openid = OpenId::parse("two-openid-1").unwrap();
-    let record = store.member(MemberKey::OpenId(&openid)).unwrap().unwrap();
-    let stored: Vec<String> = record
-        .payments
-        .iter()
-        .map(|p| p.pay_index.to_string())
-        .collect();
-    let unique: BTreeSet<String> = stored.iter().cloned().collect();
-    assert_eq!(unique.len(), stored.len(), "a payIndex recorded twice");
+    let member = store
+        .member(MemberKey::OpenId(&openid))
+        .unwrap()
+        .unwrap()
+        .member
+        .id;
     assert!(
         answered.is_subset(&unique),
         "an answered payment is missing"
@@ -120,25 +119,15 @@ async fn two_servers_record_each_payment_once_and_never_overspend() {
         .unwrap();
     let client_id = partner.client.client_id.clone();
     let secret = partner.secret.unwrap();
-    let code_url = provider
-        .decide(
-            &zhima_oauth::Params::from_pairs([
-                ("response_type", "code"),
-                ("client_id", client_id.as_str()),
-                ("redirect_uri", REDIRECT),
-                ("scope", "profile vip"),
-            ]),
-            record.member.id,
-            true,
-            now,
-        )
-        .unwrap();
-    let code = code_url
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let code = support::oauth::approved_code(
+        &provider,
+        &client_id,
+        REDIRECT,
+        "profile vip",
+        member,
+        None,
+        now,
+    );
     let token: Value = client
         .post(format!("{}/oauth/token", bases[1]))
         .basic_auth(&client_id, Some(&secret))
@@ -177,9 +166,9 @@ async fn two_servers_record_each_payment_once_and_never_overspend() {
         }
     }
     assert_eq!(bought, 3, "exactly the affordable number");
-    let balance = store.balance(record.member.id).unwrap();
+    let balance = store.balance(member).unwrap();
     assert_eq!(balance.free, Tokens::whole(50));
-    assert_eq!(store.vip_periods(record.member.id).unwrap().len(), 3);
+    assert_eq!(store.vip_periods(member).unwrap().len(), 3);
 
     for s in &mut servers {
         let _ = s.kill();

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+#[path = "../../tests/support/oauth.rs"]
+pub mod oauth;
 #[path = "../../tests/support/process.rs"]
 pub mod process;
 

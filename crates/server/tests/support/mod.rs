@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a part of it
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failure is a test failure
 
+pub mod oauth;
 pub mod process;
 
 use std::collections::HashMap;
@@ -208,4 +209,27 @@ pub fn events(app: &TestApp) -> Vec<zhima_domain::access::AccessEvent> {
 pub fn expect_errno(answer: &Answer, errno: &str) -> Value {
     assert_eq!(answer.body["errno"], errno, "body: {}", answer.body);
     answer.body.clone()
+}
+
+/// The payIndex values stored for `openid`, read straight from `store`;
+/// fails if any is stored twice.
+#[track_caller]
+pub fn stored_pay_indexes(store: &Store, openid: &str) -> std::collections::BTreeSet<String> {
+    let openid = zhima_domain::ids::OpenId::parse(openid).unwrap();
+    let record = store
+        .member(zhima_storage::MemberKey::OpenId(&openid))
+        .unwrap()
+        .unwrap();
+    let stored: Vec<String> = record
+        .payments
+        .iter()
+        .map(|p| p.pay_index.to_string())
+        .collect();
+    let unique: std::collections::BTreeSet<String> = stored.iter().cloned().collect();
+    assert_eq!(
+        unique.len(),
+        stored.len(),
+        "a payIndex stored twice: {stored:?}"
+    );
+    unique
 }

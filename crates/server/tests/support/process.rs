@@ -19,6 +19,23 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `zhima api-key create --name NAME --scopes SCOPES` on `url`: the key it
+/// prints (once, on its last line).
+pub fn create_api_key(url: &str, name: &str, scopes: &str) -> String {
+    let created = Command::new(ZHIMA)
+        .args(["api-key", "create", "--name", name, "--scopes", scopes])
+        .env("ZHIMA_DATABASE__URL", url)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    String::from_utf8(created.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned()
+}
+
 /// A running server, killed when dropped (also when a test panics, so no
 /// server outlives its test).
 pub struct Server(pub Child);

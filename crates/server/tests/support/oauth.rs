@@ -1,0 +1,38 @@
+//! Authorization codes issued straight through the provider, as the consent
+//! page issues them once a member approves (for tests and benches that need
+//! tokens but are not about the pages).
+
+use chrono::{DateTime, Utc};
+use zhima_domain::ids::MemberId;
+use zhima_oauth::{Params, Provider};
+
+/// The code `provider` redirects with when `member` approves `client_id`'s
+/// request for `scope` at `redirect` (with a PKCE S256 `challenge` if given).
+pub fn approved_code(
+    provider: &Provider,
+    client_id: &str,
+    redirect: &str,
+    scope: &str,
+    member: MemberId,
+    challenge: Option<&str>,
+    now: DateTime<Utc>,
+) -> String {
+    let mut pairs = vec![
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", redirect),
+        ("scope", scope),
+    ];
+    if let Some(challenge) = challenge {
+        pairs.push(("code_challenge", challenge));
+        pairs.push(("code_challenge_method", "S256"));
+    }
+    let url = provider
+        .decide(&Params::from_pairs(pairs), member, true, now)
+        .unwrap();
+    url.query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned()
+}
