@@ -67,13 +67,13 @@ impl ApiError {
 
     /// 1507: the database refused a write (`data.reason`: `disk_full` or
     /// `read_only`).
-    pub fn not_writable(why: Option<zhima_storage::WriteRefusal>) -> ApiError {
+    pub fn not_writable(why: zhima_storage::WriteRefusal) -> ApiError {
         let (reason, message) = match why {
-            Some(zhima_storage::WriteRefusal::DiskFull) => (
+            zhima_storage::WriteRefusal::DiskFull => (
                 "disk_full",
                 "The server's disk is full: nothing was changed; reads still work. Free space on the server and try again",
             ),
-            _ => (
+            zhima_storage::WriteRefusal::ReadOnly => (
                 "read_only",
                 "The database cannot be written (read-only or failing storage): nothing was changed; reads still work",
             ),
@@ -89,44 +89,45 @@ impl ApiError {
 
     /// Maps a storage error in the context of `op`.
     pub fn storage(op: Operation) -> impl Fn(StorageError) -> ApiError {
-        move |err| match err {
-            StorageError::MemberNotFound => {
-                ApiError::new(Errno::MemberNotFound, Errno::MemberNotFound.meaning())
+        move |err| {
+            if let Some(why) = err.write_refusal() {
+                tracing::error!(error = %err, ?op, "the database refused a write");
+                return ApiError::not_writable(why);
             }
-            StorageError::Duplicate(UniqueField::PayIndex) | StorageError::PaymentConflict(_) => {
-                ApiError::new(
+            match err {
+                StorageError::MemberNotFound => {
+                    ApiError::new(Errno::MemberNotFound, Errno::MemberNotFound.meaning())
+                }
+                StorageError::Duplicate(UniqueField::PayIndex)
+                | StorageError::PaymentConflict(_) => ApiError::new(
                     Errno::PaymentInsertFailed,
                     "payIndex is already recorded with a different member, amount or payType",
                 )
-                .with_data(json!({ "field": "payIndex" }))
-            }
-            StorageError::Duplicate(field) => {
-                let errno = match op {
-                    Operation::UpdateMember => Errno::MemberUpdateFailed,
-                    _ => Errno::MemberInsertFailed,
-                };
-                ApiError::new(
-                    errno,
-                    format!("{} is already used by another member", field.wire_name()),
-                )
-                .with_data(json!({ "field": field.wire_name() }))
-            }
-            StorageError::Invalid(e) => ApiError::from(e),
-            ref e if e.write_refusal().is_some() => {
-                tracing::error!(error = %err, ?op, "the database refused a write");
-                ApiError::not_writable(e.write_refusal())
-            }
-            StorageError::Corrupt { .. } => {
-                tracing::error!(error = %err, "stored data breaks the rules");
-                ApiError::new(Errno::MemberIncomplete, Errno::MemberIncomplete.meaning())
-            }
-            err if err.is_transient() => {
-                tracing::warn!(error = %err, "database unavailable");
-                ApiError::new(Errno::Unavailable, Errno::Unavailable.meaning())
-            }
-            err => {
-                tracing::error!(error = %err, ?op, "storage failed");
-                ApiError::new(Errno::Internal, Errno::Internal.meaning())
+                .with_data(json!({ "field": "payIndex" })),
+                StorageError::Duplicate(field) => {
+                    let errno = match op {
+                        Operation::UpdateMember => Errno::MemberUpdateFailed,
+                        _ => Errno::MemberInsertFailed,
+                    };
+                    ApiError::new(
+                        errno,
+                        format!("{} is already used by another member", field.wire_name()),
+                    )
+                    .with_data(json!({ "field": field.wire_name() }))
+                }
+                StorageError::Invalid(e) => ApiError::from(e),
+                StorageError::Corrupt { .. } => {
+                    tracing::error!(error = %err, "stored data breaks the rules");
+                    ApiError::new(Errno::MemberIncomplete, Errno::MemberIncomplete.meaning())
+                }
+                err if err.is_transient() => {
+                    tracing::warn!(error = %err, "database unavailable");
+                    ApiError::new(Errno::Unavailable, Errno::Unavailable.meaning())
+                }
+                err => {
+                    tracing::error!(error = %err, ?op, "storage failed");
+                    ApiError::new(Errno::Internal, Errno::Internal.meaning())
+                }
             }
         }
     }
