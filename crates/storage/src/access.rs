@@ -75,22 +75,6 @@ impl EventRow {
     }
 }
 
-/// The instants of a member's granted entries, oldest first.
-pub(crate) fn member_entries(
-    conn: &mut AnyConnection,
-    member: MemberId,
-) -> Result<Vec<DateTime<Utc>>, StorageError> {
-    let at: Vec<i64> = access_events::table
-        .select(access_events::at)
-        .filter(access_events::member_id.eq(member.0))
-        .filter(access_events::outcome.eq(Outcome::Granted.as_str()))
-        .order(access_events::at.asc())
-        .load(conn)?;
-    at.into_iter()
-        .map(|s| instant("access_events", member.0, s))
-        .collect()
-}
-
 /// A member's granted entries inside `windows` (sorted, disjoint), oldest
 /// first: one range read of the `(member_id, outcome, at)` index per window.
 pub(crate) fn member_entries_within(

@@ -130,17 +130,12 @@ fn load_record(
         .chain(rows.filter_map(|(_, p)| p))
         .map(PaymentRow::into_domain)
         .collect::<Result<Vec<_>, _>>()?;
-    let (entries, last_entry) = match windows {
-        Some(windows) => (
-            crate::access::member_entries_within(conn, member.id, &windows(&payments))?,
-            crate::access::last_entry(conn, member.id)?,
-        ),
-        None => {
-            let entries = crate::access::member_entries(conn, member.id)?;
-            let last = entries.last().copied();
-            (entries, last)
-        }
+    let spans = match windows {
+        Some(windows) => windows(&payments),
+        None => vec![(DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC)],
     };
+    let entries = crate::access::member_entries_within(conn, member.id, &spans)?;
+    let last_entry = crate::access::last_entry(conn, member.id)?;
     let vip = crate::wallet::member_vip(conn, member.id)?;
     Ok(Some(MemberRecord {
         member,
