@@ -63,7 +63,7 @@ struct Row {
 
 /// Fills the database: member 1 is the long-standing member (made through
 /// the store, so its row is a real one), members 2..=n+1 copy its columns.
-fn seed(db: &TestDatabase, n: u64, heavy: u64) -> (String, Signer, u64) {
+fn seed(db: &TestDatabase, n: u64, heavy: u64) -> (String, Signer) {
     let store = Store::open(db.url(), &StoreOptions::default()).unwrap();
     store.migrate().unwrap();
     let now = Utc::now();
@@ -130,13 +130,13 @@ fn seed(db: &TestDatabase, n: u64, heavy: u64) -> (String, Signer, u64) {
 
     let seed = [7u8; 32];
     let signer = Signer::from_seed(KeyId::parse("1").unwrap(), &seed);
-    (key, signer, t as u64)
+    (key, signer)
 }
 
 fn measure(n: u64, heavy: u64, requests: usize) -> Row {
     let db = TestDatabase::new().unwrap();
     let started = Instant::now();
-    let (key, signer, _) = seed(&db, n, heavy);
+    let (key, signer) = seed(&db, n, heavy);
     let seed_secs = started.elapsed().as_secs_f64();
 
     let port = common::process::free_port();
