@@ -210,7 +210,6 @@ impl Default for StoreOptions {
 pub struct Store {
     pool: Pool<Manager>,
     backend: Backend,
-    default_password_hash: Arc<Mutex<Option<String>>>,
     /// SQLite has one writer at a time; writers of this process queue here,
     /// in order, instead of in SQLite's sleeping busy handler.
     write_gate: Arc<Mutex<()>>,
@@ -262,7 +261,6 @@ impl Store {
         Ok(Store {
             pool,
             backend,
-            default_password_hash: Arc::new(Mutex::new(None)),
             write_gate: Arc::new(Mutex::new(())),
             tokens_per_cny: zhima_domain::partner::Tokens::whole(1),
             entry_windows: None,
@@ -358,28 +356,9 @@ impl Store {
         };
         pending.map_err(|e| StorageError::Migration(e.to_string()))
     }
-
-    /// The argon2 hash of the default password `password123`, computed once
-    /// per process: every new member gets it, flagged must-change.
-    ///
-    /// Concurrent first callers wait for one computation: argon2 takes
-    /// 19 MiB while it runs, so sixteen parallel ones would take 300 MB.
-    fn default_password_hash(&self) -> Result<String, StorageError> {
-        let mut slot = self
-            .default_password_hash
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(h) = slot.as_ref() {
-            return Ok(h.clone());
-        }
-        let h = credentials::hash_password(DEFAULT_PASSWORD)?;
-        *slot = Some(h.clone());
-        Ok(h)
-    }
 }
 
-/// The password every new member starts with (and must change).
-pub const DEFAULT_PASSWORD: &str = "password123";
+pub use credentials::DEFAULT_PASSWORD;
 
 impl Store {
     /// Runs `f` in a transaction that writes, on a connection of its own.

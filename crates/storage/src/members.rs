@@ -255,7 +255,7 @@ impl Store {
         payment: Option<&NewPayment>,
         now: DateTime<Utc>,
     ) -> Result<MemberRecord, StorageError> {
-        let password_hash = self.default_password_hash()?;
+        let password_hash = credentials::hash_default_password()?;
         let id = self
             .write(|conn| {
                 check_unique(conn, &MemberColumns::of_new(new), None)?;
