@@ -244,6 +244,7 @@ impl ResponseError for OAuthHttpError {
             OAuthError::InvalidToken => StatusCode::UNAUTHORIZED,
             OAuthError::InsufficientScope(_) => StatusCode::FORBIDDEN,
             OAuthError::Storage(e) if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
+            OAuthError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             OAuthError::Storage(_) | OAuthError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -278,6 +279,13 @@ impl ResponseError for OAuthHttpError {
                 } else {
                     ("server_error", "The server failed.")
                 }
+            }
+            OAuthError::Busy => {
+                response.insert_header(("Retry-After", "1"));
+                (
+                    "temporarily_unavailable",
+                    "Too many requests at once; retry shortly.",
+                )
             }
             OAuthError::Internal => ("server_error", "The server failed."),
         };

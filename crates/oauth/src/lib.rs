@@ -133,6 +133,10 @@ pub enum OAuthError {
     /// The database failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// Too many client secrets are being checked at once; retry shortly
+    /// (decided before any hashing).
+    #[error("too many client authentications at once")]
+    Busy,
     /// Randomness or hashing failed, or oxide-auth reported an internal error.
     #[error("internal error in the OAuth2 provider")]
     Internal,
@@ -372,6 +376,7 @@ impl Provider {
     fn failure_or_internal(&self, primitives: &Primitives<'_>) -> OAuthError {
         match primitives.failure.borrow_mut().take() {
             Some(Failure::Storage(e)) => OAuthError::Storage(e),
+            Some(Failure::Busy) => OAuthError::Busy,
             _ => OAuthError::Internal,
         }
     }
@@ -411,6 +416,7 @@ impl Provider {
                 })
             }
             (Err(_), Some(Failure::Storage(e))) => Err(OAuthError::Storage(e)),
+            (Err(_), Some(Failure::Busy)) => Err(OAuthError::Busy),
             (Err(_), Some(Failure::Replayed | Failure::BadGrant | Failure::Pkce)) => {
                 Err(token_error(TokenErrorKind::InvalidGrant))
             }

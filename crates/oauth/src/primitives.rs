@@ -23,7 +23,7 @@ use oxide_auth::primitives::registrar::{
 };
 use zhima_domain::ids::MemberId;
 use zhima_domain::partner::PartnerScope;
-use zhima_storage::credentials::verify_password;
+use zhima_storage::credentials::verify_password_admitted;
 use zhima_storage::oauth::{NewCode, NewTokens, OAuthClient, Redeemed, StoredToken, TokenKind};
 use zhima_storage::{StorageError, Store};
 
@@ -34,6 +34,8 @@ use crate::{hash_token, random_token, Settings};
 pub(crate) enum Failure {
     /// The database failed.
     Storage(StorageError),
+    /// Too many secret checks are running: the client should retry shortly.
+    Busy,
     /// A code or refresh token was presented again; its family is revoked.
     Replayed,
     /// A code or token that is expired, revoked or unknown.
@@ -300,11 +302,16 @@ impl Registrar for Primitives<'_> {
                 if self.secrets.verified(client_id, hash, given, self.now) {
                     return Ok(());
                 }
-                if verify_password(given, hash) {
-                    self.secrets.remember(client_id, hash, given, self.now);
-                    Ok(())
-                } else {
-                    Err(RegistrarError::Unspecified)
+                match verify_password_admitted(given, Some(hash)) {
+                    Ok(true) => {
+                        self.secrets.remember(client_id, hash, given, self.now);
+                        Ok(())
+                    }
+                    Ok(false) => Err(RegistrarError::Unspecified),
+                    Err(_busy) => {
+                        *self.failure.borrow_mut() = Some(Failure::Busy);
+                        Err(RegistrarError::PrimitiveError)
+                    }
                 }
             }
             (Some(_), None) => Err(RegistrarError::Unspecified),
