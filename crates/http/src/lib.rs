@@ -5,6 +5,7 @@ pub mod body;
 pub mod door;
 pub mod error;
 mod members;
+pub mod net;
 pub mod oauth;
 pub mod observe;
 pub mod partner;
@@ -46,6 +47,17 @@ pub struct AppState {
     pub partner: partner::PartnerSettings,
     /// Counters for `/metrics`.
     pub metrics: observe::Metrics,
+    /// Proxies whose forwarded headers are believed.
+    pub proxies: net::TrustedProxies,
+}
+
+impl AppState {
+    /// The client's address for limiters and logs (see [`net::TrustedProxies`]).
+    pub fn peer_ip(&self, req: &actix_web::HttpRequest) -> String {
+        self.proxies
+            .client_ip(req)
+            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+    }
 }
 
 /// The door and its settings.

@@ -20,8 +20,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zhima_domain::ids::{MemberId, NickName};
 use zhima_oauth::{Consent, OAuthError, Params, Provider, TokenRequest};
-use zhima_storage::credentials::verify_password;
-use zhima_storage::{MemberKey, DEFAULT_PASSWORD};
+use zhima_storage::credentials::{verify_password_admitted, Busy};
 
 use crate::body::{read_limited, BodyError};
 use crate::error::OAuthHttpError;
@@ -53,17 +52,25 @@ pub struct OAuthState {
     client_limiter: LoginLimiter,
     /// The issuer URL for metadata; if `None`, taken from the request.
     pub issuer: Option<String>,
+    /// Browser origins allowed by CORS (`oauth.cors_origins`).
+    pub cors_origins: Vec<String>,
 }
 
 impl OAuthState {
     /// A provider with its ticket key and issuer.
-    pub fn new(provider: Provider, ticket_key: [u8; 32], issuer: Option<String>) -> OAuthState {
+    pub fn new(
+        provider: Provider,
+        ticket_key: [u8; 32],
+        issuer: Option<String>,
+        cors_origins: Vec<String>,
+    ) -> OAuthState {
         OAuthState {
             provider,
             ticket_key,
             limiter: LoginLimiter::default(),
             client_limiter: LoginLimiter::default(),
             issuer,
+            cors_origins,
         }
     }
 }
@@ -75,7 +82,11 @@ pub struct LoginLimiter {
 }
 
 impl LoginLimiter {
-    fn retry_after(&self, keys: &[(String, usize)], now: Instant) -> Option<Duration> {
+    /// Reserves one attempt under every key at once, before any password is
+    /// checked: `Err(wait)` when a key is already at its limit. The
+    /// reservation counts as a failure until [`LoginLimiter::succeed`] gives
+    /// it back, so a concurrent burst cannot pass more guesses than the limit.
+    fn attempt(&self, keys: &[(String, usize)], now: Instant) -> Result<(), Duration> {
         let mut map = self
             .failures
             .lock()
@@ -84,30 +95,43 @@ impl LoginLimiter {
             v.retain(|t| now.duration_since(*t) < FAILURE_WINDOW);
             !v.is_empty()
         });
-        keys.iter()
+        let wait = keys
+            .iter()
             .filter_map(|(key, limit)| {
                 let v = map.get(key)?;
                 (v.len() >= *limit).then(|| FAILURE_WINDOW - now.duration_since(v[0]))
             })
-            .max()
+            .max();
+        if let Some(wait) = wait {
+            return Err(wait);
+        }
+        for (key, _) in keys {
+            map.entry(key.clone()).or_default().push(now);
+        }
+        Ok(())
     }
 
-    fn fail(&self, keys: &[(String, usize)], now: Instant) {
+    /// The attempt reserved at `at` did not fail: each key gets its place back.
+    fn give_back(&self, keys: &[(String, usize)], at: Instant) {
         let mut map = self
             .failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         for (key, _) in keys {
-            map.entry(key.clone()).or_default().push(now);
+            if let Some(v) = map.get_mut(key) {
+                if let Some(pos) = v.iter().position(|t| *t == at) {
+                    v.remove(pos);
+                }
+            }
         }
     }
 
-    fn succeed(&self, account: &str) {
-        let mut map = self
-            .failures
+    /// Forgets every failure of `key` (an account that logged in).
+    fn forget(&self, key: &str) {
+        self.failures
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.remove(account);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
     }
 }
 
@@ -224,32 +248,6 @@ fn login_page(consent: &Consent, params: &Params, csrf: &str, note: Option<&str>
     with_csrf_cookie(page(actix_web::http::StatusCode::OK, "Log in", &body), csrf)
 }
 
-fn set_password_page(
-    params: &Params,
-    csrf: &str,
-    ticket: &str,
-    note: Option<&str>,
-) -> HttpResponse {
-    let note = note.map_or(String::new(), |n| {
-        format!("<p><strong>{}</strong></p>", escape(n))
-    });
-    let body = format!(
-        "<p>You are still using the default password. Choose a new one (at least 8 characters) before continuing.</p>{note}{}",
-        form(
-            params,
-            csrf,
-            &format!(
-                "<input type=\"hidden\" name=\"zhima_ticket\" value=\"{}\">\
-                 <label>New password<input type=\"password\" name=\"zhima_new_password\" autocomplete=\"new-password\" required></label>\
-                 <label>Repeat it<input type=\"password\" name=\"zhima_new_password2\" autocomplete=\"new-password\" required></label>\
-                 <button name=\"zhima_action\" value=\"set_password\">Set password</button>",
-                escape(ticket)
-            )
-        )
-    );
-    page(actix_web::http::StatusCode::OK, "Set a new password", &body)
-}
-
 fn consent_page(consent: &Consent, params: &Params, csrf: &str, ticket: &str) -> HttpResponse {
     let scopes: String = consent
         .scopes
@@ -308,14 +306,12 @@ fn new_csrf() -> Option<String> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
-    SetPassword,
     Consent,
 }
 
 impl Step {
     fn as_str(self) -> &'static str {
         match self {
-            Step::SetPassword => "set_password",
             Step::Consent => "consent",
         }
     }
@@ -488,35 +484,6 @@ async fn authorize_post(
             )
             .await
         }
-        "set_password" => {
-            let Some(member) = check_ticket(
-                key,
-                field("zhima_ticket"),
-                &consent.client_id,
-                Step::SetPassword,
-                &csrf,
-                now,
-            ) else {
-                return login_page(
-                    &consent,
-                    &params,
-                    &csrf,
-                    Some("Your login has expired; log in again."),
-                );
-            };
-            set_password(
-                &state,
-                &consent,
-                &params,
-                &csrf,
-                field("zhima_ticket"),
-                member,
-                field("zhima_new_password"),
-                field("zhima_new_password2"),
-                now,
-            )
-            .await
-        }
         action @ ("allow" | "deny") => {
             let Some(member) = check_ticket(
                 key,
@@ -573,6 +540,24 @@ impl OAuthHttpError {
     }
 }
 
+/// What a failed login is told, whatever the reason: unknown nickName,
+/// wrong password, a deactivated member, or a member still on the default
+/// password (which never opens a web login).
+const LOGIN_REFUSED: &str = "Wrong nickName or password. If you have never chosen a password, \
+     ask the space's staff to set one for you; the default password does not open this page. \
+     / 昵称或密码错误。如果您从未设置过密码，请联系空间工作人员为您设置；默认密码不能在此登录。";
+
+fn too_many_logins(wait: Duration) -> HttpResponse {
+    let mut page = error_page(
+        actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+        "Too many failed logins. Wait a few minutes and try again.",
+    );
+    if let Ok(v) = header::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+        page.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    page
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn login(
     state: &web::Data<AppState>,
@@ -588,39 +573,39 @@ async fn login(
         Ok(n) => n.key(),
         Err(_) => nickname.trim().to_lowercase(),
     };
-    let address = req
-        .peer_addr()
-        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
+    let address = state.peer_ip(req);
     let keys = [
         (format!("account:{account_key}"), ACCOUNT_FAILURES),
         (format!("address:{address}"), ADDRESS_FAILURES),
     ];
     let limiter = &state.oauth.limiter;
-    if let Some(wait) = limiter.retry_after(&keys, Instant::now()) {
+    let attempt_at = Instant::now();
+    if let Err(wait) = limiter.attempt(&keys, attempt_at) {
         tracing::warn!(%address, "login refused: too many failures");
-        let mut page = error_page(
-            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-            "Too many failed logins. Wait a few minutes and try again.",
-        );
-        if let Ok(v) = header::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-            page.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return page;
+        return too_many_logins(wait);
     }
     let st = state.clone();
     let password = password.to_owned();
     let key = account_key.clone();
     let checked = web::block(move || {
         let login = st.store.member_login(&key)?;
-        Ok::<_, zhima_storage::StorageError>(login.filter(|l| {
-            // argon2 runs whether or not the account exists would leak less
-            // timing, but a wrong password costs the same as a right one
-            verify_password(&password, &l.password_hash)
-        }))
+        // only an active member with a password of their own can log in;
+        // everyone else is checked against a dummy hash, so the answer takes
+        // as long whether or not the nickName exists
+        let usable = login.filter(|l| !l.deactivated && !l.must_change_password);
+        let stored = usable.as_ref().map(|l| l.password_hash.as_str());
+        Ok::<_, zhima_storage::StorageError>(
+            verify_password_admitted(&password, stored)
+                .map(|ok| usable.filter(|_| ok).map(|l| l.id)),
+        )
     })
     .await;
-    let login = match checked {
-        Ok(Ok(l)) => l,
+    let member = match checked {
+        Ok(Ok(Ok(member))) => member,
+        Ok(Ok(Err(Busy))) => {
+            limiter.give_back(&keys, attempt_at);
+            return busy_page();
+        }
         _ => {
             return error_page(
                 actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -628,81 +613,32 @@ async fn login(
             )
         }
     };
-    let Some(login) = login.filter(|l| !l.deactivated) else {
-        limiter.fail(&keys, Instant::now());
+    let Some(member) = member else {
         tracing::info!(%address, "failed login");
-        return login_page(consent, params, csrf, Some("Wrong nickName or password."));
+        return login_page(consent, params, csrf, Some(LOGIN_REFUSED));
     };
-    limiter.succeed(&keys[0].0);
+    limiter.give_back(&keys, attempt_at);
+    limiter.forget(&keys[0].0);
     let key = &state.oauth.ticket_key;
-    let step = if login.must_change_password {
-        Step::SetPassword
-    } else {
-        Step::Consent
-    };
-    let Some(ticket) = issue_ticket(key, login.id, &consent.client_id, step, csrf, now) else {
+    let Some(ticket) = issue_ticket(key, member, &consent.client_id, Step::Consent, csrf, now)
+    else {
         return error_page(
             actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
             "The server failed.",
         );
     };
-    match step {
-        Step::SetPassword => set_password_page(params, csrf, &ticket, None),
-        Step::Consent => consent_page(consent, params, csrf, &ticket),
-    }
+    consent_page(consent, params, csrf, &ticket)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn set_password(
-    state: &web::Data<AppState>,
-    consent: &Consent,
-    params: &Params,
-    csrf: &str,
-    ticket: &str,
-    member: MemberId,
-    new: &str,
-    repeat: &str,
-    now: DateTime<Utc>,
-) -> HttpResponse {
-    let problem = if new != repeat {
-        Some("The two passwords differ.")
-    } else if new.chars().count() < 8 {
-        Some("The password must have at least 8 characters.")
-    } else if new.chars().count() > 200 {
-        Some("The password must have at most 200 characters.")
-    } else if new == DEFAULT_PASSWORD {
-        Some("Choose a password other than the default one.")
-    } else {
-        None
-    };
-    if let Some(problem) = problem {
-        return set_password_page(params, csrf, ticket, Some(problem));
-    }
-    let st = state.clone();
-    let new = new.to_owned();
-    let done = web::block(move || {
-        let record = st
-            .store
-            .member(MemberKey::Id(member))?
-            .ok_or(zhima_storage::StorageError::MemberNotFound)?;
-        st.store
-            .set_password(&record.member.openid, &new, false, now)
-    })
-    .await;
-    if !matches!(done, Ok(Ok(()))) {
-        return error_page(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            "The server cannot save your password now. Try again shortly.",
-        );
-    }
-    let key = &state.oauth.ticket_key;
-    match issue_ticket(key, member, &consent.client_id, Step::Consent, csrf, now) {
-        Some(ticket) => consent_page(consent, params, csrf, &ticket),
-        None => error_page(
-            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "The server failed.",
-        ),
-    }
+/// 503 with `Retry-After`: too many password checks are already running.
+fn busy_page() -> HttpResponse {
+    let mut page = error_page(
+        actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+        "The server is busy checking other logins. Try again in a moment.",
+    );
+    page.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    page
 }
 
 /// Reads a token-endpoint request: a form body and optional Basic credentials.
@@ -775,64 +711,55 @@ async fn blocking<T: Send + 'static>(
         .map_err(OAuthHttpError)
 }
 
-fn client_keys(req: &HttpRequest) -> [(String, usize); 1] {
-    let address = req
-        .peer_addr()
-        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
-    [(format!("client:{address}"), CLIENT_FAILURES)]
+fn client_keys(state: &AppState, req: &HttpRequest) -> [(String, usize); 1] {
+    [(format!("client:{}", state.peer_ip(req)), CLIENT_FAILURES)]
 }
 
 /// 429 once an address has failed client authentication too often.
-fn client_limited(state: &AppState, keys: &[(String, usize)]) -> Option<HttpResponse> {
-    let wait = state
-        .oauth
-        .client_limiter
-        .retry_after(keys, Instant::now())?;
+fn client_limited(wait: Duration) -> HttpResponse {
     tracing::warn!("client authentication refused: too many failures from one address");
-    Some(
-        no_store(HttpResponse::TooManyRequests())
-            .insert_header((header::RETRY_AFTER, wait.as_secs().max(1).to_string()))
-            .json(serde_json::json!({
-                "error": "invalid_request",
-                "error_description": "Too many failed client authentications; retry later."
-            })),
-    )
+    no_store(HttpResponse::TooManyRequests())
+        .insert_header((header::RETRY_AFTER, wait.as_secs().max(1).to_string()))
+        .json(serde_json::json!({
+            "error": "invalid_request",
+            "error_description": "Too many failed client authentications; retry later."
+        }))
 }
 
-/// Counts a failed client authentication.
-fn count_client_failure<T>(
-    state: &AppState,
-    keys: &[(String, usize)],
-    result: &Result<T, OAuthHttpError>,
-) {
-    if let Err(OAuthHttpError(OAuthError::Token {
-        kind: zhima_oauth::TokenErrorKind::InvalidClient,
-        ..
-    })) = result
-    {
-        state.oauth.client_limiter.fail(keys, Instant::now());
-    }
-}
-
-/// A client-authenticated endpoint's common steps: an address over its
-/// failure limit gets the 429 (`Ok(Err(response))`); otherwise the request
-/// is read, `call` runs on a blocking thread at the request's instant, and a
-/// failed client authentication is counted against the address.
+/// A client-authenticated endpoint's common steps: the attempt is reserved
+/// against the address's failure limit before anything is checked (an
+/// address over it gets the 429, `Ok(Err(response))`); the request is read,
+/// `call` runs on a blocking thread at the request's instant, and the
+/// reservation stays counted only if the client failed to authenticate.
 async fn client_call<T: Send + 'static>(
     state: &web::Data<AppState>,
     req: &HttpRequest,
     payload: web::Payload,
     call: impl FnOnce(&Provider, &TokenRequest, DateTime<Utc>) -> Result<T, OAuthError> + Send + 'static,
 ) -> Result<Result<T, HttpResponse>, OAuthHttpError> {
-    let keys = client_keys(req);
-    if let Some(limited) = client_limited(state, &keys) {
-        return Ok(Err(limited));
+    let keys = client_keys(state, req);
+    let limiter = &state.oauth.client_limiter;
+    let at = Instant::now();
+    if let Err(wait) = limiter.attempt(&keys, at) {
+        return Ok(Err(client_limited(wait)));
     }
-    let request = token_request(req, payload).await?;
-    let now = state.clock.now();
-    let st = state.clone();
-    let result = blocking(move || call(&st.oauth.provider, &request, now)).await;
-    count_client_failure(state, &keys, &result);
+    let result = async {
+        let request = token_request(req, payload).await?;
+        let now = state.clock.now();
+        let st = state.clone();
+        blocking(move || call(&st.oauth.provider, &request, now)).await
+    }
+    .await;
+    let failed_authentication = matches!(
+        result,
+        Err(OAuthHttpError(OAuthError::Token {
+            kind: zhima_oauth::TokenErrorKind::InvalidClient,
+            ..
+        }))
+    );
+    if !failed_authentication {
+        limiter.give_back(&keys, at);
+    }
     result.map(Ok)
 }
 
@@ -876,14 +803,39 @@ async fn introspect(
 }
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414).
+///
+/// With `oauth.issuer` set the document names it and may be cached. Without
+/// it the issuer comes from the request's `Host` (or, from a trusted proxy
+/// only, its forwarded host and scheme), and the answer is never stored by
+/// a cache, so one client's `Host` cannot be served to another.
 async fn metadata(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let issuer = state.oauth.issuer.clone().unwrap_or_else(|| {
-        let info = req.connection_info();
-        format!("{}://{}", info.scheme(), info.host())
-    });
+    let (issuer, cache) = match state.oauth.issuer.clone() {
+        Some(issuer) => (issuer, "public, max-age=3600"),
+        None => (request_origin(&state, &req), "no-store"),
+    };
     HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .insert_header((header::CACHE_CONTROL, cache))
         .json(state.oauth.provider.metadata(&issuer))
+}
+
+/// `scheme://host` of the request as the client addressed it: forwarded
+/// headers count only when the peer is a trusted proxy.
+fn request_origin(state: &AppState, req: &HttpRequest) -> String {
+    if state.proxies.from_proxy(req) {
+        let info = req.connection_info();
+        return format!("{}://{}", info.scheme(), info.host());
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .map_or_else(|| req.app_config().host().to_owned(), str::to_owned);
+    format!("http://{host}")
 }
 
 #[cfg(test)]
@@ -901,10 +853,6 @@ mod tests {
         );
         assert_eq!(
             check_ticket(&key, &t, "client-b", Step::Consent, "csrf1", now),
-            None
-        );
-        assert_eq!(
-            check_ticket(&key, &t, "client-a", Step::SetPassword, "csrf1", now),
             None
         );
         assert_eq!(
@@ -940,22 +888,46 @@ mod tests {
     }
 
     #[test]
-    fn the_limiter_counts_per_key_within_the_window() {
+    fn the_limiter_reserves_attempts_before_they_are_checked() {
         let l = LoginLimiter::default();
         let t0 = Instant::now();
         let keys = [("account:a".to_owned(), 2), ("address:x".to_owned(), 3)];
-        assert!(l.retry_after(&keys, t0).is_none());
-        l.fail(&keys, t0);
-        assert!(l.retry_after(&keys, t0).is_none());
-        l.fail(&keys, t0);
-        assert!(l.retry_after(&keys, t0).is_some(), "account limit reached");
-        l.succeed("account:a");
-        assert!(l.retry_after(&keys, t0).is_none());
-        l.fail(&keys, t0);
-        assert!(l.retry_after(&keys, t0).is_some(), "address limit reached");
+        // two attempts in flight at once fill the account's limit: a third
+        // concurrent one is refused before any password is checked
+        assert!(l.attempt(&keys, t0).is_ok());
+        assert!(l.attempt(&keys, t0).is_ok());
+        assert!(l.attempt(&keys, t0).is_err(), "account limit reached");
+        // one of them succeeded: its place comes back, the account is forgotten
+        l.give_back(&keys, t0);
+        l.forget("account:a");
+        // account 1 of 2, address 2 of 3
+        assert!(l.attempt(&keys, t0).is_ok());
+        l.forget("account:a");
+        // account 1 of 2, address 3 of 3
+        assert!(l.attempt(&keys, t0).is_ok());
+        assert!(l.attempt(&keys, t0).is_err(), "address limit reached");
         assert!(
-            l.retry_after(&keys, t0 + FAILURE_WINDOW).is_none(),
+            l.attempt(&keys, t0 + FAILURE_WINDOW).is_ok(),
             "forgotten after the window"
         );
+    }
+
+    #[test]
+    fn a_burst_of_concurrent_attempts_passes_no_more_than_the_limit() {
+        let l = std::sync::Arc::new(LoginLimiter::default());
+        let t0 = Instant::now();
+        let passed: usize = (0..50)
+            .map(|_| {
+                let l = l.clone();
+                std::thread::spawn(move || {
+                    let keys = [("account:a".to_owned(), ACCOUNT_FAILURES)];
+                    usize::from(l.attempt(&keys, t0).is_ok())
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .sum();
+        assert_eq!(passed, ACCOUNT_FAILURES);
     }
 }

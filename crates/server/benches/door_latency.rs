@@ -151,9 +151,11 @@ fn main() {
                 zhima_oauth::Provider::new(store.clone(), Default::default()),
                 [9; 32],
                 None,
+                Vec::new(),
             ),
             partner: Default::default(),
             metrics: Default::default(),
+            proxies: Default::default(),
         });
         let app = atest::init_service(
             App::new()

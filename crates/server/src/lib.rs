@@ -160,6 +160,7 @@ impl Application {
             Provider::new(store.clone(), settings.oauth.clone()),
             keys::ticket_key(&seed),
             settings.oauth_issuer.clone(),
+            settings.cors_origins.clone(),
         );
         let door = start_door(settings, driver, clock.clone(), store.clone())?;
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartError::Bind {
@@ -192,7 +193,15 @@ impl Application {
             oauth,
             partner: settings.partner.clone(),
             metrics: Default::default(),
+            proxies: settings.trusted_proxies.clone(),
         });
+        if settings.oauth_issuer.is_none() && !bind_is_loopback(&settings.bind) {
+            tracing::warn!(
+                bind = %settings.bind,
+                "oauth.issuer is not set on a non-loopback address: the OAuth metadata names the \
+                 Host each request gives; set oauth.issuer to the public https URL in production"
+            );
+        }
         if let Some(source) = &settings.door.scanner {
             scanner::start(source.clone(), state.clone());
         }
@@ -280,4 +289,10 @@ async fn wait_for_stop_signal() {
     {
         let _ = interrupt.await;
     }
+}
+
+/// Whether the listen address is a loopback one.
+fn bind_is_loopback(bind: &str) -> bool {
+    bind.parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| a.ip().is_loopback())
 }

@@ -69,6 +69,9 @@ pub struct HttpSettings {
     pub bind: String,
     /// Worker threads (0: one per core).
     pub workers: usize,
+    /// Reverse proxies whose `X-Forwarded-For` and `Forwarded` headers are
+    /// believed, comma-separated addresses or networks (`127.0.0.1, 10.0.0.0/8`).
+    pub trusted_proxies: String,
 }
 
 /// `[log]`
@@ -131,6 +134,10 @@ pub struct RawQrSettings {
 pub struct RawOAuthSettings {
     /// The issuer URL in the metadata document (empty: from the request).
     pub issuer: String,
+    /// Browser origins of public partner apps allowed to call the token,
+    /// revoke and metadata endpoints and the Partner API (CORS),
+    /// comma-separated (`https://app.example, https://m.example`).
+    pub cors_origins: String,
     /// Seconds an access token works.
     pub access_token_secs: u32,
     /// Days a refresh token works (each use replaces it).
@@ -257,6 +264,10 @@ pub struct Settings {
     pub bind: String,
     /// Worker threads (0: one per core).
     pub workers: usize,
+    /// Proxies whose forwarded headers are believed.
+    pub trusted_proxies: zhima_http::net::TrustedProxies,
+    /// Origins allowed by CORS on the OAuth and Partner API endpoints.
+    pub cors_origins: Vec<String>,
     /// The space's time zone.
     pub timezone: Tz,
     /// Plan catalogue.
@@ -290,6 +301,7 @@ connect_timeout_secs = 5
 [http]
 bind = "127.0.0.1:8080"
 workers = 0
+trusted_proxies = ""
 
 [log]
 level = "info"
@@ -322,6 +334,7 @@ image_link_days = 365
 
 [oauth]
 issuer = ""
+cors_origins = ""
 access_token_secs = 3600
 refresh_token_days = 30
 code_secs = 300
@@ -399,6 +412,13 @@ impl Settings {
         if raw.http.workers > 256 {
             return Err(bad("http.workers", "must be from 0 (one per core) to 256"));
         }
+        let proxies: Vec<&str> = list(&raw.http.trusted_proxies);
+        let trusted_proxies = zhima_http::net::TrustedProxies::parse(&proxies)
+            .map_err(|e| bad("http.trusted_proxies", e))?;
+        let cors_origins = list(&raw.oauth.cors_origins)
+            .into_iter()
+            .map(|o| cors_origin(o).map_err(|e| bad("oauth.cors_origins", e)))
+            .collect::<Result<Vec<_>, _>>()?;
         let timezone = parse_timezone(&raw.timezone).map_err(|e| bad("timezone", e))?;
         let log_json = match raw.log.format.as_str() {
             "text" => false,
@@ -430,12 +450,34 @@ impl Settings {
             database_url: raw.database.url,
             bind: raw.http.bind,
             workers: raw.http.workers,
+            trusted_proxies,
+            cors_origins,
             timezone,
             plans: plans(&raw.plans)?,
             log_level: raw.log.level,
             log_json,
         })
     }
+}
+
+/// The non-empty items of a comma-separated list.
+fn list(text: &str) -> Vec<&str> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// A browser origin: `scheme://host[:port]`, nothing else.
+fn cors_origin(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("{text:?}: {e}"))?;
+    let origin = url.origin().ascii_serialization();
+    if !matches!(url.scheme(), "https" | "http") || origin != text.trim_end_matches('/') {
+        return Err(format!(
+            "{text:?} is not an origin such as https://app.example (scheme, host and port only)"
+        ));
+    }
+    Ok(origin)
 }
 
 fn door(raw: &RawDoorSettings) -> Result<DoorSettings, SettingsError> {

@@ -15,7 +15,7 @@ use oauth2::{
     TokenUrl,
 };
 use serde_json::{json, Value};
-use support::{spawn_app, TestApp};
+use support::{spawn_app, spawn_app_with, TestApp};
 use zhima_domain::ids::OpenId;
 use zhima_domain::partner::{PartnerScope, TokenKind, Tokens};
 
@@ -175,6 +175,10 @@ impl Browser {
     }
 
     async fn post(&mut self, fields: &[(String, String)]) -> Page {
+        self.post_with(fields, &[]).await
+    }
+
+    async fn post_with(&mut self, fields: &[(String, String)], headers: &[(&str, &str)]) -> Page {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(fields)
             .finish();
@@ -186,19 +190,32 @@ impl Browser {
         if let Some(c) = &self.cookie {
             req = req.header("Cookie", c);
         }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
         let res = req.send().await.unwrap();
         self.take(res).await
     }
 
     /// Submits `page`'s form with these extra fields.
     async fn submit(&mut self, page: &Page, extra: &[(&str, &str)]) -> Page {
+        self.submit_with(page, extra, &[]).await
+    }
+
+    /// Submits `page`'s form with these extra fields and request headers.
+    async fn submit_with(
+        &mut self,
+        page: &Page,
+        extra: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Page {
         let mut fields = page.fields();
         fields.extend(
             extra
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
-        self.post(&fields).await
+        self.post_with(&fields, headers).await
     }
 }
 
@@ -1021,7 +1038,17 @@ async fn login_pages_refuse_forgery_framing_guessing_and_the_default_password() 
         .unwrap()
         .contains("frame-ancestors 'none'"));
     assert_eq!(login.headers["cache-control"], "no-store");
-    // the default password leads to the set-password page, not consent
+    // the default password opens nothing, not even a set-password page, and
+    // the answer is the same words as for a nickName nobody has
+    let refused = |page: &Page| {
+        assert_eq!(page.status, 200);
+        assert!(page.location().is_none());
+        assert!(!page.body.contains("Allow access?"), "{}", page.body);
+        assert!(!page.body.contains("zhima_ticket"), "{}", page.body);
+        let start = page.body.find("<strong>").expect("a refusal note");
+        let end = page.body[start..].find("</strong>").unwrap() + start;
+        page.body[start..end].to_owned()
+    };
     let step = browser
         .submit(
             &login,
@@ -1032,34 +1059,44 @@ async fn login_pages_refuse_forgery_framing_guessing_and_the_default_password() 
             ],
         )
         .await;
-    assert!(step.body.contains("Set a new password"), "{}", step.body);
-    assert!(!step.body.contains("Allow access?"));
-    // skipping the step with its ticket is refused
-    let skip = browser.submit(&step, &[("zhima_action", "allow")]).await;
-    assert_eq!(skip.status, 200);
-    assert!(skip.location().is_none());
-    let weak = browser
+    let on_default = refused(&step);
+    assert!(on_default.contains("ask the space"), "{on_default}");
+    let nobody = browser
         .submit(
-            &step,
+            &login,
             &[
-                ("zhima_new_password", "password123"),
-                ("zhima_new_password2", "password123"),
-                ("zhima_action", "set_password"),
+                ("zhima_nickname", "nobody-here"),
+                ("zhima_password", "password123"),
+                ("zhima_action", "login"),
             ],
         )
         .await;
-    assert!(
-        weak.body.contains("other than the default"),
-        "{}",
-        weak.body
-    );
-    let consent = browser
+    assert_eq!(refused(&nobody), on_default, "the same words either way");
+    // a set-password step posted anyway does nothing
+    let forged_step = browser
         .submit(
-            &step,
+            &login,
             &[
                 ("zhima_new_password", "a new secret!"),
                 ("zhima_new_password2", "a new secret!"),
                 ("zhima_action", "set_password"),
+            ],
+        )
+        .await;
+    assert_eq!(forged_step.status, 400, "{}", forged_step.body);
+    let openid = OpenId::parse("dee-openid-0001").unwrap();
+    assert!(app.store.check_password(&openid, "password123").unwrap());
+    // staff set a password (zhima member set-password); now it logs in
+    app.store
+        .set_password(&openid, "a new secret!", false, support::default_now())
+        .unwrap();
+    let consent = browser
+        .submit(
+            &login,
+            &[
+                ("zhima_nickname", "dee"),
+                ("zhima_password", "a new secret!"),
+                ("zhima_action", "login"),
             ],
         )
         .await;
@@ -1187,6 +1224,84 @@ async fn introspection_and_metadata() {
     assert_eq!(
         meta.body["code_challenge_methods_supported"],
         json!(["S256"])
+    );
+}
+
+async fn metadata_of(app: &TestApp, headers: &[(&str, &str)]) -> Answer {
+    let mut req = http().get(format!(
+        "{}/.well-known/oauth-authorization-server",
+        app.address
+    ));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    answer(req.send().await.unwrap()).await
+}
+
+#[actix_web::test]
+async fn forwarded_headers_count_only_from_a_trusted_proxy() {
+    let forged = [
+        ("X-Forwarded-Host", "evil.example"),
+        ("X-Forwarded-Proto", "https"),
+        ("Forwarded", "host=evil.example;proto=https"),
+    ];
+    // no trusted proxy: the issuer is the Host the client used, never cached
+    let app = spawn_app().await;
+    let meta = metadata_of(&app, &forged).await;
+    assert_eq!(meta.body["issuer"], app.address, "{}", meta.body);
+    assert_eq!(meta.headers["cache-control"], "no-store");
+    // behind a trusted proxy its forwarded host and scheme are believed
+    let proxied = spawn_app_with(&[("ZHIMA_HTTP__TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let meta = metadata_of(&proxied, &forged[..2]).await;
+    assert_eq!(meta.body["issuer"], "https://evil.example");
+    // a configured issuer wins over everything and may be cached
+    let fixed = spawn_app_with(&[("ZHIMA_OAUTH__ISSUER", "https://door.example")]).await;
+    let meta = metadata_of(&fixed, &forged).await;
+    assert_eq!(meta.body["issuer"], "https://door.example");
+    assert_eq!(
+        meta.body["token_endpoint"],
+        "https://door.example/oauth/token"
+    );
+    assert_eq!(meta.headers["cache-control"], "public, max-age=3600");
+
+    // the login limiter counts the forwarded client behind a trusted proxy,
+    // and the peer otherwise (a forged header buys no fresh addresses)
+    async fn failures_until_limited(app: &TestApp) -> usize {
+        let partner = register(app, false, "profile");
+        let (url, _) = partner
+            .client
+            .authorize_url(CsrfToken::new_random)
+            .add_scope(Scope::new("profile".into()))
+            .url();
+        let mut browser = Browser::new(app);
+        let login = browser.get(url.as_str()).await;
+        for i in 0..40 {
+            // a new nickName each time: only the address limit can stop it
+            let nick = format!("nobody{i}");
+            let fields = [
+                ("zhima_nickname", nick.as_str()),
+                ("zhima_password", "guess guess"),
+                ("zhima_action", "login"),
+            ];
+            let client = format!("198.51.100.{i}");
+            let page = browser
+                .submit_with(&login, &fields, &[("X-Forwarded-For", &client)])
+                .await;
+            if page.status == 429 {
+                return i;
+            }
+        }
+        40
+    }
+    assert_eq!(
+        failures_until_limited(&app).await,
+        20,
+        "the peer is counted"
+    );
+    assert_eq!(
+        failures_until_limited(&proxied).await,
+        40,
+        "each forwarded client is counted on its own"
     );
 }
 
