@@ -224,6 +224,20 @@ pub(crate) fn random_token() -> Result<String, OAuthError> {
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// A client ID: 128 random bits, base64url, never starting with `-` or `_`
+/// (a leading `-` reads as an option on a command line: `zhima partner
+/// remove -6Ek…` failed, about one partner in 32).
+pub(crate) fn new_client_id() -> Result<String, OAuthError> {
+    loop {
+        let mut id_bytes = [0u8; 16];
+        getrandom::fill(&mut id_bytes).map_err(|_| OAuthError::Internal)?;
+        let id = URL_SAFE_NO_PAD.encode(id_bytes);
+        if id.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return Ok(id);
+        }
+    }
+}
+
 /// The stored form of a code or token: SHA-256, hex.
 pub(crate) fn hash_token(token: &str) -> String {
     hash_api_key(token)
@@ -282,9 +296,7 @@ impl Provider {
                 "at least one scope is required".into(),
             ));
         }
-        let mut id_bytes = [0u8; 16];
-        getrandom::fill(&mut id_bytes).map_err(|_| OAuthError::Internal)?;
-        let client_id = URL_SAFE_NO_PAD.encode(id_bytes);
+        let client_id = new_client_id()?;
         let secret = if public { None } else { Some(random_token()?) };
         let secret_hash = secret.as_deref().map(hash_password).transpose()?;
         let client = self.store.create_oauth_client(
@@ -609,5 +621,17 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
         _ => Err(format!(
             "redirect URI {uri:?} must use https (http only on localhost, or an app's reverse-domain scheme)"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn client_ids_never_start_with_a_dash_or_underscore() {
+        for _ in 0..2000 {
+            let id = super::new_client_id().unwrap();
+            assert!(id.starts_with(|c: char| c.is_ascii_alphanumeric()), "{id}");
+            assert_eq!(id.len(), 22);
+        }
     }
 }

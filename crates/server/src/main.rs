@@ -72,7 +72,9 @@ enum PartnerCommand {
     List,
     /// Remove a partner application and revoke every token it holds.
     Remove {
-        /// The client_id.
+        /// The client_id (one that starts with `-`, made by older versions,
+        /// is read as an id too).
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
 }

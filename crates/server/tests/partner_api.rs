@@ -1320,7 +1320,13 @@ async fn partner_and_tokens_commands() {
         (
             out.status.success(),
             String::from_utf8(out.stdout).unwrap(),
-            String::from_utf8(out.stderr).unwrap(),
+            // every assertion on a command shows what it said and how it ended
+            format!(
+                "`zhima {}` ended with {}; stderr:\n{}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ),
         )
     };
     let (ok, out, err) = zhima(&[
@@ -1348,8 +1354,11 @@ async fn partner_and_tokens_commands() {
             .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
     };
     assert!(unreserved(&id) && unreserved(&secret) && secret.len() >= 32);
-    let (ok, out, _) = zhima(&["partner", "list"]);
-    assert!(ok && out.contains(&id) && out.contains("confidential"));
+    let (ok, out, err) = zhima(&["partner", "list"]);
+    assert!(
+        ok && out.contains(&id) && out.contains("confidential"),
+        "{out}{err}"
+    );
     assert!(!out.contains(&secret));
     let store = zhima_storage::Store::open(db.url(), &Default::default()).unwrap();
     let stored = store.oauth_client(&id).unwrap().unwrap();
@@ -1390,16 +1399,20 @@ async fn partner_and_tokens_commands() {
     ]);
     assert!(!ok && err.contains("--scopes"), "{err}");
 
-    let (ok, _, _) = zhima(&["partner", "remove", &id]);
-    assert!(ok);
-    let (ok, out, _) = zhima(&["partner", "list"]);
-    assert!(ok && out.contains("removed"));
-    let (ok, _, _) = zhima(&["partner", "remove", &id]);
-    assert!(!ok, "removing twice fails");
+    let (ok, _, err) = zhima(&["partner", "remove", &id]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = zhima(&["partner", "list"]);
+    assert!(ok && out.contains("removed"), "{out}{err}");
+    let (ok, _, err) = zhima(&["partner", "remove", &id]);
+    assert!(!ok, "removing twice fails: {err}");
+    // an id that starts with '-' (older versions made such ids) is an id,
+    // not an option
+    let (ok, _, err) = zhima(&["partner", "remove", "-6Ek7vtk4yH1WpgHKWG_LA"]);
+    assert!(!ok && err.contains("no active partner"), "{err}");
 
     // tokens grant: an unknown member is an error; a known one is credited
-    let (ok, _, _) = zhima(&["tokens", "grant", "--openid", "nobody-0001", "--free", "5"]);
-    assert!(!ok);
+    let (ok, _, err) = zhima(&["tokens", "grant", "--openid", "nobody-0001", "--free", "5"]);
+    assert!(!ok, "{err}");
     member(&app, "gift-openid-0001", "Gift", "", 0).await;
     let (ok, out, err) = zhima(&[
         "tokens",
@@ -1411,7 +1424,7 @@ async fn partner_and_tokens_commands() {
     ]);
     assert!(ok, "{err}");
     assert!(out.contains("free 12.50"), "{out}");
-    let (ok, _, _) = zhima(&[
+    let (ok, _, err) = zhima(&[
         "tokens",
         "grant",
         "--openid",
@@ -1419,9 +1432,9 @@ async fn partner_and_tokens_commands() {
         "--free",
         "-3",
     ]);
-    assert!(!ok);
-    let (ok, out, _) = zhima(&["tokens", "balance", "--openid", "gift-openid-0001"]);
-    assert!(ok && out.contains("paid 0.00 free 12.50"), "{out}");
+    assert!(!ok, "{err}");
+    let (ok, out, err) = zhima(&["tokens", "balance", "--openid", "gift-openid-0001"]);
+    assert!(ok && out.contains("paid 0.00 free 12.50"), "{out}{err}");
 }
 
 #[actix_web::test]
