@@ -355,6 +355,12 @@ mod tests {
 
     #[test]
     fn unknown_accounts_are_checked_against_a_dummy_and_refused() {
+        // the dummy costs what a real password costs
+        assert!(
+            dummy_hash().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{}",
+            dummy_hash()
+        );
         assert_eq!(verify_password_admitted("anything", None), Ok(false));
         let h = hash_password("s3cret-enough").unwrap();
         assert_eq!(

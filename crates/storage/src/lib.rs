@@ -251,7 +251,12 @@ impl Store {
         };
         let pool = Pool::builder()
             .max_size(options.pool_size.max(1))
-            .min_idle(Some(1))
+            // no idle connections kept for their own sake: r2d2 makes those
+            // on its own threads in the background, and a process that exits
+            // while one is inside libpq's SSL/GSS negotiation (TCP) crashes in
+            // krb5's or OpenSSL's exit handlers. Connections are made when a
+            // caller waits for one, so none is being made when work is done.
+            .min_idle(Some(0))
             .connection_timeout(options.connect_timeout)
             // a broken connection is noticed by has_broken; a ping per checkout
             // would cost a query per request

@@ -22,18 +22,33 @@ pub fn free_port() -> u16 {
 /// `zhima api-key create --name NAME --scopes SCOPES` on `url`: the key it
 /// prints (once, on its last line).
 pub fn create_api_key(url: &str, name: &str, scopes: &str) -> String {
-    let created = Command::new(ZHIMA)
-        .args(["api-key", "create", "--name", name, "--scopes", scopes])
+    cli(
+        url,
+        &["api-key", "create", "--name", name, "--scopes", scopes],
+    )
+    .lines()
+    .last()
+    .unwrap()
+    .to_owned()
+}
+
+/// `zhima ARGS` on the database `url`: its standard output. A command that
+/// fails, or is killed by a signal, fails the test with its exit status and
+/// everything it wrote to stderr.
+pub fn cli(url: &str, args: &[&str]) -> String {
+    let out = Command::new(ZHIMA)
+        .args(args)
         .env("ZHIMA_DATABASE__URL", url)
         .output()
         .unwrap();
-    assert!(created.status.success(), "{created:?}");
-    String::from_utf8(created.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned()
+    assert!(
+        out.status.success(),
+        "`zhima {}` ended with {}; stderr:\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// A running server, killed when dropped (also when a test panics, so no
