@@ -46,7 +46,7 @@ pub async fn request_log(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let id = request_id(&req);
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let metrics = req
         .app_data::<actix_web::web::Data<crate::AppState>>()
         .cloned();
@@ -63,7 +63,7 @@ pub async fn request_log(
             if let Some(state) = &metrics {
                 state
                     .metrics
-                    .observe_request(method.as_str(), &route, status, elapsed);
+                    .observe_request(method, &route, status, elapsed);
             }
             if let Ok(v) = HeaderValue::from_str(&id) {
                 res.headers_mut().insert(REQUEST_ID, v);
@@ -93,6 +93,28 @@ pub async fn request_log(
             Err(e)
         }
     }
+}
+
+/// The method as a metrics label and log field: one of the standard
+/// methods, or `OTHER`, so no client-chosen text (actix accepts any token
+/// as a method) becomes a label or grows `/metrics`.
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::HEAD, "HEAD"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::PATCH, "PATCH"),
+        (Method::DELETE, "DELETE"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(m, _)| m == method)
+        .map_or("OTHER", |(_, label)| label)
 }
 
 /// Upper bounds (seconds) of the latency histogram buckets.

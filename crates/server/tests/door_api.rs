@@ -444,6 +444,20 @@ async fn metrics_count_requests_unlocks_and_refusals_without_identifiers() {
         "1998",
     );
     app.get("/api/v1.0/member/openid/secret-openid-777").await;
+    // invented methods: one OTHER label, never the client's text
+    for i in 0..50 {
+        let method = format!("X{}{i}", "Y".repeat(2000));
+        let res = app
+            .client
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}/healthz", app.address),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 405);
+    }
 
     let res = app
         .client
@@ -466,6 +480,7 @@ async fn metrics_count_requests_unlocks_and_refusals_without_identifiers() {
         r#"zhima_oauth_token_responses_total 0"#,
         r#"zhima_door_unlocked 0"#,
         r#"zhima_door_ready 1"#,
+        r#"zhima_http_requests_total{method="OTHER",route="/healthz",status="405"} 50"#,
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
     }
@@ -484,4 +499,6 @@ async fn metrics_count_requests_unlocks_and_refusals_without_identifiers() {
     assert!(!text.contains("secret-openid-777"));
     assert!(!text.contains(&app.door_key) && !text.contains(&app.admin_key));
     assert!(text.contains(r#"zhima_db_pool_connections{state="max"}"#));
+    assert!(!text.contains("YYYY"), "a client's method became a label");
+    assert!(text.len() < 64 * 1024, "{} bytes of metrics", text.len());
 }
