@@ -1227,6 +1227,73 @@ async fn introspection_and_metadata() {
     );
 }
 
+async fn introspect(app: &TestApp, partner: &Partner, token: &str) -> Answer {
+    let res = http()
+        .post(format!("{}/oauth/introspect", app.address))
+        .basic_auth(&partner.client_id, partner.secret.as_deref())
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    answer(res).await
+}
+
+#[actix_web::test]
+async fn deactivating_a_member_ends_every_partner_grant() {
+    let app = spawn_app().await;
+    let partner = register(&app, false, "profile vip");
+    let fay = member(&app, "fay-openid-0001", "Fay", "", 0).await;
+    gift(&app, &fay, 500);
+    let token = tokens(&app, &partner, &["profile", "vip"], "Fay").await;
+    let access = token.access_token().secret().clone();
+    let refresh = token.refresh_token().unwrap().clone();
+    // a code approved but not yet redeemed
+    let (code, verifier) = authorize(&app, &partner, &["profile"], "Fay").await;
+    assert_eq!(profile(&app, &access).await.status, 200);
+
+    app.store
+        .set_deactivated(&fay, true, support::default_now())
+        .unwrap();
+    assert_invalid_token(&profile(&app, &access).await);
+    assert_invalid_token(&buy(&app, &access, "standard", None).await);
+    assert_eq!(
+        introspect(&app, &partner, &access).await.body,
+        json!({"active": false})
+    );
+    assert_eq!(
+        introspect(&app, &partner, refresh.secret()).await.body,
+        json!({"active": false})
+    );
+    assert_eq!(
+        server_error(refresh_grant(&partner, &refresh).await),
+        BasicErrorResponseType::InvalidGrant
+    );
+    let redeemed = partner
+        .client
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(verifier)
+        .request_async(&http())
+        .await;
+    assert_eq!(server_error(redeemed), BasicErrorResponseType::InvalidGrant);
+    // nothing was spent
+    let record = app
+        .store
+        .member(zhima_storage::MemberKey::OpenId(&fay))
+        .unwrap()
+        .unwrap();
+    assert!(record.vip.is_empty(), "{:?}", record.vip);
+
+    // reactivation does not bring the old grants back
+    app.store
+        .set_deactivated(&fay, false, support::default_now())
+        .unwrap();
+    assert_invalid_token(&profile(&app, &access).await);
+    assert_eq!(
+        server_error(refresh_grant(&partner, &refresh).await),
+        BasicErrorResponseType::InvalidGrant
+    );
+}
+
 async fn metadata_of(app: &TestApp, headers: &[(&str, &str)]) -> Answer {
     let mut req = http().get(format!(
         "{}/.well-known/oauth-authorization-server",

@@ -453,23 +453,34 @@ impl Store {
     }
 
     /// Deactivates (status `INVALID`) or reactivates a member. Members are
-    /// never deleted: their history stays.
+    /// never deleted: their history stays. Deactivation also revokes every
+    /// token and unused code the member's partners hold, in the same
+    /// transaction; token reads never return a deactivated member's tokens.
     pub fn set_deactivated(
         &self,
         openid: &OpenId,
         deactivated: bool,
         now: DateTime<Utc>,
     ) -> Result<(), StorageError> {
-        let mut conn = self.conn()?;
-        let n = diesel::update(members::table.filter(members::openid.eq(openid.as_str())))
-            .set((
-                members::deactivated_at.eq(deactivated.then(|| secs(now))),
-                members::updated_at.eq(secs(now)),
-            ))
-            .execute(&mut conn)?;
-        if n == 0 {
-            return Err(StorageError::MemberNotFound);
-        }
-        Ok(())
+        self.write(|conn| {
+            let id: i64 = members::table
+                .select(members::id)
+                .filter(members::openid.eq(openid.as_str()))
+                .get_result(conn)
+                .optional()?
+                .ok_or(StorageError::MemberNotFound)?;
+            diesel::update(members::table.filter(members::id.eq(id)))
+                .set((
+                    members::deactivated_at.eq(deactivated.then(|| secs(now))),
+                    members::updated_at.eq(secs(now)),
+                ))
+                .execute(conn)?;
+            // a deactivated member's partners lose every grant at once;
+            // reactivation does not bring them back (the member consents anew)
+            if deactivated {
+                crate::oauth::revoke_member_grants_in(conn, id, now)?;
+            }
+            Ok(())
+        })
     }
 }

@@ -9,7 +9,7 @@ use zhima_domain::ids::MemberId;
 use zhima_domain::partner::PartnerScope;
 
 use crate::rows::{instant, secs};
-use crate::schema::{oauth_clients, oauth_codes, oauth_tokens};
+use crate::schema::{members, oauth_clients, oauth_codes, oauth_tokens};
 use crate::{StorageError, Store};
 
 /// A registered partner application.
@@ -280,6 +280,29 @@ fn insert_tokens(
     Ok(())
 }
 
+/// Revokes every token a member's partners hold and spends their codes
+/// (deactivation); returns how many tokens were active.
+pub(crate) fn revoke_member_grants_in(
+    conn: &mut crate::connection::AnyConnection,
+    member: i64,
+    now: DateTime<Utc>,
+) -> Result<usize, StorageError> {
+    diesel::update(
+        oauth_codes::table
+            .filter(oauth_codes::member_id.eq(member))
+            .filter(oauth_codes::used_at.is_null()),
+    )
+    .set(oauth_codes::used_at.eq(secs(now)))
+    .execute(conn)?;
+    Ok(diesel::update(
+        oauth_tokens::table
+            .filter(oauth_tokens::member_id.eq(member))
+            .filter(oauth_tokens::revoked_at.is_null()),
+    )
+    .set(oauth_tokens::revoked_at.eq(secs(now)))
+    .execute(conn)?)
+}
+
 fn revoke_family_in(
     conn: &mut crate::connection::AnyConnection,
     family: i64,
@@ -422,6 +445,13 @@ impl Store {
                     oauth_codes::used_at,
                 ))
                 .filter(oauth_codes::code_hash.eq(code_hash))
+                .filter(
+                    oauth_codes::member_id.eq_any(
+                        members::table
+                            .select(members::id)
+                            .filter(members::deactivated_at.is_null()),
+                    ),
+                )
                 .get_result(conn)
                 .optional()?;
             let Some((id, client_id, member_id, redirect_uri, scope, pkce, expires_at, used_at)) =
@@ -469,12 +499,20 @@ impl Store {
         self.write(|conn| insert_tokens(conn, new, now))
     }
 
-    /// A token by its hash, whatever its state.
+    /// A token by its hash, whatever its state; `None` for a token of a
+    /// deactivated member, so no check of a token ever passes for one.
     pub fn oauth_token(&self, token_hash: &str) -> Result<Option<StoredToken>, StorageError> {
         let mut conn = self.conn()?;
         oauth_tokens::table
             .select(TokenRow::as_select())
             .filter(oauth_tokens::token_hash.eq(token_hash))
+            .filter(
+                oauth_tokens::member_id.eq_any(
+                    members::table
+                        .select(members::id)
+                        .filter(members::deactivated_at.is_null()),
+                ),
+            )
             .get_result(&mut conn)
             .optional()?
             .map(TokenRow::into_domain)
