@@ -68,6 +68,33 @@ pub struct History<'a> {
     pub vip: &'a [VipPeriod],
 }
 
+/// A line of stacked periods (memberships; the tool room): a period paid
+/// before the line ends starts where it ends, and month steps keep the day
+/// of month of the payment that began the line.
+#[derive(Debug, Default)]
+struct Line {
+    /// (where the line began, where it ends now)
+    state: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+impl Line {
+    /// Adds a period paid at `paid_at`: its start and end.
+    fn stack(
+        &mut self,
+        paid_at: DateTime<Utc>,
+        span: crate::time::CalendarSpan,
+        tz: Tz,
+    ) -> (DateTime<Utc>, DateTime<Utc>) {
+        let (anchor, start) = match self.state {
+            Some((anchor, end)) if paid_at <= end => (anchor, end),
+            _ => (paid_at, paid_at),
+        };
+        let end = span.after_anchored(start, anchor, tz);
+        self.state = Some((anchor, end));
+        (start, end)
+    }
+}
+
 #[derive(Debug)]
 struct Pack {
     start: DateTime<Utc>,
@@ -81,11 +108,14 @@ struct Pack {
 /// - payments are taken in order of `paidTime` (then of recording);
 /// - a membership period starts at the later of its payment time and the
 ///   current end of the membership line, and lasts its plan's calendar span
-///   (or `until_days` days) on the wall clock of `tz`;
+///   (or `until_days` days) on the wall clock of `tz`; month steps of a
+///   stacked line keep the day of month the line began on (two months from
+///   31 Jan end on 31 Mar: the first on 29 Feb or 28 Feb, the second on 31 Mar);
 /// - a day pass covers its span from its payment time;
 /// - an entry pack may be used on `days` distinct local days within its
 ///   window; each distinct day of entry spends one day from the usable pack
-///   that ends first; further entries on an already spent day are free;
+///   that ends first; further entries on an already spent day are free, and
+///   so is an entry that a membership, pass or VIP period covers;
 /// - tool-room periods stack on their own line and do not open the door;
 /// - VIP periods open the door while they run (they do not move the end of
 ///   the membership line);
@@ -99,6 +129,7 @@ pub fn evaluate(history: History<'_>, plans: &Plans, tz: Tz, now: DateTime<Utc>)
     let mut membership_until: Option<DateTime<Utc>> = None;
     let mut tool_room_until: Option<DateTime<Utc>> = None;
     let mut packs: Vec<Pack> = Vec::new();
+    let (mut membership, mut tool_room) = (Line::default(), Line::default());
 
     for payment in payments {
         let Ok(plan) = plans.get(&payment.pay_type) else {
@@ -110,9 +141,7 @@ pub fn evaluate(history: History<'_>, plans: &Plans, tz: Tz, now: DateTime<Utc>)
         };
         match grant {
             Grant::Membership { span } => {
-                let start =
-                    membership_until.map_or(payment.paid_at, |end| end.max(payment.paid_at));
-                let end = span.after(start, tz);
+                let (start, end) = membership.stack(payment.paid_at, span, tz);
                 access.push((start, end));
                 membership_until = Some(end);
             }
@@ -125,8 +154,7 @@ pub fn evaluate(history: History<'_>, plans: &Plans, tz: Tz, now: DateTime<Utc>)
                 left: days,
             }),
             Grant::ToolRoom { span } => {
-                let start = tool_room_until.map_or(payment.paid_at, |end| end.max(payment.paid_at));
-                tool_room_until = Some(span.after(start, tz));
+                tool_room_until = Some(tool_room.stack(payment.paid_at, span, tz).1);
             }
             Grant::Nothing => {}
         }
@@ -142,6 +170,11 @@ pub fn evaluate(history: History<'_>, plans: &Plans, tz: Tz, now: DateTime<Utc>)
     for entry in entries {
         let day = local_date(entry, tz);
         if spent_days.contains(&day) {
+            continue;
+        }
+        // an entry a membership, pass or VIP period already covers spends
+        // nothing from a pack
+        if access.iter().any(|&(s, e)| s <= entry && entry < e) {
             continue;
         }
         let pack = packs
@@ -415,6 +448,84 @@ mod tests {
         // 07:30 and 09:00 local are one day, though two UTC dates
         let entries = [t("202401040730"), t("202401040900")];
         assert_eq!(eval(&p, &entries, "202401041200").entry_days_left, Some(9));
+    }
+
+    #[test]
+    fn stacked_months_keep_the_day_the_line_began_on() {
+        let p = [
+            pay(1, "1M MEMBERSHIP", "202301311000"),
+            pay(2, "1M MEMBERSHIP", "202301311000"),
+        ];
+        let v = eval(&p, &[], "202302011000");
+        assert_eq!(v.membership_until, Some(t("202303311000")));
+        // the first period alone ends on the last day of February
+        let v = eval(&p[..1], &[], "202302011000");
+        assert_eq!(v.membership_until, Some(t("202302281000")));
+        // three: 30 Apr (April has no 31st); one paid later, during the line
+        let p = [
+            pay(1, "1M MEMBERSHIP", "202301311000"),
+            pay(2, "1M MEMBERSHIP", "202302101000"),
+            pay(3, "1M MEMBERSHIP", "202303151000"),
+        ];
+        let v = eval(&p, &[], "202303161000");
+        assert_eq!(v.membership_until, Some(t("202304301000")));
+        // a leap year: 31 Jan, 29 Feb, 31 Mar
+        let p = [
+            pay(1, "1M MEMBERSHIP", "202401311000"),
+            pay(2, "1M MEMBERSHIP", "202401311000"),
+        ];
+        assert_eq!(
+            eval(&p[..1], &[], "202402011000").membership_until,
+            Some(t("202402291000"))
+        );
+        assert_eq!(
+            eval(&p, &[], "202402011000").membership_until,
+            Some(t("202403311000"))
+        );
+        // after a gap a new line begins on its own day
+        let p = [
+            pay(1, "1M MEMBERSHIP", "202301311000"),
+            pay(2, "1M MEMBERSHIP", "202303151000"),
+        ];
+        let v = eval(&p, &[], "202303161000");
+        assert_eq!(v.membership_until, Some(t("202304151000")));
+    }
+
+    #[test]
+    fn entries_covered_by_another_grant_spend_no_pack_day() {
+        // a pack, and a month of membership from Jan 10 to Feb 10
+        let p = [
+            pay(1, "10 ENTRIES", "202401011000"),
+            pay(2, "1M MEMBERSHIP", "202401101000"),
+        ];
+        // two entries in the membership, one before it, one after it
+        let entries = [
+            t("202401051000"),
+            t("202401151000"),
+            t("202401201000"),
+            t("202402151000"),
+        ];
+        let v = eval(&p, &entries, "202402161000");
+        assert_eq!(v.entry_days_left, Some(8), "{v:?}");
+        // a VIP period covers like a membership
+        let vip = [VipPeriod {
+            start: t("202403011000"),
+            end: t("202403311000"),
+            level: crate::partner::VipLevel::Standard,
+        }];
+        let entries = [t("202403051000"), t("202403061000")];
+        let v = evaluate(
+            History {
+                deactivated: false,
+                payments: &p[..1],
+                entries: &entries,
+                vip: &vip,
+            },
+            &Plans::standard(),
+            TZ,
+            t("202403071000"),
+        );
+        assert_eq!(v.entry_days_left, Some(10), "{v:?}");
     }
 
     #[test]

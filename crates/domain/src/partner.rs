@@ -248,7 +248,9 @@ pub fn vip_at(periods: &[VipPeriod], now: DateTime<Utc>) -> Option<VipLevel> {
 }
 
 /// The next period bought at `now`: it starts at the later of `now` and the
-/// end of the member's last VIP period, and lasts `span` on the wall clock of `tz`.
+/// end of the member's last VIP period, and lasts `span` on the wall clock of
+/// `tz`, keeping the day of month of the line of stacked periods it continues
+/// (as memberships do).
 pub fn next_vip_period(
     periods: &[VipPeriod],
     level: VipLevel,
@@ -261,10 +263,16 @@ pub fn next_vip_period(
         .map(|p| p.end)
         .max()
         .map_or(now, |end| end.max(now));
+    // the line this period continues began where the chain of periods
+    // ending exactly where the next starts began
+    let mut anchor = start;
+    while let Some(p) = periods.iter().find(|p| p.end == anchor && p.start < anchor) {
+        anchor = p.start;
+    }
     VipPeriod {
         level,
         start,
-        end: span.after(start, tz),
+        end: span.after_anchored(start, anchor, tz),
     }
 }
 
@@ -401,6 +409,7 @@ mod tests {
         // bought again before the first ends: starts at its end
         let second = next_vip_period(&[first], VipLevel::Gold, month, TZ, t("201802101200"));
         assert_eq!(second.start, first.end);
+        assert_eq!(second.end, t("201803312000"), "the line keeps the 31st");
         // bought after a gap: starts now
         let third = next_vip_period(
             &[first, second],

@@ -101,6 +101,47 @@ impl CalendarSpan {
     }
 }
 
+impl CalendarSpan {
+    /// [`CalendarSpan::after`] for a period that continues a stacked line
+    /// which began at `anchor`: a month step keeps the anchor's day of month
+    /// where the month has it, so clamping in a short month does not carry
+    /// over (two months stacked from 31 Jan end on 31 Mar, not 28 Mar). Day
+    /// steps are plain.
+    pub fn after_anchored(
+        self,
+        start: DateTime<Utc>,
+        anchor: DateTime<Utc>,
+        tz: Tz,
+    ) -> DateTime<Utc> {
+        let end = self.after(start, tz);
+        let CalendarSpan::Months(_) = self else {
+            return end;
+        };
+        if end == DateTime::<Utc>::MAX_UTC {
+            return end;
+        }
+        let local = end.with_timezone(&tz).naive_local();
+        let want = anchor.with_timezone(&tz).day();
+        let last = last_day_of_month(local.date());
+        let day = want.min(last);
+        if day <= local.day() {
+            return end;
+        }
+        match local.with_day(day) {
+            Some(moved) => resolve_local(moved, tz),
+            None => end,
+        }
+    }
+}
+
+/// The number of the last day of `date`'s month.
+fn last_day_of_month(date: chrono::NaiveDate) -> u32 {
+    (28..=31)
+        .rev()
+        .find(|d| date.with_day(*d).is_some())
+        .unwrap_or(28)
+}
+
 /// Turns a local wall time into an instant, taking the earlier of two
 /// candidates and skipping forward over a gap.
 fn resolve_local(naive: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
