@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod pkce;
 mod primitives;
 pub mod request;
 
@@ -14,7 +15,7 @@ use serde::Serialize;
 use zhima_domain::ids::MemberId;
 use zhima_domain::partner::PartnerScope;
 use zhima_storage::credentials::{hash_api_key, hash_password};
-use zhima_storage::oauth::{NewOAuthClient, OAuthClient, StoredToken};
+use zhima_storage::oauth::{NewOAuthClient, OAuthClient, Redeemed, StoredCode, StoredToken};
 use zhima_storage::{StorageError, Store};
 
 use primitives::{Failure, Primitives};
@@ -306,6 +307,9 @@ impl Provider {
                 secret_hash,
                 redirect_uris,
                 scopes,
+                // every client, confidential ones included (RFC 9700);
+                // `zhima partner pkce` opts an old partner out
+                pkce_required: true,
             },
             now,
         )?;
@@ -349,6 +353,7 @@ impl Provider {
         now: DateTime<Utc>,
     ) -> Result<Url, OAuthError> {
         let mut primitives = Primitives::new(&self.store, &self.settings, &self.secrets, now);
+        primitives.redirect_uri_sent = params.get("redirect_uri").is_some();
         let pending = authorization::authorization_code(&mut primitives, params);
         let pending = self.authorization_outcome(pending, &primitives)?;
         let outcome = if allow {
@@ -404,16 +409,37 @@ impl Provider {
         if request.params.has_duplicates() || request.bad_authorization {
             return Err(token_error(TokenErrorKind::InvalidRequest));
         }
+        let grant_type = request.params.get("grant_type");
+        match grant_type {
+            Some("authorization_code" | "refresh_token") => {}
+            Some(_) => return Err(token_error(TokenErrorKind::UnsupportedGrantType)),
+            None => return Err(token_error(TokenErrorKind::InvalidRequest)),
+        }
+        // the client first: nothing is read, spent or revoked for a request
+        // whose client does not authenticate
+        let client = self.authenticate(request, now)?;
         let mut primitives = Primitives::new(&self.store, &self.settings, &self.secrets, now);
-        let outcome = match request.params.get("grant_type") {
+        let mut filled;
+        let mut request = request;
+        if grant_type == Some("authorization_code") {
+            let stored = self.redeem(request, &client, now)?;
+            if request.params.get("redirect_uri").is_none() {
+                // not sent at authorization, so not required now; oxide-auth
+                // compares it, so it gets the one the code was bound to
+                filled = request.clone();
+                filled.params = filled.params.with("redirect_uri", &stored.redirect_uri);
+                request = &filled;
+            }
+            primitives.redeemed_code = Some(stored);
+        }
+        let outcome = match grant_type {
             Some("authorization_code") => accesstoken::access_token(&mut primitives, request)
                 .map(|_| ())
                 .map_err(|mut e| e.description().map(|d| TokenErrorKind::of(d.kind()))),
             Some("refresh_token") => refresh::refresh(&mut primitives, request)
                 .map(|_| ())
                 .map_err(|mut e| e.description().map(|d| TokenErrorKind::of(d.kind()))),
-            Some(_) => return Err(token_error(TokenErrorKind::UnsupportedGrantType)),
-            None => return Err(token_error(TokenErrorKind::InvalidRequest)),
+            _ => return Err(token_error(TokenErrorKind::UnsupportedGrantType)),
         };
         let failure = primitives.failure.borrow_mut().take();
         match (outcome, failure) {
@@ -429,12 +455,50 @@ impl Provider {
             }
             (Err(_), Some(Failure::Storage(e))) => Err(OAuthError::Storage(e)),
             (Err(_), Some(Failure::Busy)) => Err(OAuthError::Busy),
-            (Err(_), Some(Failure::Replayed | Failure::BadGrant | Failure::Pkce)) => {
+            (Err(_), Some(Failure::Replayed | Failure::BadGrant)) => {
                 Err(token_error(TokenErrorKind::InvalidGrant))
             }
             // oxide-auth answers a code for another client with invalid_request
             (Err(Some(kind)), None) => Err(token_error(kind)),
             (Err(None), None) => Err(OAuthError::Internal),
+        }
+    }
+
+    /// Spends the request's code for `client`, if the code was issued to it,
+    /// the redirect URI is the one the authorization request named (or
+    /// absent when it named none), and the PKCE verifier fits.
+    fn redeem(
+        &self,
+        request: &TokenRequest,
+        client: &OAuthClient,
+        now: DateTime<Utc>,
+    ) -> Result<StoredCode, OAuthError> {
+        let basic = request.used_basic();
+        let token_error = |kind| OAuthError::Token { kind, basic };
+        let code = request
+            .params
+            .get("code")
+            .ok_or(token_error(TokenErrorKind::InvalidRequest))?;
+        let sent_redirect = request.params.get("redirect_uri");
+        let verifier = request.params.get("code_verifier");
+        let redeemed =
+            self.store
+                .redeem_oauth_code(&hash_token(code), &client.client_id, now, |stored| {
+                    let redirect_ok = match sent_redirect {
+                        Some(uri) => uri == stored.redirect_uri,
+                        None => !stored.redirect_uri_sent,
+                    };
+                    redirect_ok && pkce::verify(stored.pkce.as_deref(), verifier)
+                })?;
+        match redeemed {
+            Redeemed::Fresh(stored) => Ok(stored),
+            Redeemed::Replayed => {
+                tracing::warn!("an authorization code was replayed; its tokens are revoked");
+                Err(token_error(TokenErrorKind::InvalidGrant))
+            }
+            Redeemed::Mismatch | Redeemed::Expired | Redeemed::Unknown => {
+                Err(token_error(TokenErrorKind::InvalidGrant))
+            }
         }
     }
 

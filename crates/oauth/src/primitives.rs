@@ -24,7 +24,7 @@ use oxide_auth::primitives::registrar::{
 use zhima_domain::ids::MemberId;
 use zhima_domain::partner::PartnerScope;
 use zhima_storage::credentials::verify_password_admitted;
-use zhima_storage::oauth::{NewCode, NewTokens, OAuthClient, Redeemed, StoredToken, TokenKind};
+use zhima_storage::oauth::{NewCode, NewTokens, OAuthClient, StoredCode, StoredToken, TokenKind};
 use zhima_storage::{StorageError, Store};
 
 use crate::{hash_token, random_token, Settings};
@@ -40,8 +40,6 @@ pub(crate) enum Failure {
     Replayed,
     /// A code or token that is expired, revoked or unknown.
     BadGrant,
-    /// The PKCE verifier does not match.
-    Pkce,
 }
 
 pub(crate) struct Primitives<'a> {
@@ -55,6 +53,13 @@ pub(crate) struct Primitives<'a> {
     pub(crate) failure: RefCell<Option<Failure>>,
     pub(crate) issued: Option<(IssuedToken, String)>,
     scopes: Vec<Scope>,
+    /// The client that passed authentication in this request.
+    authenticated: RefCell<Option<String>>,
+    /// The code this token request redeemed before oxide-auth's flow ran
+    /// (the client, redirect URI and PKCE verifier were checked first).
+    pub(crate) redeemed_code: Option<StoredCode>,
+    /// Whether the authorization request being decided named its redirect URI.
+    pub(crate) redirect_uri_sent: bool,
 }
 
 /// Client secrets verified lately. A partner's server authenticates on
@@ -148,6 +153,9 @@ impl<'a> Primitives<'a> {
             failure: RefCell::new(None),
             issued: None,
             scopes: Vec::new(),
+            authenticated: RefCell::new(None),
+            redeemed_code: None,
+            redirect_uri_sent: true,
         }
     }
 
@@ -216,7 +224,7 @@ impl<'a> Primitives<'a> {
         &self,
         family: i64,
         grant: &'h Grant,
-        scope: &'h str,
+        (scope, refresh_scope): (&'h str, &'h str),
         hashes: &'h [String; 2],
     ) -> Result<NewTokens<'h>, ()> {
         Ok(NewTokens {
@@ -224,6 +232,7 @@ impl<'a> Primitives<'a> {
             client_id: &grant.client_id,
             member_id: MemberId(grant.owner_id.parse::<i64>().map_err(|_| ())?),
             scope,
+            refresh_scope,
             access_hash: &hashes[0],
             access_expires: self.now + self.settings.access_token_ttl,
             refresh_hash: &hashes[1],
@@ -292,6 +301,20 @@ impl Registrar for Primitives<'_> {
     }
 
     fn check(&self, client_id: &str, passphrase: Option<&[u8]>) -> Result<(), RegistrarError> {
+        let checked = self.check_secret(client_id, passphrase);
+        if checked.is_ok() {
+            *self.authenticated.borrow_mut() = Some(client_id.to_owned());
+        }
+        checked
+    }
+}
+
+impl Primitives<'_> {
+    fn check_secret(
+        &self,
+        client_id: &str,
+        passphrase: Option<&[u8]>,
+    ) -> Result<(), RegistrarError> {
         let client = self
             .client(client_id)
             .map_err(|()| RegistrarError::PrimitiveError)?
@@ -339,6 +362,7 @@ impl Authorizer for Primitives<'_> {
             redirect_uri: grant.redirect_uri.as_str(),
             scope: &scope,
             pkce: pkce.as_deref(),
+            redirect_uri_sent: self.redirect_uri_sent,
             expires_at: self.now + self.settings.code_ttl,
         };
         match self.store.insert_oauth_code(&new, self.now) {
@@ -350,38 +374,22 @@ impl Authorizer for Primitives<'_> {
         }
     }
 
-    fn extract(&mut self, code: &str) -> Result<Option<Grant>, ()> {
-        let redeemed = match self.store.redeem_oauth_code(&hash_token(code), self.now) {
-            Ok(r) => r,
-            Err(e) => {
-                self.fail(Failure::Storage(e));
-                return Err(());
-            }
-        };
-        let stored = match redeemed {
-            Redeemed::Fresh(stored) => stored,
-            Redeemed::Replayed => {
-                tracing::warn!("an authorization code was replayed; its tokens are revoked");
-                self.fail(Failure::Replayed);
-                return Ok(None);
-            }
-            Redeemed::Expired | Redeemed::Unknown => {
-                self.fail(Failure::BadGrant);
-                return Ok(None);
-            }
+    fn extract(&mut self, _code: &str) -> Result<Option<Grant>, ()> {
+        // Provider::token redeemed the code already, after authenticating
+        // the client and checking the redirect URI and PKCE verifier, so a
+        // request that fails those never spends or revokes anything
+        let Some(stored) = self.redeemed_code.take() else {
+            self.fail(Failure::BadGrant);
+            return Ok(None);
         };
         self.redeemed = Some(stored.id);
-        let mut extensions = Extensions::new();
-        if let Some(pkce) = stored.pkce {
-            extensions.set(&pkce_id(), Value::private(Some(pkce)));
-        }
         Ok(Some(Grant {
             owner_id: stored.member_id.0.to_string(),
             client_id: stored.client_id,
             scope: stored.scope.parse().map_err(|_| ())?,
             redirect_uri: stored.redirect_uri.parse().map_err(|_| ())?,
             until: far_future(),
-            extensions,
+            extensions: Extensions::new(),
         }))
     }
 }
@@ -391,7 +399,7 @@ impl Issuer for Primitives<'_> {
         let family = self.redeemed.ok_or(())?;
         let (issued, hashes) = self.new_pair()?;
         let scope = grant.scope.to_string();
-        let new = self.new_tokens(family, &grant, &scope, &hashes)?;
+        let new = self.new_tokens(family, &grant, (&scope, &scope), &hashes)?;
         if let Err(e) = self.store.issue_oauth_tokens(&new, self.now) {
             self.fail(Failure::Storage(e));
             return Err(());
@@ -403,8 +411,10 @@ impl Issuer for Primitives<'_> {
     fn refresh(&mut self, _refresh: &str, grant: Grant) -> Result<RefreshedToken, ()> {
         let old = self.refreshing.borrow().clone().ok_or(())?;
         let (issued, hashes) = self.new_pair()?;
+        // the access token may be narrower; the refresh token keeps the
+        // scope of the grant it continues (RFC 6749 §6)
         let scope = grant.scope.to_string();
-        let new = self.new_tokens(old.family, &grant, &scope, &hashes)?;
+        let new = self.new_tokens(old.family, &grant, (&scope, &old.scope), &hashes)?;
         match self.store.rotate_refresh_token(old.id, &new, self.now) {
             Ok(true) => {}
             Ok(false) => {
@@ -450,6 +460,13 @@ impl Issuer for Primitives<'_> {
             self.fail(Failure::BadGrant);
             return Ok(None);
         };
+        let by_its_client =
+            self.authenticated.borrow().as_deref() == Some(found.client_id.as_str());
+        if !by_its_client {
+            // another client's token revokes nothing and tells nothing
+            self.fail(Failure::BadGrant);
+            return Ok(None);
+        }
         if found.used_at.is_some() && found.revoked_at.is_none() {
             // a rotated refresh token came back: someone holds a copy
             tracing::warn!(
@@ -473,30 +490,23 @@ impl Issuer for Primitives<'_> {
     }
 }
 
-/// PKCE on both ends: S256 only; required for public clients.
-impl Primitives<'_> {
-    fn pkce_for(&self, client_id: Option<&str>) -> Pkce {
-        let public = client_id
-            .and_then(|id| self.client(id).ok().flatten())
-            .is_some_and(|c| c.is_public());
-        if public {
-            Pkce::required()
-        } else {
-            Pkce::optional()
-        }
-    }
-}
-
+/// PKCE at the authorization request: S256 only, required unless the
+/// client was opted out (confidential clients only). The verifier is checked
+/// when the code is redeemed (`Provider::token`).
 impl authorization::Extension for Primitives<'_> {
     fn extend(&mut self, request: &dyn authorization::Request) -> Result<Extensions, ()> {
-        let pkce = self.pkce_for(request.client_id().as_deref());
-        let value = pkce.challenge(
-            request.extension("code_challenge_method"),
-            request.extension("code_challenge"),
+        let required = request
+            .client_id()
+            .and_then(|id| self.client(&id).ok().flatten())
+            .is_none_or(|c| c.pkce_required || c.is_public());
+        let challenge = crate::pkce::challenge(
+            required,
+            request.extension("code_challenge_method").as_deref(),
+            request.extension("code_challenge").as_deref(),
         )?;
         let mut extensions = Extensions::new();
-        if let Some(value) = value {
-            extensions.set(&pkce, value);
+        if let Some(challenge) = challenge {
+            extensions.set(&pkce_id(), Value::private(Some(challenge)));
         }
         Ok(extensions)
     }
@@ -505,19 +515,9 @@ impl authorization::Extension for Primitives<'_> {
 impl accesstoken::Extension for Primitives<'_> {
     fn extend(
         &mut self,
-        request: &dyn accesstoken::Request,
-        mut data: Extensions,
+        _request: &dyn accesstoken::Request,
+        _data: Extensions,
     ) -> Result<Extensions, ()> {
-        let client_id = self.client.borrow().as_ref().map(|c| c.client_id.clone());
-        let pkce = self.pkce_for(client_id.as_deref());
-        let method = data.remove(&pkce);
-        if pkce
-            .verify(method, request.extension("code_verifier"))
-            .is_err()
-        {
-            self.fail(Failure::Pkce);
-            return Err(());
-        }
         Ok(Extensions::new())
     }
 }

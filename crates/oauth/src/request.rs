@@ -40,6 +40,12 @@ impl Params {
             .filter(|v| !v.is_empty())
     }
 
+    /// The same parameters with `name` set to `value`.
+    pub(crate) fn with(mut self, name: &str, value: &str) -> Params {
+        self.map.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
     /// Whether some parameter was given twice.
     pub fn has_duplicates(&self) -> bool {
         self.duplicated

@@ -219,7 +219,12 @@ fn main() {
                     let mut chains_public = Vec::new();
                     let mut chains_conf = Vec::new();
                     for (i, member) in members.iter().enumerate() {
-                        let code = code_for(&provider, &conf_id, *member, None);
+                        let code = code_for(
+                            &provider,
+                            &conf_id,
+                            *member,
+                            Some(common::oauth::CHALLENGE),
+                        );
                         let t: TokenAnswer = http
                             .post(&token_url)
                             .basic_auth(&conf_id, Some(&secret))
@@ -227,6 +232,7 @@ fn main() {
                                 ("grant_type", "authorization_code"),
                                 ("code", &code),
                                 ("redirect_uri", REDIRECT),
+                                ("code_verifier", common::oauth::VERIFIER),
                             ])
                             .send()
                             .await

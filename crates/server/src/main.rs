@@ -70,6 +70,16 @@ enum PartnerCommand {
     },
     /// List partner applications (never their secrets).
     List,
+    /// Require PKCE of a partner (the default), or let an old confidential
+    /// partner that cannot send it go without.
+    Pkce {
+        /// The client_id.
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+        /// `required` or `optional`.
+        #[arg(value_parser = ["required", "optional"])]
+        rule: String,
+    },
     /// Remove a partner application and revoke every token it holds.
     Remove {
         /// The client_id (one that starts with `-`, made by older versions,
@@ -323,7 +333,7 @@ fn partner(settings: &Settings, cmd: PartnerCommand) -> Result<(), Box<dyn std::
                     format!("removed {}", t.to_rfc3339())
                 });
                 println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     client.client_id,
                     client.name,
                     if client.is_public() {
@@ -331,11 +341,23 @@ fn partner(settings: &Settings, cmd: PartnerCommand) -> Result<(), Box<dyn std::
                     } else {
                         "confidential"
                     },
+                    if client.pkce_required {
+                        "pkce-required"
+                    } else {
+                        "pkce-optional"
+                    },
                     PartnerScope::join(&client.scopes),
                     client.redirect_uris.join(" "),
                     state
                 );
             }
+        }
+        PartnerCommand::Pkce { client_id, rule } => {
+            let required = rule == "required";
+            if !store.set_oauth_client_pkce(&client_id, required)? {
+                return Err(format!("no active partner with client_id {client_id:?}").into());
+            }
+            println!("PKCE is now {rule} for {client_id}");
         }
         PartnerCommand::Remove { client_id } => {
             if !store.remove_oauth_client(&client_id, Utc::now())? {

@@ -195,7 +195,7 @@ async fn fixture() -> Fixture {
             "https://partner.example/cb",
             scope,
             member_id,
-            None,
+            Some(support::oauth::CHALLENGE),
             support::default_now(),
         );
         let (http, address, client_id, secret) = (
@@ -211,6 +211,7 @@ async fn fixture() -> Fixture {
                 .form(&[
                     ("grant_type", "authorization_code"),
                     ("code", code.as_str()),
+                    ("code_verifier", support::oauth::VERIFIER),
                     ("redirect_uri", "https://partner.example/cb"),
                 ])
                 .send()

@@ -21,6 +21,9 @@ use zhima_domain::partner::{PartnerScope, TokenKind, Tokens};
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
 const PASSWORD: &str = "correct horse battery";
+/// RFC 7636 appendix B: a verifier and its S256 challenge.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointSet, EndpointNotSet, EndpointSet>;
 
@@ -740,7 +743,8 @@ async fn bad_client_or_redirect_uri_shows_an_error_page_and_never_redirects() {
     // a good client and URI with an unknown scope: redirected with the error
     let page = browser
         .get(&format!(
-            "{base}?response_type=code&client_id={}&redirect_uri={REDIRECT}&state=xyz&scope=admin",
+            "{base}?response_type=code&client_id={}&redirect_uri={REDIRECT}&state=xyz&scope=admin\
+             &code_challenge={CHALLENGE}&code_challenge_method=S256",
             partner.client_id
         ))
         .await;
@@ -784,12 +788,19 @@ async fn public_clients_need_pkce_s256_and_have_no_secret() {
         profile(&app, token.access_token().secret()).await.body["nickname"],
         "Ann"
     );
-    // and a confidential client without PKCE is accepted
+    // a confidential client without PKCE is refused too (RFC 9700) ...
     let (url, _) = confidential
         .client
         .authorize_url(CsrfToken::new_random)
         .add_scope(Scope::new("profile".into()))
         .url();
+    let r = redirect_of(&browser.get(url.as_str()).await);
+    assert_eq!(r.error.as_deref(), Some("invalid_request"));
+    // ... unless staff opted that partner out (zhima partner pkce ID optional)
+    assert!(app
+        .store
+        .set_oauth_client_pkce(&confidential.client_id, false)
+        .unwrap());
     let r = consent(&app, &url, "Ann", PASSWORD).await;
     let token = confidential
         .client
@@ -1028,6 +1039,7 @@ async fn login_pages_refuse_forgery_framing_guessing_and_the_default_password() 
         .client
         .authorize_url(CsrfToken::new_random)
         .add_scope(Scope::new("profile".into()))
+        .set_pkce_challenge(PkceCodeChallenge::new_random_sha256().0)
         .url();
 
     let mut browser = Browser::new(&app);
@@ -1294,6 +1306,239 @@ async fn deactivating_a_member_ends_every_partner_grant() {
     );
 }
 
+/// A code approved by `nick` for an authorization request with `query`
+/// (after `response_type=code&client_id=…`).
+async fn code_for(app: &TestApp, partner: &Partner, query: &str, nick: &str) -> String {
+    let url = url::Url::parse(&format!(
+        "{}/oauth/authorize?response_type=code&client_id={}&{query}",
+        app.address, partner.client_id
+    ))
+    .unwrap();
+    consent(app, &url, nick, PASSWORD)
+        .await
+        .code
+        .expect("a code")
+}
+
+/// `POST /oauth/token` as `partner` (Basic for a confidential one, the
+/// client_id in the body for a public one, nothing when `as_client` is None).
+async fn token_post(app: &TestApp, as_client: Option<&Partner>, form: &[(&str, &str)]) -> Answer {
+    let mut form: Vec<(&str, &str)> = form.to_vec();
+    let mut req = http().post(format!("{}/oauth/token", app.address));
+    match as_client {
+        Some(p) if p.secret.is_some() => req = req.basic_auth(&p.client_id, p.secret.as_deref()),
+        Some(p) => form.push(("client_id", &p.client_id)),
+        None => {}
+    }
+    answer(req.form(&form).send().await.unwrap()).await
+}
+
+#[actix_web::test]
+async fn the_token_endpoint_checks_client_redirect_and_pkce_before_spending_a_code() {
+    let app = spawn_app().await;
+    let partner = register(&app, false, "profile vip");
+    let other = register(&app, false, "profile");
+    member(&app, "lin-openid-0002", "Lin", "", 0).await;
+    let with_pkce = format!(
+        "redirect_uri={REDIRECT}&scope=profile&code_challenge={CHALLENGE}&code_challenge_method=S256"
+    );
+    let redeem = |verifier: &'static str, redirect: &'static str| {
+        vec![
+            ("grant_type", "authorization_code"),
+            ("redirect_uri", redirect),
+            ("code_verifier", verifier),
+        ]
+    };
+
+    // a challenge of the wrong length is refused at the authorization request
+    for bad in ["short", &"a".repeat(129)] {
+        let url = format!(
+            "{}/oauth/authorize?response_type=code&client_id={}&redirect_uri={REDIRECT}\
+             &code_challenge={bad}&code_challenge_method=S256",
+            app.address, partner.client_id
+        );
+        let r = redirect_of(&Browser::new(&app).get(&url).await);
+        assert_eq!(r.error.as_deref(), Some("invalid_request"), "{bad}");
+    }
+
+    let code = code_for(&app, &partner, &with_pkce, "Lin").await;
+    let with_code = |mut form: Vec<(&'static str, &'static str)>, code: &str| {
+        let code: &'static str = Box::leak(code.to_owned().into_boxed_str());
+        form.push(("code", code));
+        form
+    };
+    // another client, a wrong redirect URI, a wrong or short verifier: each
+    // refused, and none of them spends the code
+    let stolen = token_post(
+        &app,
+        Some(&other),
+        &with_code(redeem(VERIFIER, REDIRECT), &code),
+    )
+    .await;
+    assert_eq!(stolen.body["error"], "invalid_grant", "{:?}", stolen.body);
+    let wrong_uri = with_code(redeem(VERIFIER, "http://127.0.0.1:9/other"), &code);
+    assert_eq!(
+        token_post(&app, Some(&partner), &wrong_uri).await.body["error"],
+        "invalid_grant"
+    );
+    let wrong = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXX";
+    for verifier in [wrong, "short-verifier"] {
+        let a = token_post(
+            &app,
+            Some(&partner),
+            &with_code(redeem(verifier, REDIRECT), &code),
+        )
+        .await;
+        assert_eq!(a.body["error"], "invalid_grant", "{verifier}: {:?}", a.body);
+    }
+    let good = token_post(
+        &app,
+        Some(&partner),
+        &with_code(redeem(VERIFIER, REDIRECT), &code),
+    )
+    .await;
+    assert_eq!(good.status, 200, "{:?}", good.body);
+    let access = good.body["access_token"].as_str().unwrap().to_owned();
+    // a replay by another client revokes nothing
+    let replay = token_post(
+        &app,
+        Some(&other),
+        &with_code(redeem(VERIFIER, REDIRECT), &code),
+    )
+    .await;
+    assert_eq!(replay.body["error"], "invalid_grant");
+    assert_eq!(profile(&app, &access).await.status, 200, "still active");
+    // by its own client it does (RFC 6749 §4.1.2)
+    let replay = token_post(
+        &app,
+        Some(&partner),
+        &with_code(redeem(VERIFIER, REDIRECT), &code),
+    )
+    .await;
+    assert_eq!(replay.body["error"], "invalid_grant");
+    assert_invalid_token(&profile(&app, &access).await);
+
+    // a partner opted out of PKCE: a verifier for a code issued without a
+    // challenge is a downgrade, refused without spending the code
+    assert!(app
+        .store
+        .set_oauth_client_pkce(&partner.client_id, false)
+        .unwrap());
+    let code = code_for(&app, &partner, &format!("redirect_uri={REDIRECT}"), "Lin").await;
+    let downgrade = token_post(
+        &app,
+        Some(&partner),
+        &with_code(redeem(VERIFIER, REDIRECT), &code),
+    )
+    .await;
+    assert_eq!(downgrade.body["error"], "invalid_grant");
+    let plain = with_code(
+        vec![
+            ("grant_type", "authorization_code"),
+            ("redirect_uri", REDIRECT),
+        ],
+        &code,
+    );
+    assert_eq!(token_post(&app, Some(&partner), &plain).await.status, 200);
+
+    // redirect_uri left out of the authorization request: not required at
+    // the token endpoint; named there: required
+    assert!(app
+        .store
+        .set_oauth_client_pkce(&partner.client_id, true)
+        .unwrap());
+    let code = code_for(
+        &app,
+        &partner,
+        &format!("scope=profile%20vip&code_challenge={CHALLENGE}&code_challenge_method=S256"),
+        "Lin",
+    )
+    .await;
+    let no_uri = with_code(
+        vec![
+            ("grant_type", "authorization_code"),
+            ("code_verifier", VERIFIER),
+        ],
+        &code,
+    );
+    let granted = token_post(&app, Some(&partner), &no_uri).await;
+    assert_eq!(granted.status, 200, "{:?}", granted.body);
+    let scope_set = |v: &Value| -> BTreeSet<String> {
+        v.as_str().unwrap().split(' ').map(str::to_owned).collect()
+    };
+    let both: BTreeSet<String> = ["profile".into(), "vip".into()].into();
+    assert_eq!(scope_set(&granted.body["scope"]), both);
+    let code = code_for(&app, &partner, &with_pkce, "Lin").await;
+    let missing = token_post(
+        &app,
+        Some(&partner),
+        &with_code(no_uri[..2].to_vec(), &code),
+    )
+    .await;
+    assert_eq!(missing.body["error"], "invalid_grant", "{:?}", missing.body);
+
+    // refresh with a narrower scope: the access token is narrower, the new
+    // refresh token keeps the grant's scope (RFC 6749 §6)
+    let refresh = granted.body["refresh_token"].as_str().unwrap().to_owned();
+    let narrow = token_post(
+        &app,
+        Some(&partner),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("scope", "profile"),
+        ],
+    )
+    .await;
+    assert_eq!(narrow.body["scope"], "profile", "{:?}", narrow.body);
+    let refresh2 = narrow.body["refresh_token"].as_str().unwrap().to_owned();
+    let wide = token_post(
+        &app,
+        Some(&partner),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh2),
+        ],
+    )
+    .await;
+    assert_eq!(scope_set(&wide.body["scope"]), both, "{:?}", wide.body);
+    let refresh3 = wide.body["refresh_token"].as_str().unwrap().to_owned();
+
+    // a spent refresh token sent without client authentication, or by
+    // another client, is refused and revokes nothing
+    let spent = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh2.as_str()),
+    ];
+    let anonymous = token_post(&app, None, &spent).await;
+    assert_eq!(anonymous.status, 401, "{:?}", anonymous.body);
+    assert_eq!(anonymous.body["error"], "invalid_client");
+    assert_eq!(
+        token_post(&app, Some(&other), &spent).await.body["error"],
+        "invalid_grant"
+    );
+    let still = wide.body["access_token"].as_str().unwrap();
+    assert_eq!(
+        profile(&app, still).await.status,
+        200,
+        "the family is intact"
+    );
+    // its own client reusing it revokes the family
+    assert_eq!(
+        token_post(&app, Some(&partner), &spent).await.body["error"],
+        "invalid_grant"
+    );
+    assert_invalid_token(&profile(&app, still).await);
+    let after = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh3.as_str()),
+    ];
+    assert_eq!(
+        token_post(&app, Some(&partner), &after).await.body["error"],
+        "invalid_grant"
+    );
+}
+
 async fn metadata_of(app: &TestApp, headers: &[(&str, &str)]) -> Answer {
     let mut req = http().get(format!(
         "{}/.well-known/oauth-authorization-server",
@@ -1339,6 +1584,7 @@ async fn forwarded_headers_count_only_from_a_trusted_proxy() {
             .client
             .authorize_url(CsrfToken::new_random)
             .add_scope(Scope::new("profile".into()))
+            .set_pkce_challenge(PkceCodeChallenge::new_random_sha256().0)
             .url();
         let mut browser = Browser::new(app);
         let login = browser.get(url.as_str()).await;
@@ -1466,6 +1712,11 @@ async fn partner_and_tokens_commands() {
     ]);
     assert!(!ok && err.contains("--scopes"), "{err}");
 
+    let (ok, out, err) = zhima(&["partner", "pkce", &id, "optional"]);
+    assert!(ok && out.contains("optional"), "{out}{err}");
+    assert!(!store.oauth_client(&id).unwrap().unwrap().pkce_required);
+    let (ok, _, err) = zhima(&["partner", "pkce", &id, "sometimes"]);
+    assert!(!ok, "{err}");
     let (ok, _, err) = zhima(&["partner", "remove", &id]);
     assert!(ok, "{err}");
     let (ok, out, err) = zhima(&["partner", "list"]);

@@ -125,7 +125,7 @@ async fn two_servers_record_each_payment_once_and_never_overspend() {
         REDIRECT,
         "profile vip",
         member,
-        None,
+        Some(support::oauth::CHALLENGE),
         now,
     );
     let token: Value = client
@@ -134,6 +134,7 @@ async fn two_servers_record_each_payment_once_and_never_overspend() {
         .form(&[
             ("grant_type", "authorization_code"),
             ("code", code.as_str()),
+            ("code_verifier", support::oauth::VERIFIER),
             ("redirect_uri", REDIRECT),
         ])
         .send()

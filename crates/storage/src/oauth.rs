@@ -31,6 +31,9 @@ pub struct OAuthClient {
     pub created_at: DateTime<Utc>,
     /// When it was removed, if it was.
     pub removed_at: Option<DateTime<Utc>>,
+    /// Whether it must use PKCE (every client, unless staff opted an old
+    /// confidential partner out; public clients always must).
+    pub pkce_required: bool,
 }
 
 impl OAuthClient {
@@ -53,6 +56,8 @@ pub struct NewOAuthClient<'a> {
     pub redirect_uris: &'a [String],
     /// Allowed scopes.
     pub scopes: &'a BTreeSet<PartnerScope>,
+    /// Whether it must use PKCE.
+    pub pkce_required: bool,
 }
 
 #[derive(Queryable, Selectable)]
@@ -66,6 +71,7 @@ struct ClientRow {
     scopes: String,
     created_at: i64,
     removed_at: Option<i64>,
+    pkce_required: bool,
 }
 
 impl ClientRow {
@@ -87,6 +93,7 @@ impl ClientRow {
                 .removed_at
                 .map(|s| instant("oauth_clients", id, s))
                 .transpose()?,
+            pkce_required: self.pkce_required,
         })
     }
 }
@@ -104,8 +111,10 @@ pub struct NewCode<'a> {
     pub redirect_uri: &'a str,
     /// The granted scopes, space-separated.
     pub scope: &'a str,
-    /// The PKCE challenge, encoded.
+    /// The PKCE challenge (S256).
     pub pkce: Option<&'a str>,
+    /// Whether the authorization request named the redirect URI.
+    pub redirect_uri_sent: bool,
     /// When it stops being redeemable.
     pub expires_at: DateTime<Utc>,
 }
@@ -123,8 +132,10 @@ pub struct StoredCode {
     pub redirect_uri: String,
     /// The granted scopes, space-separated.
     pub scope: String,
-    /// The PKCE challenge, encoded.
+    /// The PKCE challenge (S256).
     pub pkce: Option<String>,
+    /// Whether the authorization request named the redirect URI.
+    pub redirect_uri_sent: bool,
 }
 
 /// What redeeming a code found.
@@ -132,7 +143,11 @@ pub struct StoredCode {
 pub enum Redeemed {
     /// First use, within its lifetime: now spent.
     Fresh(StoredCode),
-    /// Already used: every token it yielded is now revoked.
+    /// Issued to another client, or the request's redirect URI or PKCE
+    /// verifier does not match: refused, and the code is left as it was.
+    Mismatch,
+    /// Already used, presented again by its own client: every token it
+    /// yielded is now revoked.
     Replayed,
     /// Too late.
     Expired,
@@ -243,8 +258,11 @@ pub struct NewTokens<'a> {
     pub client_id: &'a str,
     /// The member.
     pub member_id: MemberId,
-    /// Scopes, space-separated.
+    /// The access token's scopes, space-separated.
     pub scope: &'a str,
+    /// The refresh token's scopes: the original grant's, even when a
+    /// refresh asked for a narrower access token (RFC 6749 §6).
+    pub refresh_scope: &'a str,
     /// SHA-256 of the access token.
     pub access_hash: &'a str,
     /// When the access token expires.
@@ -260,9 +278,19 @@ fn insert_tokens(
     new: &NewTokens<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    for (kind, hash, expires) in [
-        (TokenKind::Access, new.access_hash, new.access_expires),
-        (TokenKind::Refresh, new.refresh_hash, new.refresh_expires),
+    for (kind, hash, expires, scope) in [
+        (
+            TokenKind::Access,
+            new.access_hash,
+            new.access_expires,
+            new.scope,
+        ),
+        (
+            TokenKind::Refresh,
+            new.refresh_hash,
+            new.refresh_expires,
+            new.refresh_scope,
+        ),
     ] {
         diesel::insert_into(oauth_tokens::table)
             .values((
@@ -271,7 +299,7 @@ fn insert_tokens(
                 oauth_tokens::family.eq(new.family),
                 oauth_tokens::client_id.eq(new.client_id),
                 oauth_tokens::member_id.eq(new.member_id.0),
-                oauth_tokens::scope.eq(new.scope),
+                oauth_tokens::scope.eq(scope),
                 oauth_tokens::created_at.eq(secs(now)),
                 oauth_tokens::expires_at.eq(secs(expires)),
             ))
@@ -333,6 +361,7 @@ impl Store {
                 oauth_clients::redirect_uris.eq(new.redirect_uris.join("\n")),
                 oauth_clients::scopes.eq(PartnerScope::join(new.scopes)),
                 oauth_clients::created_at.eq(secs(now)),
+                oauth_clients::pkce_required.eq(new.pkce_required || new.secret_hash.is_none()),
             ))
             .execute(&mut conn)?;
         oauth_clients::table
@@ -408,6 +437,7 @@ impl Store {
                 oauth_codes::redirect_uri.eq(new.redirect_uri),
                 oauth_codes::scope.eq(new.scope),
                 oauth_codes::pkce.eq(new.pkce),
+                oauth_codes::redirect_uri_sent.eq(new.redirect_uri_sent),
                 oauth_codes::created_at.eq(secs(now)),
                 oauth_codes::expires_at.eq(secs(new.expires_at)),
             ))
@@ -415,12 +445,17 @@ impl Store {
             .get_result(&mut conn)?)
     }
 
-    /// Spends a code: the first redemption within its lifetime gets it; any
-    /// later one revokes every token the first one yielded.
+    /// Spends a code for `client_id`: the first redemption within its
+    /// lifetime that `matches` (the request's redirect URI and PKCE verifier)
+    /// gets it. A code of another client, or one that does not match, is
+    /// refused and left as it was; a code its own client presents again
+    /// revokes every token the first redemption yielded.
     pub fn redeem_oauth_code(
         &self,
         code_hash: &str,
+        client_id: &str,
         now: DateTime<Utc>,
+        matches: impl FnOnce(&StoredCode) -> bool,
     ) -> Result<Redeemed, StorageError> {
         self.write(|conn| {
             type Row = (
@@ -432,6 +467,7 @@ impl Store {
                 Option<String>,
                 i64,
                 Option<i64>,
+                bool,
             );
             let row: Option<Row> = oauth_codes::table
                 .select((
@@ -443,6 +479,7 @@ impl Store {
                     oauth_codes::pkce,
                     oauth_codes::expires_at,
                     oauth_codes::used_at,
+                    oauth_codes::redirect_uri_sent,
                 ))
                 .filter(oauth_codes::code_hash.eq(code_hash))
                 .filter(
@@ -454,14 +491,29 @@ impl Store {
                 )
                 .get_result(conn)
                 .optional()?;
-            let Some((id, client_id, member_id, redirect_uri, scope, pkce, expires_at, used_at)) =
+            let Some((id, owner, member_id, redirect_uri, scope, pkce, expires_at, used_at, sent)) =
                 row
             else {
                 return Ok(Redeemed::Unknown);
             };
+            if owner != client_id {
+                return Ok(Redeemed::Mismatch);
+            }
             if used_at.is_some() {
                 revoke_family_in(conn, id, now)?;
                 return Ok(Redeemed::Replayed);
+            }
+            let stored = StoredCode {
+                id,
+                client_id: owner,
+                member_id: MemberId(member_id),
+                redirect_uri,
+                scope,
+                pkce,
+                redirect_uri_sent: sent,
+            };
+            if !matches(&stored) {
+                return Ok(Redeemed::Mismatch);
             }
             // spent either way: an expired code cannot be tried again
             let n = diesel::update(
@@ -479,15 +531,55 @@ impl Store {
             if secs(now) >= expires_at {
                 return Ok(Redeemed::Expired);
             }
-            Ok(Redeemed::Fresh(StoredCode {
-                id,
-                client_id,
-                member_id: MemberId(member_id),
-                redirect_uri,
-                scope,
-                pkce,
-            }))
+            Ok(Redeemed::Fresh(stored))
         })
+    }
+
+    /// Marks a consent ticket used: `true` the first time, `false` if it was
+    /// used before (on this server or another on the database). Forgets
+    /// tickets past their expiry.
+    pub fn spend_ticket(
+        &self,
+        ticket_hash: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StorageError> {
+        use crate::schema::oauth_spent_tickets as t;
+        self.write(|conn| {
+            diesel::delete(t::table.filter(t::expires_at.lt(secs(now)))).execute(conn)?;
+            let taken: i64 = t::table
+                .filter(t::ticket_hash.eq(ticket_hash))
+                .count()
+                .get_result(conn)?;
+            if taken > 0 {
+                return Ok(false);
+            }
+            diesel::insert_into(t::table)
+                .values((
+                    t::ticket_hash.eq(ticket_hash),
+                    t::expires_at.eq(secs(expires_at)),
+                ))
+                .execute(conn)?;
+            Ok(true)
+        })
+    }
+
+    /// Requires PKCE of a client, or lets an old confidential one go
+    /// without; `false` if there is no such active client.
+    pub fn set_oauth_client_pkce(
+        &self,
+        client_id: &str,
+        required: bool,
+    ) -> Result<bool, StorageError> {
+        let mut conn = self.conn()?;
+        let n = diesel::update(
+            oauth_clients::table
+                .filter(oauth_clients::client_id.eq(client_id))
+                .filter(oauth_clients::removed_at.is_null()),
+        )
+        .set(oauth_clients::pkce_required.eq(required))
+        .execute(&mut conn)?;
+        Ok(n > 0)
     }
 
     /// Stores a new access token and its refresh token.

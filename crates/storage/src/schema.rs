@@ -80,6 +80,7 @@ diesel::table! {
         scopes -> Text,
         created_at -> BigInt,
         removed_at -> Nullable<BigInt>,
+        pkce_required -> Bool,
     }
 }
 
@@ -95,6 +96,14 @@ diesel::table! {
         created_at -> BigInt,
         expires_at -> BigInt,
         used_at -> Nullable<BigInt>,
+        redirect_uri_sent -> Bool,
+    }
+}
+
+diesel::table! {
+    oauth_spent_tickets (ticket_hash) {
+        ticket_hash -> Text,
+        expires_at -> BigInt,
     }
 }
 
@@ -162,6 +171,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     oauth_clients,
     oauth_codes,
     oauth_tokens,
+    oauth_spent_tickets,
     token_ledger,
     vip_periods,
     idempotency_keys

@@ -572,6 +572,7 @@ mod partners {
                     secret_hash: None,
                     redirect_uris: &["https://goplay.example/cb".to_owned()],
                     scopes: &scopes,
+                    pkce_required: true,
                 },
                 now(),
             )
@@ -701,14 +702,20 @@ mod partners {
             redirect_uri: "https://goplay.example/cb",
             scope: "profile",
             pkce: None,
+            redirect_uri_sent: true,
             expires_at: now() + Duration::minutes(5),
         };
         store.insert_oauth_code(&code, now()).unwrap();
-        let Redeemed::Fresh(stored) = store.redeem_oauth_code("code-hash", now()).unwrap() else {
+        let Redeemed::Fresh(stored) = store
+            .redeem_oauth_code("code-hash", &client_id, now(), |_| true)
+            .unwrap()
+        else {
             panic!("a fresh code")
         };
         assert!(matches!(
-            store.redeem_oauth_code("code-hash", now()).unwrap(),
+            store
+                .redeem_oauth_code("code-hash", &client_id, now(), |_| true)
+                .unwrap(),
             Redeemed::Replayed
         ));
         let family = stored.id;
@@ -718,6 +725,7 @@ mod partners {
             client_id: "client-1",
             member_id,
             scope: "profile",
+            refresh_scope: "profile",
             access_hash: Box::leak(format!("access-{n}").into_boxed_str()),
             access_expires: now() + Duration::hours(1),
             refresh_hash: Box::leak(format!("refresh-{n}").into_boxed_str()),
@@ -749,5 +757,87 @@ mod partners {
                 assert!(!t.is_active(now()), "{name} should be revoked");
             }
         }
+    }
+
+    #[test]
+    fn a_code_is_spent_only_by_its_client_with_a_matching_request() {
+        let (_db, store) = store();
+        let client_id = client(&store);
+        let m = store
+            .create_member(&new_member("c4", "Coder"), None, now())
+            .unwrap();
+        let code = NewCode {
+            code_hash: "code-4",
+            client_id: &client_id,
+            member_id: m.member.id,
+            redirect_uri: "https://goplay.example/cb",
+            scope: "profile",
+            pkce: Some("challenge"),
+            redirect_uri_sent: false,
+            expires_at: now() + Duration::minutes(5),
+        };
+        store.insert_oauth_code(&code, now()).unwrap();
+        // another client: refused, nothing spent
+        assert_eq!(
+            store
+                .redeem_oauth_code("code-4", "client-2", now(), |_| true)
+                .unwrap(),
+            Redeemed::Mismatch
+        );
+        // its client with a request that does not match: refused, nothing spent
+        let mut seen = None;
+        assert_eq!(
+            store
+                .redeem_oauth_code("code-4", &client_id, now(), |c| {
+                    seen = Some(c.clone());
+                    false
+                })
+                .unwrap(),
+            Redeemed::Mismatch
+        );
+        let seen = seen.expect("the check saw the code");
+        assert_eq!(seen.pkce.as_deref(), Some("challenge"));
+        assert!(!seen.redirect_uri_sent);
+        // then the real request gets it
+        assert!(matches!(
+            store
+                .redeem_oauth_code("code-4", &client_id, now(), |_| true)
+                .unwrap(),
+            Redeemed::Fresh(_)
+        ));
+        // a replay by another client revokes nothing and is told nothing
+        assert_eq!(
+            store
+                .redeem_oauth_code("code-4", "client-2", now(), |_| true)
+                .unwrap(),
+            Redeemed::Mismatch
+        );
+        assert_eq!(
+            store
+                .redeem_oauth_code("unknown", &client_id, now(), |_| true)
+                .unwrap(),
+            Redeemed::Unknown
+        );
+    }
+
+    #[test]
+    fn a_consent_ticket_is_spent_once() {
+        let (_db, store) = store();
+        let later = now() + Duration::minutes(10);
+        assert!(store.spend_ticket("t1", later, now()).unwrap());
+        assert!(!store.spend_ticket("t1", later, now()).unwrap());
+        assert!(store.spend_ticket("t2", later, now()).unwrap());
+        // expired rows are forgotten (a ticket is refused by its own expiry
+        // long before; its row need not stay)
+        assert!(store
+            .spend_ticket("t3", later, later + Duration::minutes(1))
+            .unwrap());
+        assert!(store
+            .spend_ticket(
+                "t1",
+                later + Duration::hours(1),
+                later + Duration::minutes(1)
+            )
+            .unwrap());
     }
 }

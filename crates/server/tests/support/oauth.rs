@@ -3,6 +3,12 @@
 //! tokens but are not about the pages).
 
 use chrono::{DateTime, Utc};
+
+/// RFC 7636 appendix B: a PKCE verifier and its S256 challenge, for codes
+/// whose tests are not about PKCE (every client must use it).
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+/// The S256 challenge of [`VERIFIER`].
+pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 use zhima_domain::ids::MemberId;
 use zhima_oauth::{Params, Provider};
 
