@@ -54,6 +54,8 @@ pub struct OAuthState {
     pub issuer: Option<String>,
     /// Browser origins allowed by CORS (`oauth.cors_origins`).
     pub cors_origins: Vec<String>,
+    /// The issuer is https: cookies are `Secure` and `__Host-` named.
+    https: bool,
 }
 
 impl OAuthState {
@@ -69,6 +71,7 @@ impl OAuthState {
             ticket_key,
             limiter: LoginLimiter::default(),
             client_limiter: LoginLimiter::default(),
+            https: issuer.as_deref().is_some_and(|i| i.starts_with("https://")),
             issuer,
             cors_origins,
         }
@@ -230,7 +233,13 @@ fn form(params: &Params, csrf: &str, extra: &str) -> String {
     )
 }
 
-fn login_page(consent: &Consent, params: &Params, csrf: &str, note: Option<&str>) -> HttpResponse {
+fn login_page(
+    oauth: &OAuthState,
+    consent: &Consent,
+    params: &Params,
+    csrf: &str,
+    note: Option<&str>,
+) -> HttpResponse {
     let note = note.map_or(String::new(), |n| {
         format!("<p><strong>{}</strong></p>", escape(n))
     });
@@ -245,7 +254,11 @@ fn login_page(consent: &Consent, params: &Params, csrf: &str, note: Option<&str>
         ),
         name = escape(&consent.client_name),
     );
-    with_csrf_cookie(page(actix_web::http::StatusCode::OK, "Log in", &body), csrf)
+    with_csrf_cookie(
+        oauth,
+        page(actix_web::http::StatusCode::OK, "Log in", &body),
+        csrf,
+    )
 }
 
 fn consent_page(consent: &Consent, params: &Params, csrf: &str, ticket: &str) -> HttpResponse {
@@ -273,48 +286,92 @@ fn consent_page(consent: &Consent, params: &Params, csrf: &str, ticket: &str) ->
     page(actix_web::http::StatusCode::OK, "Allow access?", &body)
 }
 
-fn with_csrf_cookie(mut response: HttpResponse, csrf: &str) -> HttpResponse {
-    let cookie = format!("{CSRF_COOKIE}={csrf}; Path=/oauth; HttpOnly; SameSite=Strict");
+/// The CSRF cookie's name: `__Host-` prefixed (so no subdomain or plain
+/// http page can set it) when the issuer is https.
+fn csrf_cookie_name(oauth: &OAuthState) -> &'static str {
+    if oauth.https {
+        "__Host-zhima_csrf"
+    } else {
+        CSRF_COOKIE
+    }
+}
+
+fn with_csrf_cookie(oauth: &OAuthState, mut response: HttpResponse, csrf: &str) -> HttpResponse {
+    let cookie = if oauth.https {
+        format!("__Host-zhima_csrf={csrf}; Path=/; Secure; HttpOnly; SameSite=Strict")
+    } else {
+        format!("{CSRF_COOKIE}={csrf}; Path=/oauth; HttpOnly; SameSite=Strict")
+    };
     if let Ok(value) = header::HeaderValue::from_str(&cookie) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
     response
 }
 
-fn csrf_cookie(req: &HttpRequest) -> Option<String> {
+/// This browser's CSRF token, if it is one this server minted.
+fn csrf_cookie(oauth: &OAuthState, req: &HttpRequest) -> Option<String> {
+    let name = csrf_cookie_name(oauth);
     req.headers()
         .get_all(header::COOKIE)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == CSRF_COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value.to_owned())
-        .filter(|v| {
-            v.len() == 22
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
+        .filter(|v| csrf_signed(&oauth.ticket_key, v))
 }
 
-fn new_csrf() -> Option<String> {
+/// A new CSRF token: 128 random bits and a MAC of them under the server's
+/// key. Minted for every login page, never taken from the browser, so a
+/// value planted in a browser beforehand is worthless.
+fn new_csrf(key: &[u8; 32]) -> Option<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).ok()?;
-    Some(URL_SAFE_NO_PAD.encode(bytes))
+    let random = URL_SAFE_NO_PAD.encode(bytes);
+    let mac = csrf_mac(key, &random)?;
+    Some(format!("{random}.{mac}"))
+}
+
+fn csrf_mac(key: &[u8; 32], random: &str) -> Option<String> {
+    let mut mac = HmacSha256::new_from_slice(key).ok()?;
+    mac.update(b"csrf|");
+    mac.update(random.as_bytes());
+    Some(URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..16]))
+}
+
+fn csrf_signed(key: &[u8; 32], value: &str) -> bool {
+    value.split_once('.').is_some_and(|(random, mac)| {
+        random.len() == 22
+            && csrf_mac(key, random)
+                .is_some_and(|expected| constant_time_eq(expected.as_bytes(), mac.as_bytes()))
+    })
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 // ---------------------------------------------------------------- tickets
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    Consent,
-}
-
-impl Step {
-    fn as_str(self) -> &'static str {
-        match self {
-            Step::Consent => "consent",
-        }
+/// What the consent page showed, as a digest a ticket is bound to: the
+/// redirect URI, the scopes, the state and the PKCE challenge. Form fields
+/// changed after the page was shown no longer fit the ticket.
+fn consent_binding(consent: &Consent, params: &Params) -> String {
+    use sha2::Digest;
+    // sorted: the provider hands scopes over in no fixed order
+    let mut scopes: Vec<&str> = consent.scopes.iter().map(|s| s.as_str()).collect();
+    scopes.sort_unstable();
+    let mut digest = Sha256::new();
+    for part in [
+        consent.redirect_uri.as_str(),
+        &scopes.join(" "),
+        params.get("state").unwrap_or(""),
+        params.get("code_challenge").unwrap_or(""),
+    ] {
+        digest.update(part.len().to_be_bytes());
+        digest.update(part.as_bytes());
     }
+    URL_SAFE_NO_PAD.encode(digest.finalize())
 }
 
 fn ticket_mac(key: &[u8; 32], body: &str, csrf: &str) -> Option<HmacSha256> {
@@ -325,30 +382,33 @@ fn ticket_mac(key: &[u8; 32], body: &str, csrf: &str) -> Option<HmacSha256> {
     Some(mac)
 }
 
+/// A consent ticket: the member who logged in, for this client and what
+/// the consent page shows, in this browser, for 10 minutes, once.
 fn issue_ticket(
     key: &[u8; 32],
     member: MemberId,
     client_id: &str,
-    step: Step,
+    binding: &str,
     csrf: &str,
     now: DateTime<Utc>,
 ) -> Option<String> {
     let body = format!(
-        "{}.{}.{}.{}",
+        "{}.{}.consent.{}.{binding}",
         member.0,
         URL_SAFE_NO_PAD.encode(client_id),
-        step.as_str(),
         now.timestamp() + TICKET_TTL_SECS
     );
     let mac = ticket_mac(key, &body, csrf)?.finalize().into_bytes();
     Some(format!("{body}.{}", URL_SAFE_NO_PAD.encode(mac)))
 }
 
+/// The member a ticket names, if it fits the client, what the page showed,
+/// the browser and the time.
 fn check_ticket(
     key: &[u8; 32],
     ticket: &str,
     client_id: &str,
-    step: Step,
+    binding: &str,
     csrf: &str,
     now: DateTime<Utc>,
 ) -> Option<MemberId> {
@@ -358,9 +418,13 @@ fn check_ticket(
     let mut parts = body.split('.');
     let member: i64 = parts.next()?.parse().ok()?;
     let client = URL_SAFE_NO_PAD.decode(parts.next()?).ok()?;
-    let ticket_step = parts.next()?;
+    let step = parts.next()?;
     let exp: i64 = parts.next()?.parse().ok()?;
-    (client == client_id.as_bytes() && ticket_step == step.as_str() && now.timestamp() < exp)
+    let bound = parts.next()?;
+    (client == client_id.as_bytes()
+        && step == "consent"
+        && bound == binding
+        && now.timestamp() < exp)
         .then_some(MemberId(member))
 }
 
@@ -417,13 +481,14 @@ async fn authorize_page(state: web::Data<AppState>, req: HttpRequest) -> HttpRes
         Ok(v) => v,
         Err(page) => return page,
     };
-    let Some(csrf) = csrf_cookie(&req).or_else(new_csrf) else {
+    // a fresh token for every login page, whatever the browser sent
+    let Some(csrf) = new_csrf(&state.oauth.ticket_key) else {
         return error_page(
             actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
             "The server failed.",
         );
     };
-    login_page(&consent, &params, &csrf, None)
+    login_page(&state.oauth, &consent, &params, &csrf, None)
 }
 
 /// `POST /oauth/authorize`: the login, password and consent forms.
@@ -459,7 +524,8 @@ async fn authorize_post(
     }
     let field = |name: &str| ours.get(name).map(String::as_str).unwrap_or("");
     // CSRF: the form's token must match this browser's cookie
-    let Some(csrf) = csrf_cookie(&req).filter(|c| c.as_str() == field("zhima_csrf")) else {
+    let Some(csrf) = csrf_cookie(&state.oauth, &req).filter(|c| c.as_str() == field("zhima_csrf"))
+    else {
         return error_page(
             actix_web::http::StatusCode::FORBIDDEN,
             "This form has expired or did not come from this site. Go back to the partner and start again.",
@@ -485,30 +551,42 @@ async fn authorize_post(
             .await
         }
         action @ ("allow" | "deny") => {
-            let Some(member) = check_ticket(
-                key,
-                field("zhima_ticket"),
-                &consent.client_id,
-                Step::Consent,
-                &csrf,
-                now,
-            ) else {
+            let ticket = field("zhima_ticket");
+            let binding = consent_binding(&consent, &params);
+            let Some(member) = check_ticket(key, ticket, &consent.client_id, &binding, &csrf, now)
+            else {
                 return login_page(
+                    &state.oauth,
                     &consent,
                     &params,
                     &csrf,
-                    Some("Your login has expired; log in again."),
+                    Some("Your login has expired, or the request changed; log in again."),
                 );
             };
             let allow = action == "allow";
             let st = state.clone();
-            let decided =
-                web::block(move || st.oauth.provider.decide(&params, member, allow, now)).await;
+            let spent = zhima_storage::credentials::hash_api_key(ticket);
+            let expires = now + chrono::Duration::seconds(TICKET_TTL_SECS);
+            let decided = web::block(move || {
+                // each ticket answers once, on any server of the database
+                if !st.oauth.provider.spend_ticket(&spent, expires, now)? {
+                    return Ok(None);
+                }
+                st.oauth
+                    .provider
+                    .decide(&params, member, allow, now)
+                    .map(Some)
+            })
+            .await;
             match decided {
-                Ok(Ok(url)) => HttpResponse::SeeOther()
+                Ok(Ok(Some(url))) => HttpResponse::SeeOther()
                     .insert_header((header::LOCATION, url.as_str()))
                     .insert_header((header::CACHE_CONTROL, "no-store"))
                     .finish(),
+                Ok(Ok(None)) => error_page(
+                    actix_web::http::StatusCode::CONFLICT,
+                    "This request was already answered. Go back to the partner and start again.",
+                ),
                 Ok(Err(e)) => OAuthHttpError(e).into_page(),
                 Err(_) => error_page(
                     actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -615,13 +693,13 @@ async fn login(
     };
     let Some(member) = member else {
         tracing::info!(%address, "failed login");
-        return login_page(consent, params, csrf, Some(LOGIN_REFUSED));
+        return login_page(&state.oauth, consent, params, csrf, Some(LOGIN_REFUSED));
     };
     limiter.give_back(&keys, attempt_at);
     limiter.forget(&keys[0].0);
     let key = &state.oauth.ticket_key;
-    let Some(ticket) = issue_ticket(key, member, &consent.client_id, Step::Consent, csrf, now)
-    else {
+    let binding = consent_binding(consent, params);
+    let Some(ticket) = issue_ticket(key, member, &consent.client_id, &binding, csrf, now) else {
         return error_page(
             actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
             "The server failed.",
@@ -843,36 +921,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tickets_are_bound_to_member_client_step_browser_and_time() {
+    fn tickets_are_bound_to_member_client_what_was_shown_browser_and_time() {
         let key = [7u8; 32];
         let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
-        let t = issue_ticket(&key, MemberId(42), "client-a", Step::Consent, "csrf1", now).unwrap();
+        let t = issue_ticket(&key, MemberId(42), "client-a", "shown1", "csrf1", now).unwrap();
+        let check = |key: &[u8; 32], t: &str, client, shown, csrf, at| {
+            check_ticket(key, t, client, shown, csrf, at)
+        };
         assert_eq!(
-            check_ticket(&key, &t, "client-a", Step::Consent, "csrf1", now),
+            check(&key, &t, "client-a", "shown1", "csrf1", now),
             Some(MemberId(42))
         );
-        assert_eq!(
-            check_ticket(&key, &t, "client-b", Step::Consent, "csrf1", now),
-            None
-        );
-        assert_eq!(
-            check_ticket(&key, &t, "client-a", Step::Consent, "csrf2", now),
-            None
-        );
+        assert_eq!(check(&key, &t, "client-b", "shown1", "csrf1", now), None);
+        assert_eq!(check(&key, &t, "client-a", "shown2", "csrf1", now), None);
+        assert_eq!(check(&key, &t, "client-a", "shown1", "csrf2", now), None);
         let later = now + chrono::Duration::seconds(TICKET_TTL_SECS);
+        assert_eq!(check(&key, &t, "client-a", "shown1", "csrf1", later), None);
         assert_eq!(
-            check_ticket(&key, &t, "client-a", Step::Consent, "csrf1", later),
-            None
-        );
-        assert_eq!(
-            check_ticket(&[8u8; 32], &t, "client-a", Step::Consent, "csrf1", now),
+            check(&[8u8; 32], &t, "client-a", "shown1", "csrf1", now),
             None
         );
         let forged = t.replacen("42.", "43.", 1);
         assert_eq!(
-            check_ticket(&key, &forged, "client-a", Step::Consent, "csrf1", now),
+            check(&key, &forged, "client-a", "shown1", "csrf1", now),
             None
         );
+    }
+
+    #[test]
+    fn only_tokens_this_server_minted_are_csrf_tokens() {
+        let key = [7u8; 32];
+        let t = new_csrf(&key).unwrap();
+        assert!(csrf_signed(&key, &t));
+        assert!(!csrf_signed(&[8u8; 32], &t));
+        assert!(!csrf_signed(&key, "AAAAAAAAAAAAAAAAAAAAAA"), "a bare value");
+        let (random, _) = t.split_once('.').unwrap();
+        assert!(!csrf_signed(
+            &key,
+            &format!("{random}.AAAAAAAAAAAAAAAAAAAAAA")
+        ));
+        assert_ne!(new_csrf(&key).unwrap(), t);
     }
 
     #[test]

@@ -650,6 +650,17 @@ impl Provider {
         }
     }
 
+    /// Marks a consent ticket (its SHA-256) answered: `true` the first time
+    /// on any server of the database, `false` after.
+    pub fn spend_ticket(
+        &self,
+        ticket_hash: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, OAuthError> {
+        Ok(self.store.spend_ticket(ticket_hash, expires_at, now)?)
+    }
+
     /// RFC 8414 metadata for an issuer at `issuer` (e.g. `https://door.example.org`).
     pub fn metadata(&self, issuer: &str) -> serde_json::Value {
         let issuer = issuer.trim_end_matches('/');

@@ -1539,6 +1539,81 @@ async fn the_token_endpoint_checks_client_redirect_and_pkce_before_spending_a_co
     );
 }
 
+#[actix_web::test]
+async fn csrf_cookies_are_minted_by_the_server_and_a_consent_answers_once() {
+    let app = spawn_app().await;
+    let partner = register(&app, false, "profile vip");
+    member(&app, "kit-openid-0001", "Kit", "", 0).await;
+    let (url, _) = partner
+        .client
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("profile".into()))
+        .set_pkce_challenge(PkceCodeChallenge::new_random_sha256().0)
+        .url();
+    // a value planted in the browser is never adopted
+    let mut browser = Browser::new(&app);
+    browser.cookie = Some("zhima_csrf=AAAAAAAAAAAAAAAAAAAAAA".into());
+    let login = browser.get(url.as_str()).await;
+    let minted = browser.cookie.clone().unwrap();
+    assert_ne!(minted, "zhima_csrf=AAAAAAAAAAAAAAAAAAAAAA");
+    let set = login.headers["set-cookie"].to_str().unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    assert!(!set.contains("Secure"), "plain http issuer: {set}");
+    let field = login
+        .fields()
+        .into_iter()
+        .find(|(k, _)| k == "zhima_csrf")
+        .unwrap()
+        .1;
+    assert_eq!(format!("zhima_csrf={field}"), minted);
+
+    let consent = browser
+        .submit(
+            &login,
+            &[
+                ("zhima_nickname", "Kit"),
+                ("zhima_password", PASSWORD),
+                ("zhima_action", "login"),
+            ],
+        )
+        .await;
+    assert!(consent.body.contains("Allow access?"), "{}", consent.body);
+    // the ticket does not fit a request widened after the page was shown
+    let mut widened = consent.fields();
+    for f in &mut widened {
+        if f.0 == "scope" {
+            f.1 = "profile vip".into();
+        }
+    }
+    widened.push(("zhima_action".into(), "allow".into()));
+    let page = browser.post(&widened).await;
+    assert!(page.location().is_none(), "a widened scope was allowed");
+    assert!(page.body.contains("log in again"), "{}", page.body);
+    // allowed once; the same ticket again is refused
+    let first = browser.submit(&consent, &[("zhima_action", "allow")]).await;
+    assert!(redirect_of(&first).code.is_some());
+    let again = browser.submit(&consent, &[("zhima_action", "allow")]).await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert!(again.location().is_none());
+
+    // behind an https issuer the cookie is Secure and __Host- named
+    let secure = spawn_app_with(&[("ZHIMA_OAUTH__ISSUER", "https://door.example")]).await;
+    let partner = register(&secure, false, "profile");
+    let (url, _) = partner
+        .client
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("profile".into()))
+        .set_pkce_challenge(PkceCodeChallenge::new_random_sha256().0)
+        .url();
+    let page = Browser::new(&secure).get(url.as_str()).await;
+    let set = page.headers["set-cookie"].to_str().unwrap();
+    assert!(set.starts_with("__Host-zhima_csrf="), "{set}");
+    assert!(set.contains("; Secure") && set.contains("Path=/;"), "{set}");
+}
+
 async fn metadata_of(app: &TestApp, headers: &[(&str, &str)]) -> Answer {
     let mut req = http().get(format!(
         "{}/.well-known/oauth-authorization-server",
