@@ -69,6 +69,43 @@ pub async fn json_object(
     parse_object(&body)
 }
 
+/// A JSON object whose keys are each given once: `{"level":"gold",
+/// "level":"standard"}` is refused (`Err` says why), never read as its last
+/// value. Nested objects are not looked into.
+pub fn unique_object(body: &[u8]) -> Result<Map<String, Value>, String> {
+    struct Unique(Map<String, Value>);
+    impl<'de> serde::Deserialize<'de> for Unique {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Unique, D::Error> {
+            struct Visitor;
+            impl<'de> serde::de::Visitor<'de> for Visitor {
+                type Value = Unique;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut access: A,
+                ) -> Result<Unique, A::Error> {
+                    let mut map = Map::new();
+                    while let Some((k, v)) = access.next_entry::<String, Value>()? {
+                        if map.contains_key(&k) {
+                            return Err(serde::de::Error::custom(format!(
+                                "the key {k:?} is given twice"
+                            )));
+                        }
+                        map.insert(k, v);
+                    }
+                    Ok(Unique(map))
+                }
+            }
+            d.deserialize_any(Visitor)
+        }
+    }
+    serde_json::from_slice::<Unique>(body)
+        .map(|u| u.0)
+        .map_err(|e| e.to_string())
+}
+
 /// A request body as a JSON object, or errno 1002 saying why not (empty,
 /// not JSON, or not an object).
 pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
@@ -88,5 +125,18 @@ pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
             Errno::BadRequest,
             format!("the request body is not valid JSON: {e}"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unique_objects_refuse_a_repeated_key() {
+        let ok = super::unique_object(br#"{"level":"gold","access_token":"t","x":{"a":1,"a":2}}"#);
+        assert_eq!(ok.unwrap()["level"], "gold");
+        let twice = super::unique_object(br#"{"level":"gold","level":"standard"}"#);
+        assert!(twice.unwrap_err().contains("given twice"));
+        assert!(super::unique_object(b"[1]").is_err());
+        assert!(super::unique_object(b"{").is_err());
     }
 }

@@ -305,6 +305,16 @@ pub struct PartnerError {
 }
 
 impl PartnerError {
+    /// 401 for a request that carries no token at all: the challenge names
+    /// no error (RFC 6750 §3.1).
+    pub fn token_missing() -> PartnerError {
+        PartnerError {
+            status: StatusCode::UNAUTHORIZED,
+            message: "An access token is required.".into(),
+            challenge: Some("Bearer realm=\"zhima\"".into()),
+        }
+    }
+
     /// 400 with a message.
     pub fn bad_request(message: impl Into<String>) -> PartnerError {
         PartnerError {

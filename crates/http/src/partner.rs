@@ -146,14 +146,11 @@ async fn read(req: &HttpRequest, payload: web::Payload) -> Result<Request, Partn
                 &mut places,
             )?,
             "application/json" => {
-                let map: Map<String, Value> = match serde_json::from_slice(&body) {
-                    Ok(Value::Object(map)) => map,
-                    _ => {
-                        return Err(PartnerError::bad_request(
-                            "The request body must be a JSON object.",
-                        ))
-                    }
-                };
+                let map: Map<String, Value> = crate::body::unique_object(&body).map_err(|e| {
+                    PartnerError::bad_request(format!(
+                        "The request body must be a JSON object with each key once: {e}"
+                    ))
+                })?;
                 let mut pairs = Vec::new();
                 for (k, v) in map {
                     if k == "access_token" || k == "level" {
@@ -190,7 +187,7 @@ async fn authorize(
     scope: PartnerScope,
 ) -> Result<AccessGrant, PartnerError> {
     let Some(token) = request.token.clone() else {
-        return Err(PartnerError::from(zhima_oauth::OAuthError::InvalidToken));
+        return Err(PartnerError::token_missing());
     };
     let now = state.clock.now();
     let st = state.clone();

@@ -201,8 +201,9 @@ pub struct IntrospectionDetails {
     pub client_id: String,
     /// The member (their openid).
     pub sub: String,
-    /// `access_token` or `refresh_token`.
-    pub token_type: &'static str,
+    /// `Bearer` for an access token; absent for a refresh token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
     /// Expiry, seconds since the epoch.
     pub exp: i64,
     /// Issue time, seconds since the epoch.
@@ -606,9 +607,10 @@ impl Provider {
                 scope: token.scope,
                 client_id: token.client_id,
                 sub: record.member.openid.to_string(),
+                // the RFC 6749 §7.1 type, which only access tokens have
                 token_type: match token.kind {
-                    zhima_storage::oauth::TokenKind::Access => "access_token",
-                    zhima_storage::oauth::TokenKind::Refresh => "refresh_token",
+                    zhima_storage::oauth::TokenKind::Access => Some("Bearer"),
+                    zhima_storage::oauth::TokenKind::Refresh => None,
                 },
                 exp: token.expires_at.timestamp(),
                 iat: token.created_at.timestamp(),

@@ -853,8 +853,7 @@ async fn the_token_is_read_from_one_place_only() {
         assert_eq!(a.status, 400, "{:?}", a.body);
         assert_eq!(a.body["success"], false);
     }
-    // missing, unknown, malformed
-    assert_invalid_token(&answer(client.get(&url).send().await.unwrap()).await);
+    // unknown, malformed (missing: below)
     assert_invalid_token(&profile(&app, "not-a-token").await);
     let a = answer(
         client
@@ -874,6 +873,41 @@ async fn the_token_is_read_from_one_place_only() {
         .unwrap()
         .contains("insufficient_scope"));
     assert_eq!(a.body["success"], false);
+
+    // no token at all: 401 whose challenge names no error (RFC 6750 §3.1)
+    let a = answer(client.get(&url).send().await.unwrap()).await;
+    assert_eq!(a.status, 401);
+    assert_eq!(a.headers["www-authenticate"], "Bearer realm=\"zhima\"");
+    // a JSON body naming a key twice is refused, never read as its last value
+    let full = register(&app, false, "profile vip");
+    let bo = OpenId::parse("bo-openid-0001").unwrap();
+    gift(&app, &bo, 500);
+    let vip_token = tokens(&app, &full, &["profile", "vip"], "Bo").await;
+    let res = client
+        .post(format!("{}/partner/1/vip", app.address))
+        .bearer_auth(vip_token.access_token().secret())
+        .header("Content-Type", "application/json")
+        .body(r#"{"level":"gold","level":"standard"}"#)
+        .send()
+        .await
+        .unwrap();
+    let a = answer(res).await;
+    assert_eq!(a.status, 400, "{:?}", a.body);
+    assert!(
+        a.body["message"].as_str().unwrap().contains("twice"),
+        "{:?}",
+        a.body
+    );
+    let record = app
+        .store
+        .member(zhima_storage::MemberKey::OpenId(&bo))
+        .unwrap()
+        .unwrap();
+    assert!(
+        record.vip.is_empty(),
+        "nothing was bought: {:?}",
+        record.vip
+    );
 }
 
 #[actix_web::test]
@@ -1179,6 +1213,7 @@ async fn introspection_and_metadata() {
         .unwrap();
     let a = answer(res).await;
     assert_eq!(a.body["active"], true);
+    assert_eq!(a.body["token_type"], "Bearer", "{:?}", a.body);
     assert_eq!(a.body["sub"], eve.to_string());
     assert_eq!(a.body["client_id"], partner.client_id);
     // unknown token: active false and nothing else
