@@ -207,6 +207,7 @@ impl Application {
         }
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(zhima_http::cors::cors))
                 .wrap(actix_web::middleware::from_fn(
                     zhima_http::observe::request_log,
                 ))

@@ -936,4 +936,50 @@ entry_days = 12
             assert!(err.contains(key), "{err} should name {key}");
         }
     }
+
+    #[test]
+    fn proxies_and_cors_origins_are_checked_lists() {
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("ZHIMA_HTTP__TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8"),
+                (
+                    "ZHIMA_OAUTH__CORS_ORIGINS",
+                    "https://app.example, http://127.0.0.1:3000",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert!(s.trusted_proxies.contains("10.9.8.7".parse().unwrap()));
+        assert_eq!(
+            s.cors_origins,
+            vec!["https://app.example", "http://127.0.0.1:3000"]
+        );
+        for (key, value, named) in [
+            (
+                "ZHIMA_HTTP__TRUSTED_PROXIES",
+                "proxy.example",
+                "http.trusted_proxies",
+            ),
+            (
+                "ZHIMA_HTTP__TRUSTED_PROXIES",
+                "10.0.0.0/99",
+                "http.trusted_proxies",
+            ),
+            (
+                "ZHIMA_OAUTH__CORS_ORIGINS",
+                "https://app.example/path",
+                "oauth.cors_origins",
+            ),
+            ("ZHIMA_OAUTH__CORS_ORIGINS", "*", "oauth.cors_origins"),
+            (
+                "ZHIMA_OAUTH__CORS_ORIGINS",
+                "ftp://app.example",
+                "oauth.cors_origins",
+            ),
+        ] {
+            let e = Settings::load_with_env(None, env(&[(key, value)])).unwrap_err();
+            assert!(e.to_string().contains(named), "{value}: {e}");
+        }
+    }
 }

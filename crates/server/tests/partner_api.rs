@@ -1649,6 +1649,91 @@ async fn csrf_cookies_are_minted_by_the_server_and_a_consent_answers_once() {
     assert!(set.contains("; Secure") && set.contains("Path=/;"), "{set}");
 }
 
+#[actix_web::test]
+async fn cors_answers_configured_origins_on_partner_routes_only() {
+    let app = spawn_app_with(&[(
+        "ZHIMA_OAUTH__CORS_ORIGINS",
+        "https://app.example, https://m.example",
+    )])
+    .await;
+    let client = http();
+    let preflight = |path: &str, origin: &str| {
+        client
+            .request(reqwest::Method::OPTIONS, format!("{}{path}", app.address))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    for path in [
+        "/oauth/token",
+        "/oauth/revoke",
+        "/.well-known/oauth-authorization-server",
+        "/partner/1/profile",
+        "/partner/1/vip",
+    ] {
+        let res = preflight(path, "https://m.example").await.unwrap();
+        assert_eq!(res.status().as_u16(), 204, "{path}");
+        assert_eq!(
+            res.headers()["access-control-allow-origin"],
+            "https://m.example"
+        );
+        assert!(res.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("Authorization"));
+        let res = preflight(path, "https://evil.example").await.unwrap();
+        assert_eq!(res.status().as_u16(), 403, "{path}");
+        assert!(res.headers().get("access-control-allow-origin").is_none());
+    }
+    // an answer (here an error) to an allowed origin carries the header
+    let res = client
+        .post(format!("{}/oauth/token", app.address))
+        .header("Origin", "https://app.example")
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let res = client
+        .get(format!("{}/partner/1/profile", app.address))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    // nothing on the Member API, the door or the login pages
+    for path in [
+        "/api/v1.0/member/openid/someone-0001",
+        "/api/v1.0/door/scan",
+        "/oauth/authorize",
+        "/oauth/introspect",
+    ] {
+        let res = preflight(path, "https://app.example").await.unwrap();
+        assert!(
+            res.headers().get("access-control-allow-origin").is_none(),
+            "{path}"
+        );
+        let res = client
+            .get(format!("{}{path}", app.address))
+            .header("Origin", "https://app.example")
+            .bearer_auth(&app.key)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            res.headers().get("access-control-allow-origin").is_none(),
+            "{path}"
+        );
+    }
+}
+
 async fn metadata_of(app: &TestApp, headers: &[(&str, &str)]) -> Answer {
     let mut req = http().get(format!(
         "{}/.well-known/oauth-authorization-server",
