@@ -55,6 +55,15 @@ impl Tokens {
         Tokens::from_hundredths(fen.as_fen())
     }
 
+    /// `self + other`, if it stays within [`Tokens::MAX`] (a balance never
+    /// holds more: a credit that would pass it is refused).
+    pub fn checked_add(self, other: Tokens) -> Option<Tokens> {
+        self.0
+            .checked_add(other.0)
+            .filter(|n| *n <= Tokens::MAX.0)
+            .map(Tokens)
+    }
+
     /// The amount in hundredths.
     pub fn hundredths(self) -> i64 {
         self.0
@@ -65,11 +74,6 @@ impl Tokens {
     /// the amount's own text, with at most two decimals.
     pub fn as_f64(self) -> f64 {
         self.0 as f64 / 100.0
-    }
-
-    /// `self + other`, or `None` on overflow.
-    pub fn checked_add(self, other: Tokens) -> Option<Tokens> {
-        self.0.checked_add(other.0).map(Tokens)
     }
 }
 
@@ -157,21 +161,22 @@ impl Balance {
 }
 
 /// Tokens credited for a `TOKENS` payment of `amount` at `per_cny` tokens per
-/// yuan, rounded down to the hundredth.
+/// yuan, rounded down to the hundredth; refused (never clamped) above
+/// [`Tokens::MAX`].
 ///
 /// ```
 /// use zhima_domain::money::Fen;
 /// use zhima_domain::partner::{tokens_for_payment, Tokens};
 /// let rate = Tokens::parse("1").unwrap();
-/// assert_eq!(tokens_for_payment(Fen::from_yuan(100), rate), Tokens::parse("100").unwrap());
+/// assert_eq!(tokens_for_payment(Fen::from_yuan(100), rate), Ok(Tokens::parse("100").unwrap()));
 /// ```
-pub fn tokens_for_payment(amount: Fen, per_cny: Tokens) -> Tokens {
+pub fn tokens_for_payment(amount: Fen, per_cny: Tokens) -> Result<Tokens, Invalid> {
     let credited = i128::from(amount.as_fen()) * i128::from(per_cny.0) / 100;
-    Tokens(
-        i64::try_from(credited)
-            .unwrap_or(i64::MAX)
-            .min(Tokens::MAX.0),
-    )
+    i64::try_from(credited)
+        .ok()
+        .filter(|n| *n <= Tokens::MAX.0)
+        .map(Tokens)
+        .ok_or_else(|| Invalid::new("would credit more than 100000000 tokens"))
 }
 
 /// A VIP level.
@@ -391,13 +396,24 @@ mod tests {
     fn payments_credit_tokens_at_the_rate() {
         assert_eq!(
             tokens_for_payment(Fen::from_yuan(100), tok("1")),
-            tok("100")
+            Ok(tok("100"))
         );
         assert_eq!(
             tokens_for_payment(Fen::from_fen(1999).unwrap(), tok("1.5")),
-            tok("29.98")
+            Ok(tok("29.98"))
         );
-        assert_eq!(tokens_for_payment(Fen::MAX, tok("1000000")), Tokens::MAX);
+        assert!(
+            tokens_for_payment(Fen::MAX, tok("1000000")).is_err(),
+            "never clamped"
+        );
+        assert_eq!(
+            tokens_for_payment(Fen::from_yuan(100_000_000), tok("1")),
+            Ok(Tokens::MAX)
+        );
+        assert!(tokens_for_payment(Fen::from_yuan(100_000_001), tok("1")).is_err());
+        assert_eq!(Tokens::MAX.checked_add(Tokens::ZERO), Some(Tokens::MAX));
+        assert_eq!(Tokens::MAX.checked_add(tok("0.01")), None);
+        assert_eq!(tok("1").checked_add(tok("2")), Some(tok("3")));
     }
 
     #[test]

@@ -104,6 +104,11 @@ impl ApiError {
                     "payIndex is already recorded with a different member, amount or payType",
                 )
                 .with_data(json!({ "field": "payIndex" })),
+                StorageError::TokenCap => ApiError::new(
+                    Errno::PaymentInsertFailed,
+                    "the payment would take the member's tokens past 100000000; nothing was recorded",
+                )
+                .with_data(json!({ "field": "amount", "reason": "token_cap" })),
                 StorageError::Duplicate(field) => {
                     let errno = match op {
                         Operation::UpdateMember => Errno::MemberUpdateFailed,

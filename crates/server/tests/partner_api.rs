@@ -1734,6 +1734,62 @@ async fn cors_answers_configured_origins_on_partner_routes_only() {
     }
 }
 
+#[actix_web::test]
+async fn a_tokens_payment_past_the_cap_is_refused_not_clamped() {
+    let app = spawn_app().await;
+    let partner = register(&app, false, "profile");
+    let rich = member(&app, "rich-openid-0001", "Rich", "", 0).await;
+    let pay = |index: &str, cny: &str| json!({"op": "add", "data": {"paidTime": "201803121930", "payIndex": index, "CNYAmount": cny, "payType": "TOKENS"}});
+    let path = "/api/v1.0/member/openid/rich-openid-0001";
+    // one payment above the cap on its own
+    let over = app.patch(path, &pay("T-over", "100000000.01")).await;
+    let data = support::expect_errno(&over, "1005");
+    assert_eq!(data["data"]["reason"], "token_cap", "{data}");
+    // up to the cap exactly, then one fen more
+    support::expect_errno(&app.patch(path, &pay("T-1", "99999999")).await, "1000");
+    support::expect_errno(&app.patch(path, &pay("T-2", "1")).await, "1000");
+    let more = app.patch(path, &pay("T-3", "0.01")).await;
+    assert_eq!(
+        support::expect_errno(&more, "1005")["data"]["reason"],
+        "token_cap"
+    );
+    // nothing of the refused payments was recorded, and the wallet still reads
+    let paid = support::stored_pay_indexes(&app.store, "rich-openid-0001");
+    assert_eq!(paid, ["T-1".to_owned(), "T-2".to_owned()].into());
+    let token = tokens(&app, &partner, &["profile"], "Rich").await;
+    let p = profile(&app, token.access_token().secret()).await;
+    assert_eq!(p.status, 200, "{:?}", p.body);
+    assert_eq!(p.body["goplay_token"], 100_000_000.0);
+    // a staff gift past the cap is refused too
+    let id = app
+        .store
+        .member(zhima_storage::MemberKey::OpenId(&rich))
+        .unwrap()
+        .unwrap()
+        .member
+        .id;
+    assert!(app.store.balance(id).is_ok());
+    let gift = app.store.grant_tokens(
+        &rich,
+        TokenKind::Free,
+        Tokens::MAX,
+        "gift",
+        support::default_now(),
+    );
+    assert!(gift.is_ok(), "the free balance has its own cap: {gift:?}");
+    let again = app.store.grant_tokens(
+        &rich,
+        TokenKind::Free,
+        Tokens::parse("0.01").unwrap(),
+        "gift",
+        support::default_now(),
+    );
+    assert!(
+        matches!(again, Err(zhima_storage::StorageError::TokenCap)),
+        "{again:?}"
+    );
+}
+
 async fn metadata_of(app: &TestApp, headers: &[(&str, &str)]) -> Answer {
     let mut req = http().get(format!(
         "{}/.well-known/oauth-authorization-server",

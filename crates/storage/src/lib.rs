@@ -86,6 +86,10 @@ pub enum StorageError {
         /// What is wrong.
         reason: String,
     },
+    /// A credit would take a token balance past 100,000,000 tokens; nothing
+    /// was recorded.
+    #[error("the credit would take the token balance past 100000000 tokens")]
+    TokenCap,
     /// Applying migrations failed.
     #[error("migration failed: {0}")]
     Migration(String),

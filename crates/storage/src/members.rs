@@ -207,7 +207,8 @@ impl Store {
         if !payment.pay_type.eq_ignore_ascii_case(TOKENS_PAY_TYPE) {
             return Ok(());
         }
-        let amount = tokens_for_payment(payment.amount, self.tokens_per_cny);
+        let amount = tokens_for_payment(payment.amount, self.tokens_per_cny)
+            .map_err(|_| StorageError::TokenCap)?;
         crate::wallet::credit_in(
             conn,
             member,

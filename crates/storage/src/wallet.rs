@@ -163,6 +163,16 @@ pub(crate) fn credit_in(
     if amount == Tokens::ZERO {
         return Ok(());
     }
+    // a balance never passes the cap: the credit is refused, never clamped,
+    // and the caller's transaction (a payment with it) rolls back
+    let before = balance_in(conn, member)?;
+    let current = match kind {
+        TokenKind::Paid => before.paid,
+        TokenKind::Free => before.free,
+    };
+    if current.checked_add(amount).is_none() {
+        return Err(StorageError::TokenCap);
+    }
     diesel::insert_into(token_ledger::table)
         .values((
             token_ledger::member_id.eq(member.0),
