@@ -7,7 +7,7 @@ use crate::ids::{parse_free_text, Gender, MemberId, NickName, OpenId, PayIndex, 
 use crate::money::Fen;
 use crate::plan::Plans;
 use crate::tags::Tags;
-use crate::time::parse_local_timestamp;
+use crate::time::parse_paid_time;
 use crate::{DomainError, Invalid};
 
 /// Longest accepted avatar URL.
@@ -301,7 +301,7 @@ impl PaymentInput<'_> {
             .paid_time
             .ok_or_else(|| DomainError::missing("paidTime"))?;
         let paid_at =
-            parse_local_timestamp(paid_time.trim(), tz).map_err(|e| e.field("paidTime"))?;
+            parse_paid_time(paid_time.trim(), tz).map_err(|e| e.field("paidTime"))?;
         let pay_index = PayIndex::parse(
             self.pay_index
                 .ok_or_else(|| DomainError::missing("payIndex"))?,

@@ -59,11 +59,37 @@ pub fn parse_local_timestamp(text: &str, tz: Tz) -> Result<DateTime<Utc>, Invali
     }
 }
 
+/// The earliest `paidTime` accepted: 1 January 2000, 00:00.
+pub const EARLIEST_PAID: &str = "200001010000";
+/// The latest `paidTime` accepted: 31 December 2099, 23:59.
+pub const LATEST_PAID: &str = "209912312359";
+
+/// [`parse_local_timestamp`] for a payment time: refused outside the years
+/// 2000 to 2099, where no real payment of the space lies, so the computed
+/// ends stay far inside what the wire format can write.
+pub fn parse_paid_time(text: &str, tz: Tz) -> Result<DateTime<Utc>, Invalid> {
+    let t = parse_local_timestamp(text, tz)?;
+    let local = t.with_timezone(&tz).naive_local();
+    if !(2000..=2099).contains(&local.year()) {
+        return Err(Invalid::new(format!(
+            "{text:?} is outside {EARLIEST_PAID}..{LATEST_PAID}"
+        )));
+    }
+    Ok(t)
+}
+
 /// Formats an instant as `YYYYMMDDHHMM` on the wall clock of zone `tz`.
 ///
 /// Seconds are dropped (truncated), as the wire format has minute precision.
+/// Always 12 digits: an instant past the year 9999 is written
+/// `999912312359`, one before the year 0 `000001010000`.
 pub fn format_local_timestamp(t: DateTime<Utc>, tz: Tz) -> String {
-    t.with_timezone(&tz).format("%Y%m%d%H%M").to_string()
+    let local = t.with_timezone(&tz);
+    match local.year() {
+        y if y > 9999 => "999912312359".to_owned(),
+        y if y < 0 => "000001010000".to_owned(),
+        _ => local.format("%Y%m%d%H%M").to_string(),
+    }
 }
 
 /// The local calendar date of an instant in zone `tz`.
@@ -166,6 +192,32 @@ fn truncate(text: &str, max: usize) -> &str {
     match text.char_indices().nth(max) {
         Some((i, _)) => &text[..i],
         None => text,
+    }
+}
+
+#[cfg(test)]
+mod paid_time_tests {
+    use super::*;
+
+    #[test]
+    fn paid_times_lie_in_this_century_and_the_wire_stays_12_digits() {
+        let tz = DEFAULT_TIMEZONE;
+        assert!(parse_paid_time(EARLIEST_PAID, tz).is_ok());
+        assert!(parse_paid_time(LATEST_PAID, tz).is_ok());
+        for bad in ["199912312359", "210001010000", "000001010000", "999912312359"] {
+            let e = parse_paid_time(bad, tz).unwrap_err();
+            assert!(e.reason().contains("outside"), "{bad}: {e}");
+        }
+        assert_eq!(
+            format_local_timestamp(DateTime::<Utc>::MAX_UTC, tz),
+            "999912312359"
+        );
+        assert_eq!(
+            format_local_timestamp(DateTime::<Utc>::MIN_UTC, tz),
+            "000001010000"
+        );
+        let far = CalendarSpan::Months(12 * 8000).after(parse_paid_time(LATEST_PAID, tz).unwrap(), tz);
+        assert_eq!(format_local_timestamp(far, tz).len(), 12);
     }
 }
 

@@ -778,3 +778,40 @@ async fn a_revoked_key_stops_working_within_the_cache_ttl() {
     assert_eq!(answer.status, 401);
     assert_eq!(answer.body["errno"], "1401");
 }
+
+#[actix_web::test]
+async fn implausible_paid_times_are_refused_and_expiry_stays_12_digits() {
+    let app = spawn_app().await;
+    let body = json!({"openid": "oid-year", "basicInfo": {"nickName": "Year"}});
+    expect_errno(&app.post("/api/v1.0/member/new", &body).await, "1000");
+    for paid in ["000001010000", "999912312359", "199912312359", "210001010000"] {
+        let add = json!({"op": "add", "data": {"paidTime": paid, "payIndex": format!("y-{paid}"), "CNYAmount": 200, "payType": "6M MEMBERSHIP"}});
+        let answer = app.patch("/api/v1.0/member/openid/oid-year", &add).await;
+        let e = expect_errno(&answer, "1002");
+        assert!(
+            e["errmsg"].as_str().unwrap().contains("paidTime"),
+            "{paid}: {e}"
+        );
+    }
+    assert!(support::stored_pay_indexes(&app.store, "oid-year").is_empty());
+    // the latest accepted year, stacked: expireTime is still YYYYMMDDHHMM
+    for i in 0..4 {
+        let add = json!({"op": "add", "data": {"paidTime": "209912312359", "payIndex": format!("late-{i}"), "CNYAmount": 900, "payType": "6M MEMBERSHIP"}});
+        expect_errno(
+            &app.patch("/api/v1.0/member/openid/oid-year", &add).await,
+            "1000",
+        );
+    }
+    let member = expect_errno(&app.get("/api/v1.0/member/openid/oid-year").await, "1000");
+    let text = member.to_string();
+    assert!(text.contains("\"expireTime\":\"2101"), "{text}");
+    for field in ["expireTime", "paidTime"] {
+        for (i, _) in text.match_indices(&format!("\"{field}\":\"")) {
+            let value = &text[i + field.len() + 4..][..13];
+            assert!(
+                value[..12].bytes().all(|b| b.is_ascii_digit()) && value.ends_with('"'),
+                "{field} {value} in {text}"
+            );
+        }
+    }
+}
