@@ -33,6 +33,8 @@ pub enum Errno {
     RouteNotFound,
     /// 1405: the route exists but not with this method.
     MethodNotAllowed,
+    /// 1408: the request body did not arrive within the body timeout.
+    RequestTimeout,
     /// 1413: the request body is larger than the server accepts.
     PayloadTooLarge,
     /// 1429: too many requests from this client; retry after `Retry-After` seconds.
@@ -72,7 +74,7 @@ pub enum Errno {
 
 impl Errno {
     /// Every errno, in numeric order (for documentation and tests).
-    pub const ALL: [Errno; 27] = [
+    pub const ALL: [Errno; 28] = [
         Errno::Success,
         Errno::MemberIncomplete,
         Errno::BadRequest,
@@ -83,6 +85,7 @@ impl Errno {
         Errno::Forbidden,
         Errno::RouteNotFound,
         Errno::MethodNotAllowed,
+        Errno::RequestTimeout,
         Errno::PayloadTooLarge,
         Errno::TooManyRequests,
         Errno::Internal,
@@ -115,6 +118,7 @@ impl Errno {
             Errno::Forbidden => 1403,
             Errno::RouteNotFound => 1404,
             Errno::MethodNotAllowed => 1405,
+            Errno::RequestTimeout => 1408,
             Errno::PayloadTooLarge => 1413,
             Errno::TooManyRequests => 1429,
             Errno::Internal => 1500,
@@ -153,6 +157,7 @@ impl Errno {
             Errno::Forbidden => "API key lacks the required scope",
             Errno::RouteNotFound => "No such route",
             Errno::MethodNotAllowed => "Method not allowed on this route",
+            Errno::RequestTimeout => "The request body did not arrive in time",
             Errno::PayloadTooLarge => "Request body too large",
             Errno::TooManyRequests => "Too many requests; retry later",
             Errno::Internal => "Internal error",

@@ -300,8 +300,7 @@ impl PaymentInput<'_> {
         let paid_time = self
             .paid_time
             .ok_or_else(|| DomainError::missing("paidTime"))?;
-        let paid_at =
-            parse_paid_time(paid_time.trim(), tz).map_err(|e| e.field("paidTime"))?;
+        let paid_at = parse_paid_time(paid_time.trim(), tz).map_err(|e| e.field("paidTime"))?;
         let pay_index = PayIndex::parse(
             self.pay_index
                 .ok_or_else(|| DomainError::missing("payIndex"))?,

@@ -204,7 +204,12 @@ mod paid_time_tests {
         let tz = DEFAULT_TIMEZONE;
         assert!(parse_paid_time(EARLIEST_PAID, tz).is_ok());
         assert!(parse_paid_time(LATEST_PAID, tz).is_ok());
-        for bad in ["199912312359", "210001010000", "000001010000", "999912312359"] {
+        for bad in [
+            "199912312359",
+            "210001010000",
+            "000001010000",
+            "999912312359",
+        ] {
             let e = parse_paid_time(bad, tz).unwrap_err();
             assert!(e.reason().contains("outside"), "{bad}: {e}");
         }
@@ -216,7 +221,8 @@ mod paid_time_tests {
             format_local_timestamp(DateTime::<Utc>::MIN_UTC, tz),
             "000001010000"
         );
-        let far = CalendarSpan::Months(12 * 8000).after(parse_paid_time(LATEST_PAID, tz).unwrap(), tz);
+        let far =
+            CalendarSpan::Months(12 * 8000).after(parse_paid_time(LATEST_PAID, tz).unwrap(), tz);
         assert_eq!(format_local_timestamp(far, tz).len(), 12);
     }
 }

@@ -17,6 +17,12 @@ fn too_large() -> ApiError {
     )
 }
 
+/// How long a whole body may take to arrive by default (`http.body_timeout_secs`),
+/// from when the handler starts reading it:
+/// headers already time out in actix; without this a body sent a byte every
+/// few seconds held a connection and its memory for ever.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Why a body could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyError {
@@ -24,6 +30,8 @@ pub enum BodyError {
     TooLarge,
     /// The connection failed or the body was malformed on the wire.
     Unreadable,
+    /// The body did not arrive within [`BODY_TIMEOUT`].
+    TimedOut,
 }
 
 /// Reads the whole body, up to [`BODY_LIMIT`] (checked against the declared
@@ -40,18 +48,26 @@ pub async fn read_limited(
     if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
         return Err(BodyError::TooLarge);
     }
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| match e {
-            actix_web::error::PayloadError::Overflow => BodyError::TooLarge,
-            _ => BodyError::Unreadable,
-        })?;
-        if body.len() + chunk.len() > BODY_LIMIT {
-            return Err(BodyError::TooLarge);
+    let read = async {
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| match e {
+                actix_web::error::PayloadError::Overflow => BodyError::TooLarge,
+                _ => BodyError::Unreadable,
+            })?;
+            if body.len() + chunk.len() > BODY_LIMIT {
+                return Err(BodyError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+        Ok(body)
+    };
+    let limit = req
+        .app_data::<web::Data<crate::AppState>>()
+        .map_or(BODY_TIMEOUT, |s| s.body_timeout);
+    actix_web::rt::time::timeout(limit, read)
+        .await
+        .unwrap_or(Err(BodyError::TimedOut))
 }
 
 /// Reads the body as a JSON object. Over [`BODY_LIMIT`]: 413 (errno 1413),
@@ -65,6 +81,10 @@ pub async fn json_object(
         BodyError::Unreadable => {
             ApiError::new(Errno::BadRequest, "the request body could not be read")
         }
+        BodyError::TimedOut => ApiError::new(
+            Errno::RequestTimeout,
+            "the request body did not arrive in time",
+        ),
     })?;
     parse_object(&body)
 }

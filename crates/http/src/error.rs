@@ -173,6 +173,7 @@ pub fn http_status(errno: Errno) -> StatusCode {
         Errno::RouteNotFound => StatusCode::NOT_FOUND,
         Errno::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         Errno::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Errno::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         Errno::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
         Errno::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         Errno::Unavailable | Errno::DoorFault => StatusCode::SERVICE_UNAVAILABLE,

@@ -50,6 +50,8 @@ pub struct AppState {
     pub metrics: observe::Metrics,
     /// Proxies whose forwarded headers are believed.
     pub proxies: net::TrustedProxies,
+    /// How long a request body may take to arrive (`http.body_timeout_secs`).
+    pub body_timeout: std::time::Duration,
 }
 
 impl AppState {

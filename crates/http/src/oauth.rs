@@ -512,6 +512,12 @@ async fn authorize_post(
                 "The form could not be read.",
             )
         }
+        Err(BodyError::TimedOut) => {
+            return error_page(
+                actix_web::http::StatusCode::REQUEST_TIMEOUT,
+                "The form did not arrive in time.",
+            )
+        }
     };
     let mut ours: HashMap<String, String> = HashMap::new();
     let mut oauth: Vec<(String, String)> = Vec::new();

@@ -131,6 +131,11 @@ async fn read(req: &HttpRequest, payload: web::Payload) -> Result<Request, Partn
             challenge: None,
         },
         BodyError::Unreadable => PartnerError::bad_request("The request body could not be read."),
+        BodyError::TimedOut => PartnerError {
+            status: StatusCode::REQUEST_TIMEOUT,
+            message: "The request body did not arrive in time.".into(),
+            challenge: None,
+        },
     })?;
     if !body.iter().all(u8::is_ascii_whitespace) {
         let content_type = req

@@ -156,6 +156,7 @@ fn main() {
             partner: Default::default(),
             metrics: Default::default(),
             proxies: Default::default(),
+            body_timeout: zhima_http::body::BODY_TIMEOUT,
         });
         let app = atest::init_service(
             App::new()

@@ -194,6 +194,7 @@ impl Application {
             partner: settings.partner.clone(),
             metrics: Default::default(),
             proxies: settings.trusted_proxies.clone(),
+            body_timeout: settings.body_timeout,
         });
         if settings.oauth_issuer.is_none() && !bind_is_loopback(&settings.bind) {
             tracing::warn!(

@@ -72,6 +72,8 @@ pub struct HttpSettings {
     /// Reverse proxies whose `X-Forwarded-For` and `Forwarded` headers are
     /// believed, comma-separated addresses or networks (`127.0.0.1, 10.0.0.0/8`).
     pub trusted_proxies: String,
+    /// Seconds a request body may take to arrive once its headers have.
+    pub body_timeout_secs: u64,
 }
 
 /// `[log]`
@@ -266,6 +268,8 @@ pub struct Settings {
     pub workers: usize,
     /// Proxies whose forwarded headers are believed.
     pub trusted_proxies: zhima_http::net::TrustedProxies,
+    /// How long a request body may take to arrive.
+    pub body_timeout: Duration,
     /// Origins allowed by CORS on the OAuth and Partner API endpoints.
     pub cors_origins: Vec<String>,
     /// The space's time zone.
@@ -302,6 +306,7 @@ connect_timeout_secs = 5
 bind = "127.0.0.1:8080"
 workers = 0
 trusted_proxies = ""
+body_timeout_secs = 10
 
 [log]
 level = "info"
@@ -409,6 +414,9 @@ impl Settings {
                 ),
             ));
         }
+        if !(1..=300).contains(&raw.http.body_timeout_secs) {
+            return Err(bad("http.body_timeout_secs", "must be from 1 to 300"));
+        }
         if raw.http.workers > 256 {
             return Err(bad("http.workers", "must be from 0 (one per core) to 256"));
         }
@@ -451,6 +459,7 @@ impl Settings {
             bind: raw.http.bind,
             workers: raw.http.workers,
             trusted_proxies,
+            body_timeout: Duration::from_secs(raw.http.body_timeout_secs),
             cors_origins,
             timezone,
             plans: plans(&raw.plans)?,

@@ -13,6 +13,7 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::{spawn_app_with, TestApp};
@@ -782,4 +783,64 @@ async fn a_corpus_of_malformed_requests_gets_documented_answers_and_changes_noth
         .await;
     support::expect_errno(&ok, "1000");
     eprintln!("corpus: {sent} requests, answers by status: {by_status:?}");
+}
+
+/// Sends a request whose body trickles in a byte every 300 ms, and returns
+/// the first line and body of the answer.
+async fn trickle(
+    address: &str,
+    path: &str,
+    headers: &str,
+) -> (String, String, std::time::Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Content-Length: 200\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    for _ in 0..40 {
+        if stream.write_all(b" ").await.is_err() {
+            break;
+        }
+        match tokio::time::timeout(Duration::from_millis(300), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                answer.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let first = text.lines().next().unwrap_or("").to_owned();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (first, body, started.elapsed())
+}
+
+#[actix_web::test]
+async fn a_body_that_trickles_in_times_out_and_changes_nothing() {
+    let app = spawn_app_with(&[("ZHIMA_HTTP__BODY_TIMEOUT_SECS", "1")]).await;
+    let auth = format!(
+        "Authorization: Bearer {}\r\nContent-Type: application/json\r\n",
+        app.key
+    );
+    let (status, body, took) = trickle(&app.address, "/api/v1.0/member/new", &auth).await;
+    assert!(status.contains(" 408 "), "{status} {body}");
+    assert!(body.contains("\"errno\":\"1408\""), "{body}");
+    assert!(took < Duration::from_secs(4), "answered after {took:?}");
+    let form = "Content-Type: application/x-www-form-urlencoded\r\n";
+    let (status, _, _) = trickle(&app.address, "/oauth/token", form).await;
+    assert!(
+        status.contains(" 400 ") || status.contains(" 408 "),
+        "{status}"
+    );
+    let (status, _, _) = trickle(&app.address, "/partner/1/vip", form).await;
+    assert!(status.contains(" 408 "), "{status}");
+    // the server still answers, and nothing was created
+    assert_eq!(app.get("/api/v1.0/member/1").await.body["errno"], "1999");
 }

@@ -784,7 +784,12 @@ async fn implausible_paid_times_are_refused_and_expiry_stays_12_digits() {
     let app = spawn_app().await;
     let body = json!({"openid": "oid-year", "basicInfo": {"nickName": "Year"}});
     expect_errno(&app.post("/api/v1.0/member/new", &body).await, "1000");
-    for paid in ["000001010000", "999912312359", "199912312359", "210001010000"] {
+    for paid in [
+        "000001010000",
+        "999912312359",
+        "199912312359",
+        "210001010000",
+    ] {
         let add = json!({"op": "add", "data": {"paidTime": paid, "payIndex": format!("y-{paid}"), "CNYAmount": 200, "payType": "6M MEMBERSHIP"}});
         let answer = app.patch("/api/v1.0/member/openid/oid-year", &add).await;
         let e = expect_errno(&answer, "1002");
