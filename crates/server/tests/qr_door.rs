@@ -245,6 +245,11 @@ async fn forged_altered_expired_and_early_codes_are_refused() {
             "bad_signature"
         ]
     );
+    // each refusal's detail reads as a sentence naming its reason
+    let details: Vec<String> = events(&app).into_iter().map(|e| e.event.detail).collect();
+    assert_eq!(details[0], "QR code refused (bad format)");
+    assert_eq!(details[3], "QR code refused (bad signature)");
+    assert_eq!(details[4], "QR code refused (unknown key)");
     // the good one still works
     expect_errno(&scan(&app, &good).await, "1000");
 }
