@@ -314,7 +314,12 @@ async fn admit(
             Ok(payload) => Lookup::Id(payload.member),
             Err(r) => {
                 // a code that fails its checks names no one we can trust
-                return Err(refuse(r, None, format!("QR code refused ({})", r.reason().replace('_', " "))).await);
+                return Err(refuse(
+                    r,
+                    None,
+                    format!("QR code refused ({})", r.reason().replace('_', " ")),
+                )
+                .await);
             }
         },
         Credential::Card(uid) => match Rfid::parse(uid) {

@@ -158,3 +158,20 @@ fn a_hundred_cli_commands_exit_cleanly() {
         }
     }
 }
+
+/// Log lines written to a pipe (the systemd journal, a file) carry no
+/// terminal colour codes.
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    let db = TestDatabase::new().unwrap();
+    let out = std::process::Command::new(support::process::ZHIMA)
+        .arg("migrate")
+        .env("ZHIMA_DATABASE__URL", db.url())
+        .env("ZHIMA_LOG__LEVEL", "info")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("applied migration"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "colour codes in: {stderr:?}");
+}
