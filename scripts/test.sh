@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Every check and test of zhima: formatting, clippy, the architecture
-# invariants, the whole test suite on SQLite, then the storage and server
-# suites again on PostgreSQL (each test on its own throwaway database).
+# invariants, the whole test suite on SQLite, schemathesis against the
+# served OpenAPI description, then the storage and server suites again on
+# PostgreSQL over its socket and over TCP (each test on its own throwaway
+# database).
 #
 # PostgreSQL: TEST_ZHIMA_POSTGRES_URL, or else the local server on its socket
 # (/var/run/postgresql, user postgres) or on 127.0.0.1:5432. When none is
@@ -27,6 +29,9 @@ scripts/check-architecture.sh
 
 step "tests on SQLite"
 env -u TEST_ZHIMA_POSTGRES_URL cargo test --workspace --locked
+
+step "schemathesis against the served OpenAPI description"
+scripts/schemathesis.sh
 
 # PostgreSQL is tested twice: over its Unix socket and over TCP. libpq
 # negotiates SSL and GSS encryption over TCP only, and a process exiting

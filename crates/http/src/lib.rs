@@ -120,7 +120,8 @@ pub(crate) fn resource(path: &str) -> actix_web::Resource {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz").route(web::get().to(health)))
         .service(resource("/readyz").route(web::get().to(ready)))
-        .service(resource("/metrics").route(web::get().to(metrics)));
+        .service(resource("/metrics").route(web::get().to(metrics)))
+        .service(resource("/openapi.json").route(web::get().to(openapi)));
     members::config(cfg);
     door::config(cfg);
     qr::config(cfg);
@@ -134,6 +135,25 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
         Errno::RouteNotFound,
         Errno::RouteNotFound.meaning(),
     ))
+}
+
+/// The OpenAPI 3.1 description of the Member API, the door routes and the
+/// Partner API (`docs/openapi.json`, compiled in).
+pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
+/// `GET /openapi.json`: [`OPENAPI`], for client generators. No credential:
+/// it describes routes, never data.
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((
+            actix_web::http::header::CONTENT_TYPE,
+            "application/json; charset=utf-8",
+        ))
+        .insert_header((
+            actix_web::http::header::CACHE_CONTROL,
+            "public, max-age=3600",
+        ))
+        .body(OPENAPI)
 }
 
 /// `GET /healthz`: the process is up. No database work, no authentication.

@@ -42,6 +42,7 @@ const ROUTES: &[(&str, &str, Guard)] = &[
     ("GET", "/healthz", Guard::Open),
     ("GET", "/readyz", Guard::Open),
     ("GET", "/metrics", Guard::ApiKey("admin")),
+    ("GET", "/openapi.json", Guard::Open),
     (
         "POST",
         "/api/v1.0/member/new",
@@ -124,6 +125,56 @@ fn every_registered_route_is_in_the_table() {
                 "{path} changes something without a credential"
             );
         }
+    }
+}
+
+/// The routes the OpenAPI description must hold: the Member API, the door,
+/// the Partner API and the service routes (the OAuth2 endpoints have RFC
+/// 8414 metadata instead, and image links are signed URLs, not an API).
+fn described(path: &str) -> bool {
+    !path.starts_with("/oauth/")
+        && !path.starts_with("/.well-known/")
+        && !path.starts_with("/images/")
+}
+
+#[actix_web::test]
+async fn the_openapi_description_holds_exactly_the_api_routes() {
+    let app = spawn_app_with(&[]).await;
+    let res = app
+        .client
+        .get(format!("{}/openapi.json", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let doc: Value = res.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut listed = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in ["get", "post", "patch", "put", "delete"] {
+            if item.get(method).is_some() {
+                listed.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    let expected: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .filter(|(_, path, _)| described(path))
+        .map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(
+        listed, expected,
+        "docs/openapi.json and the route table differ: describe every API route, and nothing else"
+    );
+    // every guarded route names its security
+    for (method, path, guard) in ROUTES.iter().filter(|(_, p, _)| described(p)) {
+        let op = &doc["paths"][path][method.to_lowercase()];
+        let security = op["security"].as_array().unwrap();
+        assert_eq!(
+            security.is_empty(),
+            *guard == Guard::Open,
+            "{method} {path}: security {security:?} for {guard:?}"
+        );
     }
 }
 
