@@ -464,12 +464,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StorageError> {
         self.write(|conn| {
-            let id: i64 = members::table
-                .select(members::id)
-                .filter(members::openid.eq(openid.as_str()))
-                .get_result(conn)
-                .optional()?
-                .ok_or(StorageError::MemberNotFound)?;
+            let id = member_id_in(conn, openid)?;
             diesel::update(members::table.filter(members::id.eq(id)))
                 .set((
                     members::deactivated_at.eq(deactivated.then(|| secs(now))),
@@ -484,4 +479,14 @@ impl Store {
             Ok(())
         })
     }
+}
+
+/// The id of the member with `openid`, inside a transaction.
+pub(crate) fn member_id_in(conn: &mut AnyConnection, openid: &OpenId) -> Result<i64, StorageError> {
+    members::table
+        .select(members::id)
+        .filter(members::openid.eq(openid.as_str()))
+        .get_result(conn)
+        .optional()?
+        .ok_or(StorageError::MemberNotFound)
 }

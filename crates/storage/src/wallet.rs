@@ -253,12 +253,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Balance, StorageError> {
         self.write(|conn| {
-            let id: i64 = members::table
-                .select(members::id)
-                .filter(members::openid.eq(openid.as_str()))
-                .get_result(conn)
-                .optional()?
-                .ok_or(StorageError::MemberNotFound)?;
+            let id = crate::members::member_id_in(conn, openid)?;
             lock_member(conn, MemberId(id))?;
             credit_in(conn, MemberId(id), kind, amount, reason, "staff", now)?;
             balance_in(conn, MemberId(id))
