@@ -2,7 +2,8 @@
 //! check a password or client secret (argon2id, 19 MiB each): from many
 //! addresses at once, the process's peak resident memory stays under
 //! 100 MB, the overflow is told to retry (503 + `Retry-After`) before any
-//! hashing, and nothing else fails.
+//! hashing, the hashing memory goes back to the system afterwards, and
+//! nothing else fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failure is a test failure
 
@@ -169,6 +170,13 @@ async fn password_and_secret_floods_from_many_addresses_stay_under_100_mb() {
         peak < 100 * 1024,
         "peak resident memory {} MB (answers {counts:?})",
         peak / 1024
+    );
+    // the hashing memory goes back to the system once the flood is over
+    assert!(
+        after < before + 20 * 1024,
+        "resident {} MB after the flood, {} MB before",
+        after / 1024,
+        before / 1024
     );
     // wrong secrets are 401, wrong logins a page (200), the overflow 503
     for status in counts.keys() {
