@@ -298,3 +298,15 @@ fn bind_is_loopback(bind: &str) -> bool {
     bind.parse::<std::net::SocketAddr>()
         .is_ok_and(|a| a.ip().is_loopback())
 }
+
+#[cfg(test)]
+mod bind_tests {
+    #[test]
+    fn only_loopback_binds_go_without_an_issuer_warning() {
+        assert!(super::bind_is_loopback("127.0.0.1:8080"));
+        assert!(super::bind_is_loopback("[::1]:8080"));
+        assert!(!super::bind_is_loopback("0.0.0.0:8080"));
+        assert!(!super::bind_is_loopback("192.0.2.10:8080"));
+        assert!(!super::bind_is_loopback("[::]:8080"));
+    }
+}
