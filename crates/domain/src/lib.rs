@@ -9,6 +9,7 @@ pub mod member;
 pub mod membership;
 pub mod money;
 pub mod partner;
+pub mod password;
 pub mod plan;
 pub mod qr;
 pub mod scope;

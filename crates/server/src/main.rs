@@ -158,7 +158,7 @@ enum MemberCommand {
         /// The member's openid.
         #[arg(long)]
         openid: String,
-        /// The new password (at least 8 characters).
+        /// The new password (8 to 200 characters, not the default one).
         #[arg(long)]
         password: String,
     },
@@ -280,10 +280,9 @@ fn run(command: Command, settings: &Settings) -> Result<(), Box<dyn std::error::
             match cmd {
                 MemberCommand::SetPassword { openid, password } => {
                     let openid = OpenId::parse(&openid).map_err(|e| format!("--openid: {e}"))?;
-                    if password.chars().count() < 8 {
-                        return Err("--password: must be at least 8 characters".into());
-                    }
-                    store.set_password(&openid, &password, false, Utc::now())?;
+                    let password = zhima_domain::password::Password::parse(&password)
+                        .map_err(|e| format!("--password: {e}"))?;
+                    store.set_password(&openid, password.expose(), false, Utc::now())?;
                     println!("password set for {openid}");
                 }
                 MemberCommand::Deactivate { openid } => {

@@ -1983,6 +1983,29 @@ async fn partner_and_tokens_commands() {
     let (ok, _, err) = zhima(&["tokens", "grant", "--openid", "nobody-0001", "--free", "5"]);
     assert!(!ok, "{err}");
     member(&app, "gift-openid-0001", "Gift", "", 0).await;
+    // set-password follows the password rules (zhima_domain::password)
+    for bad in ["password123", "short", &"x".repeat(201)] {
+        let (ok, _, err) = zhima(&[
+            "member",
+            "set-password",
+            "--openid",
+            "gift-openid-0001",
+            "--password",
+            bad,
+        ]);
+        assert!(!ok && err.contains("--password"), "{err}");
+    }
+    let (ok, _, err) = zhima(&[
+        "member",
+        "set-password",
+        "--openid",
+        "gift-openid-0001",
+        "--password",
+        "a fine secret",
+    ]);
+    assert!(ok, "{err}");
+    let gift_id = OpenId::parse("gift-openid-0001").unwrap();
+    assert!(store.check_password(&gift_id, "a fine secret").unwrap());
     let (ok, out, err) = zhima(&[
         "tokens",
         "grant",

@@ -34,9 +34,7 @@ pub const HASHING_SLOTS: usize = 2;
 /// beyond it [`verify_password_admitted`] answers [`Busy`].
 pub const ADMITTED: usize = 8;
 
-/// The password every new member starts with (the Member API contract). It
-/// never opens a web login: a member on it must get a password from staff.
-pub const DEFAULT_PASSWORD: &str = "password123";
+pub use zhima_domain::password::DEFAULT_PASSWORD;
 
 /// Too many password checks are running or waiting: try again shortly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
