@@ -243,6 +243,38 @@ impl VipPeriod {
     }
 }
 
+/// What a VIP period costs and how long it lasts (`partner.*` settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VipOffer {
+    /// One period.
+    pub span: CalendarSpan,
+    /// Price of a standard period.
+    pub standard: Tokens,
+    /// Price of a gold period.
+    pub gold: Tokens,
+}
+
+impl Default for VipOffer {
+    /// One calendar month; 100 tokens standard, 300 gold.
+    fn default() -> VipOffer {
+        VipOffer {
+            span: CalendarSpan::Months(1),
+            standard: Tokens::whole(100),
+            gold: Tokens::whole(300),
+        }
+    }
+}
+
+impl VipOffer {
+    /// The price of one period of `level`.
+    pub fn price(&self, level: VipLevel) -> Tokens {
+        match level {
+            VipLevel::Standard => self.standard,
+            VipLevel::Gold => self.gold,
+        }
+    }
+}
+
 /// The VIP level at `now`: the highest level of the periods covering it.
 pub fn vip_at(periods: &[VipPeriod], now: DateTime<Utc>) -> Option<VipLevel> {
     periods
@@ -414,6 +446,19 @@ mod tests {
         assert_eq!(Tokens::MAX.checked_add(Tokens::ZERO), Some(Tokens::MAX));
         assert_eq!(Tokens::MAX.checked_add(tok("0.01")), None);
         assert_eq!(tok("1").checked_add(tok("2")), Some(tok("3")));
+    }
+
+    #[test]
+    fn the_vip_offer_prices_each_level() {
+        let offer = VipOffer::default();
+        assert_eq!(offer.price(VipLevel::Standard), tok("100"));
+        assert_eq!(offer.price(VipLevel::Gold), tok("300"));
+        let custom = VipOffer {
+            gold: tok("250.5"),
+            ..offer
+        };
+        assert_eq!(custom.price(VipLevel::Gold), tok("250.5"));
+        assert_eq!(custom.span, CalendarSpan::Months(1));
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub struct AppState {
     /// The OAuth2 provider and its pages.
     pub oauth: oauth::OAuthState,
     /// VIP prices and length.
-    pub partner: partner::PartnerSettings,
+    pub partner: zhima_domain::partner::VipOffer,
     /// Counters for `/metrics`.
     pub metrics: observe::Metrics,
     /// Proxies whose forwarded headers are believed.

@@ -4,8 +4,8 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
-use zhima_domain::partner::{vip_at, PartnerScope, Tokens, VipLevel};
-use zhima_domain::time::{format_local_timestamp, CalendarSpan};
+use zhima_domain::partner::{vip_at, PartnerScope, VipLevel};
+use zhima_domain::time::format_local_timestamp;
 use zhima_oauth::AccessGrant;
 use zhima_storage::wallet::{VipOutcome, VipPurchase};
 use zhima_storage::MemberKey;
@@ -13,36 +13,6 @@ use zhima_storage::MemberKey;
 use crate::body::{read_limited, BodyError};
 use crate::error::PartnerError;
 use crate::AppState;
-
-/// What VIP costs and lasts.
-#[derive(Debug, Clone)]
-pub struct PartnerSettings {
-    /// One period.
-    pub vip_span: CalendarSpan,
-    /// Price of a standard period.
-    pub price_standard: Tokens,
-    /// Price of a gold period.
-    pub price_gold: Tokens,
-}
-
-impl Default for PartnerSettings {
-    fn default() -> PartnerSettings {
-        PartnerSettings {
-            vip_span: CalendarSpan::Months(1),
-            price_standard: Tokens::whole(100),
-            price_gold: Tokens::whole(300),
-        }
-    }
-}
-
-impl PartnerSettings {
-    fn price(&self, level: VipLevel) -> Tokens {
-        match level {
-            VipLevel::Standard => self.price_standard,
-            VipLevel::Gold => self.price_gold,
-        }
-    }
-}
 
 /// The Partner API routes.
 pub fn config(cfg: &mut web::ServiceConfig) {
@@ -284,7 +254,7 @@ async fn vip(
             client_id: &grant.client_id,
             level,
             price: st.partner.price(level),
-            span: st.partner.vip_span,
+            span: st.partner.span,
             tz: st.tz,
             idempotency_key: key.as_deref(),
         };

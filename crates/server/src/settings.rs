@@ -289,7 +289,7 @@ pub struct Settings {
     /// The issuer URL (`None`: taken from each request).
     pub oauth_issuer: Option<String>,
     /// VIP prices and length.
-    pub partner: zhima_http::partner::PartnerSettings,
+    pub partner: zhima_domain::partner::VipOffer,
     /// Paid tokens per CNY of a `TOKENS` payment.
     pub tokens_per_cny: Tokens,
 }
@@ -624,7 +624,7 @@ fn oauth(raw: &RawOAuthSettings) -> Result<(zhima_oauth::Settings, Option<String
 
 fn partner(
     raw: &RawPartnerSettings,
-) -> Result<(zhima_http::partner::PartnerSettings, Tokens), SettingsError> {
+) -> Result<(zhima_domain::partner::VipOffer, Tokens), SettingsError> {
     if raw.vip_months == 0 || raw.vip_months > 24 {
         return Err(bad("partner.vip_months", "must be from 1 to 24"));
     }
@@ -636,10 +636,10 @@ fn partner(
         Ok(tokens)
     };
     Ok((
-        zhima_http::partner::PartnerSettings {
-            vip_span: CalendarSpan::Months(raw.vip_months),
-            price_standard: price("partner.price_standard", &raw.price_standard)?,
-            price_gold: price("partner.price_gold", &raw.price_gold)?,
+        zhima_domain::partner::VipOffer {
+            span: CalendarSpan::Months(raw.vip_months),
+            standard: price("partner.price_standard", &raw.price_standard)?,
+            gold: price("partner.price_gold", &raw.price_gold)?,
         },
         price("partner.tokens_per_cny", &raw.tokens_per_cny)?,
     ))
