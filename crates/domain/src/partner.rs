@@ -243,6 +243,22 @@ impl VipPeriod {
     }
 }
 
+/// The payType whose payments buy partner tokens.
+pub const TOKENS_PAY_TYPE: &str = "TOKENS";
+
+/// The paid tokens a payment credits: `None` for any payType but `TOKENS`
+/// (any case), else [`tokens_for_payment`] at `per_cny` (refused above the
+/// cap, never clamped).
+pub fn tokens_credited(
+    payment: &crate::member::NewPayment,
+    per_cny: Tokens,
+) -> Result<Option<Tokens>, Invalid> {
+    if !payment.pay_type.eq_ignore_ascii_case(TOKENS_PAY_TYPE) {
+        return Ok(None);
+    }
+    tokens_for_payment(payment.amount, per_cny).map(Some)
+}
+
 /// What a VIP period costs and how long it lasts (`partner.*` settings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VipOffer {
@@ -446,6 +462,30 @@ mod tests {
         assert_eq!(Tokens::MAX.checked_add(Tokens::ZERO), Some(Tokens::MAX));
         assert_eq!(Tokens::MAX.checked_add(tok("0.01")), None);
         assert_eq!(tok("1").checked_add(tok("2")), Some(tok("3")));
+    }
+
+    #[test]
+    fn only_tokens_payments_credit_tokens() {
+        let pay = |pay_type: &str, yuan: u32| crate::member::NewPayment {
+            pay_index: crate::ids::PayIndex::parse("p1").unwrap(),
+            amount: Fen::from_yuan(yuan),
+            pay_type: pay_type.to_owned(),
+            paid_at: t("201801010000"),
+            until_days: None,
+        };
+        assert_eq!(
+            tokens_credited(&pay("TOKENS", 150), tok("1")),
+            Ok(Some(tok("150")))
+        );
+        assert_eq!(
+            tokens_credited(&pay("tokens", 10), tok("2")),
+            Ok(Some(tok("20")))
+        );
+        assert_eq!(
+            tokens_credited(&pay("1M MEMBERSHIP", 200), tok("1")),
+            Ok(None)
+        );
+        assert!(tokens_credited(&pay("TOKENS", 100_000_001), tok("1")).is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use zhima_domain::ids::{MemberId, OpenId, Rfid};
 use zhima_domain::member::{Member, MemberChange, NewMember, NewPayment, Payment};
-use zhima_domain::partner::{tokens_for_payment, TokenKind, VipPeriod};
+use zhima_domain::partner::{tokens_credited, TokenKind, VipPeriod};
 
 use crate::connection::AnyConnection;
 use crate::rows::{secs, MemberColumns, MemberRow, NewMemberRow, NewPaymentRow, PaymentRow};
@@ -192,8 +192,7 @@ fn find_payment(
         .optional()?)
 }
 
-/// The payType whose payments buy partner tokens.
-pub const TOKENS_PAY_TYPE: &str = "TOKENS";
+pub use zhima_domain::partner::TOKENS_PAY_TYPE;
 
 impl Store {
     /// Credits paid tokens for a `TOKENS` payment, in the payment's transaction.
@@ -204,11 +203,11 @@ impl Store {
         payment: &NewPayment,
         now: DateTime<Utc>,
     ) -> Result<(), StorageError> {
-        if !payment.pay_type.eq_ignore_ascii_case(TOKENS_PAY_TYPE) {
+        let Some(amount) =
+            tokens_credited(payment, self.tokens_per_cny).map_err(|_| StorageError::TokenCap)?
+        else {
             return Ok(());
-        }
-        let amount = tokens_for_payment(payment.amount, self.tokens_per_cny)
-            .map_err(|_| StorageError::TokenCap)?;
+        };
         crate::wallet::credit_in(
             conn,
             member,
