@@ -191,7 +191,7 @@ impl Application {
             },
             qr,
             oauth,
-            partner: settings.partner.clone(),
+            partner: settings.partner,
             metrics: Default::default(),
             proxies: settings.trusted_proxies.clone(),
             body_timeout: settings.body_timeout,
