@@ -208,6 +208,221 @@ impl Plans {
     }
 }
 
+/// What a plan grants, by name (`grants` in a `[plans."NAME"]` table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantKind {
+    /// `membership`
+    Membership,
+    /// `day_pass`
+    DayPass,
+    /// `entries`
+    Entries,
+    /// `tool_room`
+    ToolRoom,
+    /// `none`
+    Nothing,
+}
+
+impl GrantKind {
+    /// From its configuration name.
+    pub fn parse(text: &str) -> Result<GrantKind, Invalid> {
+        match text {
+            "membership" => Ok(GrantKind::Membership),
+            "day_pass" => Ok(GrantKind::DayPass),
+            "entries" => Ok(GrantKind::Entries),
+            "tool_room" => Ok(GrantKind::ToolRoom),
+            "none" => Ok(GrantKind::Nothing),
+            other => Err(Invalid::new(format!(
+                "{other:?} is not membership, day_pass, entries, tool_room or none"
+            ))),
+        }
+    }
+
+    fn of(grant: Grant) -> GrantKind {
+        match grant {
+            Grant::Membership { .. } => GrantKind::Membership,
+            Grant::DayPass { .. } => GrantKind::DayPass,
+            Grant::Entries { .. } => GrantKind::Entries,
+            Grant::ToolRoom { .. } => GrantKind::ToolRoom,
+            Grant::Nothing => GrantKind::Nothing,
+        }
+    }
+}
+
+/// A change to one plan of the catalogue (a `[plans."NAME"]` table, parsed):
+/// what is left out keeps the standard plan's value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanOverride {
+    /// List price.
+    pub price: Option<Fen>,
+    /// What it grants.
+    pub grants: Option<GrantKind>,
+    /// Its length (months or days).
+    pub span: Option<CalendarSpan>,
+    /// For an entries plan: how many entry days.
+    pub entry_days: Option<u32>,
+    /// Remove the plan.
+    pub disabled: bool,
+}
+
+/// Why an override cannot apply: which part of which plan, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverrideError {
+    /// The plan's name as configured.
+    pub plan: String,
+    /// The part at fault (`grants`, `entry_days`), or `None` for the plan.
+    pub part: Option<&'static str>,
+    /// Why.
+    pub reason: Invalid,
+}
+
+impl Plans {
+    /// This catalogue changed by `overrides` (name → change): a plan is
+    /// changed where named (keys left out keep their value), added where new
+    /// (it must then say what it grants), removed where `disabled`.
+    pub fn with_overrides<'a>(
+        &self,
+        overrides: impl IntoIterator<Item = (&'a str, &'a PlanOverride)>,
+    ) -> Result<Plans, OverrideError> {
+        let mut catalogue: std::collections::BTreeMap<String, Plan> = self
+            .iter()
+            .map(|p| (p.name().to_owned(), p.clone()))
+            .collect();
+        for (name, change) in overrides {
+            let fail = |part, reason: Invalid| OverrideError {
+                plan: name.to_owned(),
+                part,
+                reason,
+            };
+            let upper = name.trim().to_uppercase();
+            if change.disabled {
+                catalogue.remove(&upper);
+                continue;
+            }
+            let base = catalogue.get(&upper);
+            let base_grant = base.map(|b| b.grant);
+            let price = change.price.or(base.map(|b| b.price)).unwrap_or(Fen::ZERO);
+            let base_span = base_grant.and_then(|g| match g {
+                Grant::Membership { span } | Grant::DayPass { span } | Grant::ToolRoom { span } => {
+                    Some(span)
+                }
+                Grant::Entries { window, .. } => Some(window),
+                Grant::Nothing => None,
+            });
+            let kind = change
+                .grants
+                .or(base_grant.map(GrantKind::of))
+                .ok_or_else(|| fail(Some("grants"), Invalid::new("is required for a new plan")))?;
+            let span = |what: &str| {
+                change.span.or(base_span).ok_or_else(|| {
+                    fail(
+                        None,
+                        Invalid::new(format!("a {what} plan needs months or days")),
+                    )
+                })
+            };
+            let grant = match kind {
+                GrantKind::Membership => Grant::Membership {
+                    span: span("membership")?,
+                },
+                GrantKind::DayPass => Grant::DayPass {
+                    span: span("day_pass")?,
+                },
+                GrantKind::ToolRoom => Grant::ToolRoom {
+                    span: span("tool_room")?,
+                },
+                GrantKind::Entries => {
+                    let days = change
+                        .entry_days
+                        .or(match base_grant {
+                            Some(Grant::Entries { days, .. }) => Some(days),
+                            _ => None,
+                        })
+                        .ok_or_else(|| {
+                            fail(
+                                Some("entry_days"),
+                                Invalid::new("is required for an entries plan"),
+                            )
+                        })?;
+                    Grant::Entries {
+                        days,
+                        window: span("entries")?,
+                    }
+                }
+                GrantKind::Nothing => Grant::Nothing,
+            };
+            let plan = Plan::new(name, price, grant).map_err(|e| fail(None, e))?;
+            catalogue.insert(upper, plan);
+        }
+        Plans::new(catalogue.into_values().collect()).map_err(|e| OverrideError {
+            plan: String::new(),
+            part: None,
+            reason: e,
+        })
+    }
+}
+
+#[cfg(test)]
+mod override_tests {
+    use super::*;
+
+    #[test]
+    fn overrides_change_add_and_remove_plans() {
+        let change = |f: fn(&mut PlanOverride)| {
+            let mut o = PlanOverride::default();
+            f(&mut o);
+            o
+        };
+        let price = change(|o| o.price = Some(Fen::from_yuan(250)));
+        let year = change(|o| {
+            o.price = Some(Fen::from_yuan(2000));
+            o.grants = Some(GrantKind::Membership);
+            o.span = Some(CalendarSpan::Months(12));
+        });
+        let gone = change(|o| o.disabled = true);
+        let more_days = change(|o| o.entry_days = Some(12));
+        let plans = Plans::standard()
+            .with_overrides([
+                ("1M MEMBERSHIP", &price),
+                ("Year", &year),
+                ("CROWD FUNDING", &gone),
+                ("10 ENTRIES", &more_days),
+            ])
+            .unwrap();
+        assert_eq!(
+            plans.get("1M MEMBERSHIP").unwrap().price,
+            Fen::from_yuan(250)
+        );
+        assert_eq!(
+            plans.get("YEAR").unwrap().grant,
+            Grant::Membership {
+                span: CalendarSpan::Months(12)
+            }
+        );
+        assert!(plans.get("CROWD FUNDING").is_err());
+        assert!(matches!(
+            plans.get("10 ENTRIES").unwrap().grant,
+            Grant::Entries { days: 12, .. }
+        ));
+        // a new plan must say what it grants, and an entries plan how many days
+        let bare = PlanOverride::default();
+        let e = Plans::standard()
+            .with_overrides([("NEW", &bare)])
+            .unwrap_err();
+        assert_eq!((e.plan.as_str(), e.part), ("NEW", Some("grants")));
+        let entries = change(|o| {
+            o.grants = Some(GrantKind::Entries);
+            o.span = Some(CalendarSpan::Days(30));
+        });
+        let e = Plans::standard()
+            .with_overrides([("PACK", &entries)])
+            .unwrap_err();
+        assert_eq!(e.part, Some("entry_days"));
+        assert!(GrantKind::parse("membership").is_ok());
+        assert!(GrantKind::parse("gym").is_err());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 use zhima_domain::money::Fen;
 use zhima_domain::partner::Tokens;
-use zhima_domain::plan::{Grant, Plan, Plans};
+use zhima_domain::plan::{GrantKind, PlanOverride, Plans};
 use zhima_domain::qr::{parse_hex32, KeyId, Keyring};
 use zhima_domain::time::{parse_timezone, CalendarSpan};
 use zhima_door_hardware::{DoorRules, DriverConfig, DriverKind, PinConfig};
@@ -646,23 +646,9 @@ fn partner(
 }
 
 fn plans(configured: &BTreeMap<String, PlanSettings>) -> Result<Plans, SettingsError> {
-    let standard = Plans::standard();
-    let mut catalogue: BTreeMap<String, Plan> = standard
-        .iter()
-        .map(|p| (p.name().to_owned(), p.clone()))
-        .collect();
+    let mut overrides = BTreeMap::new();
     for (name, s) in configured {
         let key = format!("plans.\"{name}\"");
-        let upper = name.trim().to_uppercase();
-        if s.disabled {
-            catalogue.remove(&upper);
-            continue;
-        }
-        let base = catalogue.get(&upper);
-        let price = match &s.price {
-            Some(p) => Fen::parse_yuan(p).map_err(|e| bad(&format!("{key}.price"), e))?,
-            None => base.map_or(Fen::ZERO, |b| b.price),
-        };
         let span = match (s.months, s.days) {
             (Some(_), Some(_)) => return Err(bad(&key, "give months or days, not both")),
             (Some(0), _) | (_, Some(0)) => return Err(bad(&key, "a length must be at least 1")),
@@ -670,69 +656,35 @@ fn plans(configured: &BTreeMap<String, PlanSettings>) -> Result<Plans, SettingsE
             (None, Some(d)) => Some(CalendarSpan::Days(d)),
             (None, None) => None,
         };
-        let base_grant = base.map(|b| b.grant);
-        let base_span = base_grant.and_then(|g| match g {
-            Grant::Membership { span } | Grant::DayPass { span } | Grant::ToolRoom { span } => {
-                Some(span)
-            }
-            Grant::Entries { window, .. } => Some(window),
-            Grant::Nothing => None,
-        });
-        let span_or = |what: &str| {
-            span.or(base_span)
-                .ok_or_else(|| bad(&key, format!("a {what} plan needs months or days")))
+        let change = PlanOverride {
+            price: s
+                .price
+                .as_deref()
+                .map(Fen::parse_yuan)
+                .transpose()
+                .map_err(|e| bad(&format!("{key}.price"), e))?,
+            grants: s
+                .grants
+                .as_deref()
+                .map(GrantKind::parse)
+                .transpose()
+                .map_err(|e| bad(&format!("{key}.grants"), e))?,
+            span,
+            entry_days: s.entry_days,
+            disabled: s.disabled,
         };
-        let kind = match (&s.grants, base_grant) {
-            (Some(kind), _) => kind.as_str(),
-            (None, Some(Grant::Membership { .. })) => "membership",
-            (None, Some(Grant::DayPass { .. })) => "day_pass",
-            (None, Some(Grant::Entries { .. })) => "entries",
-            (None, Some(Grant::ToolRoom { .. })) => "tool_room",
-            (None, Some(Grant::Nothing)) => "none",
-            (None, None) => {
-                return Err(bad(&format!("{key}.grants"), "is required for a new plan"))
-            }
-        };
-        let grant = match kind {
-            "membership" => Grant::Membership {
-                span: span_or("membership")?,
-            },
-            "day_pass" => Grant::DayPass {
-                span: span_or("day_pass")?,
-            },
-            "tool_room" => Grant::ToolRoom {
-                span: span_or("tool_room")?,
-            },
-            "entries" => {
-                let days = s
-                    .entry_days
-                    .or(match base_grant {
-                        Some(Grant::Entries { days, .. }) => Some(days),
-                        _ => None,
-                    })
-                    .ok_or_else(|| {
-                        bad(
-                            &format!("{key}.entry_days"),
-                            "is required for an entries plan",
-                        )
-                    })?;
-                Grant::Entries {
-                    days,
-                    window: span_or("entries")?,
-                }
-            }
-            "none" => Grant::Nothing,
-            other => {
-                return Err(bad(
-                    &format!("{key}.grants"),
-                    format!("{other:?} is not membership, day_pass, entries, tool_room or none"),
-                ))
-            }
-        };
-        let plan = Plan::new(name, price, grant).map_err(|e| bad(&key, e))?;
-        catalogue.insert(upper, plan);
+        overrides.insert(name.as_str(), change);
     }
-    Plans::new(catalogue.into_values().collect()).map_err(|e| bad("plans", e))
+    Plans::standard()
+        .with_overrides(overrides.iter().map(|(name, change)| (*name, change)))
+        .map_err(|e| {
+            let key = match (e.plan.is_empty(), e.part) {
+                (true, _) => "plans".to_owned(),
+                (false, Some(part)) => format!("plans.\"{}\".{part}", e.plan),
+                (false, None) => format!("plans.\"{}\"", e.plan),
+            };
+            bad(&key, e.reason)
+        })
 }
 
 #[cfg(test)]
@@ -741,6 +693,7 @@ mod tests {
     use std::io::Write;
 
     use super::*;
+    use zhima_domain::plan::Grant;
 
     fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
         Some(
