@@ -53,7 +53,7 @@ pub enum StartError {
 
 /// Opens the database named in the settings and applies pending migrations.
 pub fn open_store(settings: &Settings) -> Result<Store, StorageError> {
-    let store = Store::open(&settings.database_url, &settings.store)?;
+    let store = Store::open(settings.database_url.expose(), &settings.store)?;
     let applied = store.migrate()?;
     for name in applied {
         tracing::info!(migration = %name, "applied migration");

@@ -49,12 +49,53 @@ pub struct RawSettings {
     pub plans: BTreeMap<String, PlanSettings>,
 }
 
+/// Text from configuration that is a secret (a signing key, a URL with a
+/// password): `Debug` never shows it.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct SecretText(String);
+
+impl SecretText {
+    /// The text itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.trim().is_empty() {
+            f.write_str("(unset)")
+        } else {
+            f.write_str("***")
+        }
+    }
+}
+
+/// A database URL: `Debug` shows it with any password replaced by `***`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL itself, password included.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&zhima_storage::connection::redact_url(&self.0))
+    }
+}
+
 /// `[database]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `sqlite://PATH` or `postgres://…`.
-    pub url: String,
+    pub url: DatabaseUrl,
     /// Most open connections.
     pub pool_size: u32,
     /// Seconds a request waits for a connection.
@@ -118,7 +159,7 @@ pub struct RawQrSettings {
     /// Where the signing key lives (created, mode 0600, if missing).
     pub key_file: String,
     /// The signing key itself (64 hex digits); wins over `key_file`.
-    pub signing_key: String,
+    pub signing_key: SecretText,
     /// Older public keys still accepted at the door, by key id.
     #[serde(default)]
     pub public_keys: BTreeMap<String, String>,
@@ -162,13 +203,22 @@ pub struct RawPartnerSettings {
     pub tokens_per_cny: String,
 }
 
-/// Where the QR signing key comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the QR signing key comes from. `Debug` never shows a given key.
+#[derive(Clone, PartialEq, Eq)]
 pub enum KeySource {
     /// A file, created on first start.
     File(std::path::PathBuf),
     /// Given in the configuration (hex seed).
     Given([u8; 32]),
+}
+
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::File(path) => f.debug_tuple("File").field(path).finish(),
+            KeySource::Given(_) => f.write_str("Given(***)"),
+        }
+    }
 }
 
 /// Checked QR settings.
@@ -259,7 +309,7 @@ pub struct PlanSettings {
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Database URL.
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     /// Pool settings.
     pub store: StoreOptions,
     /// Listen address.
@@ -394,7 +444,7 @@ impl Settings {
     }
 
     fn check(raw: RawSettings) -> Result<Settings, SettingsError> {
-        zhima_storage::connection::Target::parse(&raw.database.url)
+        zhima_storage::connection::Target::parse(raw.database.url.expose())
             .map_err(|e| bad("database.url", e))?;
         if raw.database.pool_size == 0 || raw.database.pool_size > 128 {
             return Err(bad("database.pool_size", "must be from 1 to 128"));
@@ -552,13 +602,15 @@ fn door(raw: &RawDoorSettings) -> Result<DoorSettings, SettingsError> {
 
 fn qr(raw: &RawQrSettings) -> Result<QrSettings, SettingsError> {
     let key_id = KeyId::parse(&raw.key_id).map_err(|e| bad("qr.key_id", e))?;
-    let key = if raw.signing_key.trim().is_empty() {
+    let key = if raw.signing_key.expose().trim().is_empty() {
         if raw.key_file.trim().is_empty() {
             return Err(bad("qr.key_file", "give a file, or qr.signing_key"));
         }
         KeySource::File(raw.key_file.trim().into())
     } else {
-        KeySource::Given(parse_hex32(&raw.signing_key).map_err(|e| bad("qr.signing_key", e))?)
+        KeySource::Given(
+            parse_hex32(raw.signing_key.expose()).map_err(|e| bad("qr.signing_key", e))?,
+        )
     };
     let mut public_keys = Keyring::new();
     for (id, hex) in &raw.public_keys {
@@ -732,7 +784,7 @@ mod tests {
     #[test]
     fn defaults() {
         let s = Settings::load_with_env(None, env(&[])).unwrap();
-        assert_eq!(s.database_url, "sqlite://zhima.db");
+        assert_eq!(s.database_url.expose(), "sqlite://zhima.db");
         assert_eq!(s.bind, "127.0.0.1:8080");
         assert_eq!(s.timezone, chrono_tz::Asia::Shanghai);
         assert_eq!(s.plans, Plans::standard());
@@ -772,7 +824,7 @@ mod tests {
             env(&[("ZHIMA_DATABASE__URL", "sqlite://from-env.db")]),
         )
         .unwrap();
-        assert_eq!(s.database_url, "sqlite://from-env.db");
+        assert_eq!(s.database_url.expose(), "sqlite://from-env.db");
         assert_eq!(s.bind, "0.0.0.0:9000");
         assert_eq!(s.timezone, chrono_tz::UTC);
         let s = Settings::load_with_env(
@@ -897,6 +949,34 @@ entry_days = 12
                 .to_string();
             assert!(err.contains(key), "{err} should name {key}");
         }
+    }
+
+    #[test]
+    fn debug_never_prints_a_secret() {
+        let key = "ab".repeat(32);
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                (
+                    "ZHIMA_DATABASE__URL",
+                    "postgres://zhima:hunter2@db.example/zhima",
+                ),
+                ("ZHIMA_QR__SIGNING_KEY", &key),
+            ]),
+        )
+        .unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(
+            !printed.contains(&key) && !printed.contains("171, 171"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("db.example"),
+            "the host still shows: {printed}"
+        );
+        assert_eq!(format!("{:?}", KeySource::Given([1; 32])), "Given(***)");
+        assert_eq!(format!("{:?}", SecretText(key.clone())), "***");
     }
 
     #[test]
