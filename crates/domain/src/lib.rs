@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod errno;
+pub mod expiring;
 pub mod ids;
 pub mod limit;
 pub mod member;
@@ -13,6 +14,7 @@ pub mod password;
 pub mod plan;
 pub mod qr;
 pub mod scope;
+pub mod sync;
 pub mod tags;
 pub mod time;
 

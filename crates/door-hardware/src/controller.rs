@@ -263,10 +263,7 @@ impl DoorController {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.shared
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        zhima_domain::sync::lock(&self.shared.state)
     }
 
     fn emit(&self, events: Vec<DoorEvent>) {

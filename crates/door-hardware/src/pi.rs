@@ -80,10 +80,7 @@ impl DoorDriver for PiDoor {
             Relay::Unlocked => self.config.relay_active_high,
             Relay::Locked => !self.config.relay_active_high,
         };
-        self.relay
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .write(level(high));
+        zhima_domain::sync::lock(&self.relay).write(level(high));
         Ok(())
     }
 
@@ -98,11 +95,7 @@ impl DoorDriver for PiDoor {
 
     fn set_leds(&self, leds: Leds) -> Result<(), DoorError> {
         for (pins, on) in [(&self.green, leds.green), (&self.red, leds.red)] {
-            for pin in pins
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .iter_mut()
-            {
+            for pin in zhima_domain::sync::lock(&pins).iter_mut() {
                 pin.write(level(on));
             }
         }

@@ -91,9 +91,7 @@ impl SimulatedDoor {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        zhima_domain::sync::lock(&self.state)
     }
 
     /// The relay now.

@@ -1,6 +1,5 @@
 //! API-key authentication: `Authorization: Bearer <key>` with a scope per route.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -8,7 +7,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use actix_web::{web, FromRequest, HttpRequest};
+use zhima_domain::expiring::ExpiringMap;
 use zhima_domain::scope::Scope;
+use zhima_domain::sync::lock;
 use zhima_domain::Errno;
 use zhima_storage::credentials::hash_api_key;
 use zhima_storage::ApiKey;
@@ -23,35 +24,26 @@ const KEY_CACHE_CAPACITY: usize = 1024;
 
 /// Recently verified API keys, by the SHA-256 of the key (never the key).
 /// Only successes are kept; an unknown key is looked up every time.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KeyCache {
-    entries: Mutex<HashMap<String, (ApiKey, Instant)>>,
+    entries: Mutex<ExpiringMap<String, ApiKey, Instant>>,
+}
+
+impl Default for KeyCache {
+    fn default() -> KeyCache {
+        KeyCache {
+            entries: Mutex::new(ExpiringMap::new(KEY_CACHE_CAPACITY)),
+        }
+    }
 }
 
 impl KeyCache {
     fn get(&self, hash: &str, now: Instant) -> Option<ApiKey> {
-        let entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        entries
-            .get(hash)
-            .filter(|(_, at)| now.duration_since(*at) < KEY_CACHE_TTL)
-            .map(|(k, _)| k.clone())
+        lock(&self.entries).get(&hash.to_owned(), now).cloned()
     }
 
     fn put(&self, hash: String, key: ApiKey, now: Instant) {
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if entries.len() >= KEY_CACHE_CAPACITY {
-            entries.retain(|_, (_, at)| now.duration_since(*at) < KEY_CACHE_TTL);
-            if entries.len() >= KEY_CACHE_CAPACITY {
-                entries.clear();
-            }
-        }
-        entries.insert(hash, (key, now));
+        lock(&self.entries).insert(hash, key, now + KEY_CACHE_TTL, now);
     }
 }
 
@@ -206,5 +198,9 @@ mod tests {
             cache.put(format!("h{i}"), key(i), t0);
         }
         assert!(cache.entries.lock().unwrap().len() <= KEY_CACHE_CAPACITY);
+        // the newest are kept
+        assert!(cache
+            .get(&format!("h{}", KEY_CACHE_CAPACITY as i64 * 3 - 1), t0)
+            .is_some());
     }
 }

@@ -96,10 +96,7 @@ impl RateLimiter {
     /// Counts one request of `key` now: `Ok`, or how long to wait.
     pub fn take(&self, key: i64) -> Result<(), std::time::Duration> {
         let now = self.origin.elapsed();
-        self.buckets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take(key, now)
+        zhima_domain::sync::lock(&self.buckets).take(key, now)
     }
 }
 

@@ -18,7 +18,9 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use zhima_domain::expiring::ExpiringMap;
 use zhima_domain::ids::{MemberId, NickName};
+use zhima_domain::sync::lock;
 use zhima_oauth::{Consent, OAuthError, Params, Provider, TokenRequest};
 use zhima_storage::credentials::{verify_password_admitted, Busy};
 
@@ -78,50 +80,66 @@ impl OAuthState {
     }
 }
 
-/// Counts failed logins per account and per address.
-#[derive(Debug, Default)]
+/// Counts failed logins per account and per address, within the failure
+/// window; at most [`LIMITER_KEYS`] keys are tracked, so invented account
+/// names cannot grow it without bound.
+#[derive(Debug)]
 pub struct LoginLimiter {
-    failures: Mutex<HashMap<String, Vec<Instant>>>,
+    failures: Mutex<ExpiringMap<String, Vec<Instant>, Instant>>,
+}
+
+/// How many accounts and addresses a limiter tracks at once.
+pub const LIMITER_KEYS: usize = 65_536;
+
+impl Default for LoginLimiter {
+    fn default() -> LoginLimiter {
+        LoginLimiter::with_capacity(LIMITER_KEYS)
+    }
 }
 
 impl LoginLimiter {
+    /// A limiter tracking at most `keys` accounts and addresses.
+    fn with_capacity(keys: usize) -> LoginLimiter {
+        LoginLimiter {
+            failures: Mutex::new(ExpiringMap::new(keys)),
+        }
+    }
+
     /// Reserves one attempt under every key at once, before any password is
     /// checked: `Err(wait)` when a key is already at its limit. The
-    /// reservation counts as a failure until [`LoginLimiter::succeed`] gives
-    /// it back, so a concurrent burst cannot pass more guesses than the limit.
+    /// reservation counts as a failure until [`LoginLimiter::give_back`]
+    /// returns it, so a concurrent burst cannot pass more guesses than the
+    /// limit.
     fn attempt(&self, keys: &[(String, usize)], now: Instant) -> Result<(), Duration> {
-        let mut map = self
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.retain(|_, v| {
-            v.retain(|t| now.duration_since(*t) < FAILURE_WINDOW);
-            !v.is_empty()
-        });
-        let wait = keys
-            .iter()
-            .filter_map(|(key, limit)| {
-                let v = map.get(key)?;
-                (v.len() >= *limit).then(|| FAILURE_WINDOW - now.duration_since(v[0]))
-            })
-            .max();
+        let mut map = lock(&self.failures);
+        let mut wait = None;
+        for (key, limit) in keys {
+            if let Some(v) = map.get_mut(key, now) {
+                v.retain(|t| now.duration_since(*t) < FAILURE_WINDOW);
+                if v.len() >= *limit {
+                    let w = FAILURE_WINDOW - now.duration_since(v[0]);
+                    wait = Some(wait.map_or(w, |x: Duration| x.max(w)));
+                }
+            }
+        }
         if let Some(wait) = wait {
             return Err(wait);
         }
         for (key, _) in keys {
-            map.entry(key.clone()).or_default().push(now);
+            match map.get_mut(key, now) {
+                Some(v) => v.push(now),
+                None => map.insert(key.clone(), vec![now], now + FAILURE_WINDOW, now),
+            }
+            map.extend(key, now + FAILURE_WINDOW);
         }
         Ok(())
     }
 
     /// The attempt reserved at `at` did not fail: each key gets its place back.
     fn give_back(&self, keys: &[(String, usize)], at: Instant) {
-        let mut map = self
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = lock(&self.failures);
         for (key, _) in keys {
-            if let Some(v) = map.get_mut(key) {
+            if let Some(v) = map.get_mut(key, at) {
                 if let Some(pos) = v.iter().position(|t| *t == at) {
                     v.remove(pos);
                 }
@@ -131,10 +149,7 @@ impl LoginLimiter {
 
     /// Forgets every failure of `key` (an account that logged in).
     fn forget(&self, key: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(key);
+        lock(&self.failures).remove(&key.to_owned());
     }
 }
 
@@ -1004,6 +1019,17 @@ mod tests {
             l.attempt(&keys, t0 + FAILURE_WINDOW).is_ok(),
             "forgotten after the window"
         );
+    }
+
+    #[test]
+    fn invented_accounts_cannot_grow_the_limiter_without_bound() {
+        let l = LoginLimiter::with_capacity(100);
+        let t0 = Instant::now();
+        for i in 0..1000 {
+            let keys = [(format!("account:nobody{i}"), ACCOUNT_FAILURES)];
+            assert!(l.attempt(&keys, t0).is_ok());
+        }
+        assert_eq!(l.failures.lock().unwrap().len(), 100);
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+
 use std::time::Instant;
+use zhima_domain::sync::lock;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -149,10 +151,6 @@ pub struct PoolGauge {
     pub idle: u32,
     /// The most the pool opens.
     pub max: u32,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A label value with `\`, `"` and newlines escaped.

@@ -7,7 +7,6 @@
 //! a code freshly signed at each request (see `zhima_domain::qr`); a member
 //! who is not OK gets a crossed-out picture that is plainly not a key.
 
-use std::collections::HashMap;
 use std::io::Cursor;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -21,8 +20,10 @@ use hmac::{Hmac, Mac};
 use image::{ImageBuffer, ImageFormat, Luma, Rgb, RgbImage};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use zhima_domain::expiring::ExpiringMap;
 use zhima_domain::ids::MemberId;
 use zhima_domain::qr::{self, Keyring, Refusal, Signer};
+use zhima_domain::sync::lock;
 use zhima_domain::Errno;
 use zhima_storage::MemberKey;
 
@@ -51,7 +52,7 @@ pub struct QrState {
     /// Within this time the same scanned text is answered again from memory,
     /// without a second log entry or door movement.
     pub replay_window: Duration,
-    replays: Mutex<HashMap<[u8; 32], (Instant, Remembered)>>,
+    replays: Mutex<ExpiringMap<[u8; 32], Remembered, Instant>>,
 }
 
 const REPLAY_CAPACITY: usize = 4096;
@@ -78,7 +79,7 @@ impl QrState {
             image_link_ttl,
             entry,
             replay_window,
-            replays: Mutex::new(HashMap::new()),
+            replays: Mutex::new(ExpiringMap::new(REPLAY_CAPACITY)),
         }
     }
 
@@ -119,30 +120,14 @@ impl QrState {
 
     /// The answer given for the same text within the replay window, if any.
     pub(crate) fn replayed(&self, key: &[u8; 32], now: Instant) -> Option<Remembered> {
-        let replays = self
-            .replays
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        replays
-            .get(key)
-            .filter(|(at, _)| now.duration_since(*at) < self.replay_window)
-            .map(|(_, answer)| answer.clone())
+        lock(&self.replays).get(key, now).cloned()
     }
 
-    /// Remembers an answer for the replay window.
+    /// Remembers an answer for the replay window. A full cache forgets the
+    /// answers that expire soonest, never all at once, so a flood of scans
+    /// cannot make a replay act again.
     pub(crate) fn remember(&self, key: [u8; 32], answer: Remembered, now: Instant) {
-        let mut replays = self
-            .replays
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if replays.len() >= REPLAY_CAPACITY {
-            let window = self.replay_window;
-            replays.retain(|_, (at, _)| now.duration_since(*at) < window);
-            if replays.len() >= REPLAY_CAPACITY {
-                replays.clear();
-            }
-        }
-        replays.insert(key, (now, answer));
+        lock(&self.replays).insert(key, answer, now + self.replay_window, now);
     }
 }
 

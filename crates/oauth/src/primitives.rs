@@ -21,8 +21,10 @@ use oxide_auth::primitives::prelude::{Authorizer, Issuer, Registrar, Scope};
 use oxide_auth::primitives::registrar::{
     BoundClient, ClientUrl, ExactUrl, PreGrant, RegisteredUrl, RegistrarError,
 };
+use zhima_domain::expiring::ExpiringMap;
 use zhima_domain::ids::MemberId;
 use zhima_domain::partner::PartnerScope;
+use zhima_domain::sync::lock;
 use zhima_storage::credentials::verify_password_admitted;
 use zhima_storage::oauth::{NewCode, NewTokens, OAuthClient, StoredCode, StoredToken, TokenKind};
 use zhima_storage::{StorageError, Store};
@@ -68,28 +70,29 @@ pub(crate) struct Primitives<'a> {
 /// is remembered, as its SHA-256, for a few minutes. The client is still
 /// read from storage on every request, so a removed partner is refused at
 /// once, and a changed hash forgets the entry.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct SecretCache {
-    entries: std::sync::Mutex<std::collections::HashMap<String, CachedSecret>>,
+    entries: std::sync::Mutex<ExpiringMap<String, CachedSecret, DateTime<Utc>>>,
+}
+
+impl Default for SecretCache {
+    fn default() -> SecretCache {
+        SecretCache {
+            entries: std::sync::Mutex::new(ExpiringMap::new(SECRET_CACHE_CAPACITY)),
+        }
+    }
 }
 
 #[derive(Debug)]
 struct CachedSecret {
     stored_hash: String,
     given_sha256: String,
-    until: DateTime<Utc>,
 }
 
 const SECRET_CACHE_TTL_MINUTES: i64 = 10;
 const SECRET_CACHE_CAPACITY: usize = 1024;
 
 impl SecretCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, CachedSecret>> {
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     pub(crate) fn verified(
         &self,
         client_id: &str,
@@ -97,9 +100,9 @@ impl SecretCache {
         given: &str,
         now: DateTime<Utc>,
     ) -> bool {
-        self.lock().get(client_id).is_some_and(|c| {
-            c.stored_hash == stored_hash && now < c.until && c.given_sha256 == hash_token(given)
-        })
+        lock(&self.entries)
+            .get(&client_id.to_owned(), now)
+            .is_some_and(|c| c.stored_hash == stored_hash && c.given_sha256 == hash_token(given))
     }
 
     pub(crate) fn remember(
@@ -109,20 +112,14 @@ impl SecretCache {
         given: &str,
         now: DateTime<Utc>,
     ) {
-        let mut entries = self.lock();
-        if entries.len() >= SECRET_CACHE_CAPACITY {
-            entries.retain(|_, c| now < c.until);
-            if entries.len() >= SECRET_CACHE_CAPACITY {
-                entries.clear();
-            }
-        }
-        entries.insert(
+        lock(&self.entries).insert(
             client_id.to_owned(),
             CachedSecret {
                 stored_hash: stored_hash.to_owned(),
                 given_sha256: hash_token(given),
-                until: now + chrono::Duration::minutes(SECRET_CACHE_TTL_MINUTES),
             },
+            now + chrono::Duration::minutes(SECRET_CACHE_TTL_MINUTES),
+            now,
         );
     }
 }

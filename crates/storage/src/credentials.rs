@@ -230,7 +230,7 @@ impl Slot {
     /// Waits for a free slot.
     fn take() -> Slot {
         let (taken, freed) = slots();
-        let mut n = taken.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut n = zhima_domain::sync::lock(taken);
         while *n >= HASHING_SLOTS {
             n = freed.wait(n).unwrap_or_else(PoisonError::into_inner);
         }
@@ -242,7 +242,7 @@ impl Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         let (taken, freed) = slots();
-        let mut n = taken.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut n = zhima_domain::sync::lock(taken);
         *n -= 1;
         drop(n);
         freed.notify_one();

@@ -382,11 +382,7 @@ impl Store {
         f: impl FnOnce(&mut AnyConnection) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
         let _gate = match self.backend {
-            Backend::Sqlite => Some(
-                self.write_gate
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
-            ),
+            Backend::Sqlite => Some(zhima_domain::sync::lock(&self.write_gate)),
             Backend::Postgres => None,
         };
         let mut pooled = self.conn()?;
