@@ -15,6 +15,7 @@ use zhima_storage::credentials::hash_api_key;
 use zhima_storage::ApiKey;
 
 use crate::error::{ApiError, Operation};
+use crate::request::BearerError;
 use crate::AppState;
 
 /// How long a successful key lookup is reused. A key revoked with
@@ -91,33 +92,22 @@ pub struct Authorized<S> {
     scope: PhantomData<S>,
 }
 
-/// The bearer token of a request, if it has exactly one well-formed one.
+/// The API key of a request, if it has exactly one well-formed one.
 fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
-    let mut values = req.headers().get_all("Authorization");
-    let value = values.next().ok_or_else(|| {
+    let required = || {
         ApiError::new(
             Errno::Unauthorized,
             "Authorization: Bearer <api key> is required",
         )
-    })?;
-    if values.next().is_some() {
-        return Err(ApiError::new(
+    };
+    match crate::request::bearer(req) {
+        Ok(Some(key)) => Ok(key),
+        Ok(None) | Err(BearerError::Malformed) => Err(required()),
+        Err(BearerError::Repeated) => Err(ApiError::new(
             Errno::Unauthorized,
             "more than one Authorization header",
-        ));
+        )),
     }
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::new(Errno::Unauthorized, "malformed Authorization header"))?;
-    let (scheme, token) = value.trim().split_once(' ').unwrap_or((value, ""));
-    let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.len() > 256 {
-        return Err(ApiError::new(
-            Errno::Unauthorized,
-            "Authorization: Bearer <api key> is required",
-        ));
-    }
-    Ok(token.to_owned())
 }
 
 impl<S: RequiredScope + 'static> FromRequest for Authorized<S> {

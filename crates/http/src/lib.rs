@@ -11,6 +11,7 @@ pub mod oauth;
 pub mod observe;
 pub mod partner;
 pub mod qr;
+pub mod request;
 pub mod wire;
 
 use std::sync::Arc;

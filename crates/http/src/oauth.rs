@@ -758,15 +758,8 @@ async fn token_request(
             None => request.bad_authorization = true,
         }
     }
-    let form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
+    let form =
+        crate::request::media_type(req).as_deref() == Some("application/x-www-form-urlencoded");
     if !form {
         return Err(invalid(request.used_basic()));
     }

@@ -12,6 +12,7 @@ use zhima_storage::MemberKey;
 
 use crate::body::{read_limited, BodyError};
 use crate::error::PartnerError;
+use crate::request::BearerError;
 use crate::AppState;
 
 /// The Partner API routes.
@@ -55,18 +56,19 @@ async fn read(req: &HttpRequest, payload: web::Payload) -> Result<Request, Partn
     let mut places = 0;
     let mut token = None;
     let mut level = None;
-    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
-        let value = value
-            .to_str()
-            .map_err(|_| PartnerError::bad_request("The Authorization header is not readable."))?;
-        match value.split_once(' ') {
-            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => {
-                places += 1;
-                token = Some(t.trim().to_owned());
-            }
-            _ => {
-                return Err(PartnerError::from(zhima_oauth::OAuthError::InvalidToken));
-            }
+    match crate::request::bearer(req) {
+        Ok(Some(t)) => {
+            places += 1;
+            token = Some(t);
+        }
+        Ok(None) => {}
+        Err(BearerError::Repeated) => {
+            return Err(PartnerError::bad_request(
+                "The access token must be sent in exactly one place (header, query, form or JSON).",
+            ))
+        }
+        Err(BearerError::Malformed) => {
+            return Err(PartnerError::from(zhima_oauth::OAuthError::InvalidToken))
         }
     }
     let mut take = |pairs: Vec<(String, String)>, places: &mut u32| -> Result<(), PartnerError> {
@@ -108,13 +110,7 @@ async fn read(req: &HttpRequest, payload: web::Payload) -> Result<Request, Partn
         },
     })?;
     if !body.iter().all(u8::is_ascii_whitespace) {
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|v| v.trim().to_ascii_lowercase())
-            .unwrap_or_default();
+        let content_type = crate::request::media_type(req).unwrap_or_default();
         match content_type.as_str() {
             "application/x-www-form-urlencoded" => take(
                 url::form_urlencoded::parse(&body).into_owned().collect(),
