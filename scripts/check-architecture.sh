@@ -23,14 +23,24 @@ forbid zhima-domain diesel actix-web actix-rt tokio r2d2 rppal libsqlite3-sys pq
 forbid zhima-storage actix-web tokio rppal
 forbid zhima-oauth actix-web rppal
 forbid zhima-door-hardware actix-web diesel zhima-storage r2d2
+# The application layer knows no web framework.
+forbid zhima-app actix-web actix-rt actix-http
 # Nothing depends on the server.
-for pkg in zhima-domain zhima-storage zhima-oauth zhima-door-hardware zhima-http; do
+for pkg in zhima-domain zhima-storage zhima-oauth zhima-door-hardware zhima-app zhima-http; do
   forbid "$pkg" zhima-server
 done
 # The domain never reads the clock (clippy's disallowed-methods, crates/domain/clippy.toml,
 # does this too; this grep also catches a use behind a macro).
 if grep -rnE 'Utc::now|Local::now|SystemTime::now|Instant::now' crates/domain/src; then
   echo "architecture: crates/domain must take time as a parameter"
+  fail=1
+fi
+
+# The door's admission is a use case of the app layer: its steps (verify a
+# code, evaluate standing, write the access log) appear in no front end.
+if grep -nE 'qr::verify|evaluate\(|record_access|start_unlock' \
+    crates/http/src/door.rs crates/server/src/scanner.rs; then
+  echo "architecture: the door's admission belongs to zhima-app (entrance.rs), not to a front end"
   fail=1
 fi
 

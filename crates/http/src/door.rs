@@ -6,20 +6,16 @@
 //! controller (or the next start) locks.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
+use zhima_app::entrance::{Admitted, Credential};
 use zhima_domain::access::{unlock_seconds, AccessEvent, AccessMethod, NewAccessEvent, Outcome};
-use zhima_domain::ids::{MemberId, Rfid};
-use zhima_domain::membership::{evaluate, History};
-use zhima_domain::qr::{self, Refusal};
-use zhima_domain::time::{format_local_timestamp, parse_local_timestamp};
+use zhima_domain::time::parse_local_timestamp;
 use zhima_domain::Errno;
 use zhima_door_hardware::DoorError;
 use zhima_storage::access::{EventQuery, PAGE_MAX};
-use zhima_storage::MemberKey;
 
 use crate::auth::{Admin, Authorized, DoorOpen};
 use crate::error::{success, ApiError, Operation};
@@ -38,11 +34,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 
 /// Writes an event to the access log on a blocking thread.
 pub async fn log_event(state: &AppState, event: NewAccessEvent) -> Result<AccessEvent, ApiError> {
-    state
-        .metrics
-        .observe_access(event.method.as_str(), event.outcome.as_str(), &event.reason);
-    let store = state.store.clone();
-    web::block(move || store.record_access(&event))
+    let entrance = state.entrance.clone();
+    web::block(move || entrance.record(event))
         .await?
         .map_err(ApiError::storage(Operation::Read))
 }
@@ -199,199 +192,11 @@ async fn entries(
     ))
 }
 
-/// What a person presents at the door.
-#[derive(Debug, Clone, Copy)]
-pub enum Credential<'a> {
-    /// The text a QR scanner read.
-    Code(&'a str),
-    /// The UID an RFID reader read (hex).
-    Card(&'a str),
-}
-
-impl Credential<'_> {
-    fn method(self) -> AccessMethod {
-        match self {
-            Credential::Code(_) => AccessMethod::Qr,
-            Credential::Card(_) => AccessMethod::Rfid,
-        }
-    }
-
-    fn text(self) -> &'static str {
-        match self {
-            Credential::Code(_) => "code",
-            Credential::Card(_) => "card",
-        }
-    }
-}
-
-use crate::qr::Remembered;
-
-fn replay_key(credential: Credential<'_>) -> [u8; 32] {
-    let (tag, text) = match credential {
-        Credential::Code(t) => (b"qr\0", t),
-        Credential::Card(t) => (b"rf\0", t),
-    };
-    Sha256::new()
-        .chain_update(tag)
-        .chain_update(text.as_bytes())
-        .finalize()
-        .into()
-}
-
-/// A person at the door: checks the credential and the member's standing,
-/// writes the access event, then unlocks for `qr.entry`. Answers without
-/// waiting for the door to lock. Used by `/door/scan`, `/door/rfid` and the
-/// scanner on the Pi.
-///
-/// The same text within `qr.replay_window` gets the first answer again,
-/// with `data.replay: true` on success, without a second log entry or door
-/// movement.
-pub async fn enter(
-    state: &web::Data<AppState>,
-    credential: Credential<'_>,
-    api_key: Option<i64>,
-) -> Result<Value, ApiError> {
-    let key = replay_key(credential);
-    if let Some(answer) = state.qr.replayed(&key, Instant::now()) {
-        return match answer {
-            Ok(mut data) => {
-                data["replay"] = json!(true);
-                Ok(data)
-            }
-            Err((errno, message)) => Err(ApiError::new(errno, message)),
-        };
-    }
-    let answer = admit(state, credential, api_key).await;
-    let remembered: Option<Remembered> = match &answer {
-        Ok(data) => Some(Ok(data.clone())),
-        Err(Admission::Refused(r)) => Some(Err((r.errno(), r.message().to_owned()))),
-        Err(Admission::Failed(_)) => None,
-    };
-    if let Some(r) = remembered {
-        state.qr.remember(key, r, Instant::now());
-    }
-    answer.map_err(|e| match e {
-        Admission::Refused(r) => ApiError::new(r.errno(), r.message()),
-        Admission::Failed(e) => e,
-    })
-}
-
-enum Admission {
-    Refused(Refusal),
-    Failed(ApiError),
-}
-
-impl From<ApiError> for Admission {
-    fn from(e: ApiError) -> Admission {
-        Admission::Failed(e)
-    }
-}
-
-async fn admit(
-    state: &web::Data<AppState>,
-    credential: Credential<'_>,
-    api_key: Option<i64>,
-) -> Result<Value, Admission> {
-    let now = state.clock.now();
-    let method = credential.method();
-    let event = |outcome, reason: &str, member: Option<MemberId>| {
-        let mut e = NewAccessEvent::new(now, &state.door.name, method, outcome, reason);
-        e.member = member;
-        e.api_key = api_key;
-        e
-    };
-    let refuse = |refusal: Refusal, member: Option<MemberId>, detail: String| {
-        let e = event(Outcome::Refused, refusal.reason(), member).detail(detail);
-        async move {
-            if let Err(err) = log_event(state, e).await {
-                tracing::warn!(errno = %err.errno, "could not log a refused entry");
-            }
-            Admission::Refused(refusal)
-        }
-    };
-    let lookup = match credential {
-        Credential::Code(text) => match qr::verify(text.as_bytes(), &state.qr.keyring, now) {
-            Ok(payload) => Lookup::Id(payload.member),
-            Err(r) => {
-                // a code that fails its checks names no one we can trust
-                return Err(refuse(
-                    r,
-                    None,
-                    format!("QR code refused ({})", r.reason().replace('_', " ")),
-                )
-                .await);
-            }
-        },
-        Credential::Card(uid) => match Rfid::parse(uid) {
-            Ok(card) => Lookup::Card(card),
-            Err(_) => {
-                return Err(refuse(Refusal::UnknownCard, None, "unreadable card".into()).await)
-            }
-        },
-    };
-    let st = state.clone();
-    let found = web::block(move || match &lookup {
-        Lookup::Id(id) => st.store.member(MemberKey::Id(*id)).map(|r| (r, lookup)),
-        Lookup::Card(card) => st.store.member(MemberKey::Rfid(card)).map(|r| (r, lookup)),
-    })
-    .await
-    .map_err(ApiError::from)?
-    .map_err(ApiError::storage(Operation::Read))?;
-    let record = match found {
-        (Some(record), _) => record,
-        (None, Lookup::Card(card)) => {
-            return Err(refuse(Refusal::UnknownCard, None, format!("card {card}")).await)
-        }
-        (None, Lookup::Id(id)) => {
-            return Err(refuse(Refusal::UnknownMember, None, format!("member {}", id.0)).await)
-        }
-    };
-    let member = record.member.id;
-    // standing at this instant, counting this entry (it may spend an entry day)
-    let mut entries = record.entries.clone();
-    entries.push(now);
-    let history = History {
-        deactivated: record.member.deactivated_at.is_some(),
-        payments: &record.payments,
-        entries: &entries,
-        vip: &record.vip,
-    };
-    let validity = evaluate(history, &state.plans, state.tz, now);
-    if let Err(r) = qr::admits(&validity) {
-        return Err(refuse(r, Some(member), format!("{} refused", credential.text())).await);
-    }
-    let nick = record.member.nickname.as_str().to_owned();
-    let grant = event(
-        Outcome::Granted,
-        &format!("{}_ok", method.as_str()),
-        Some(member),
+fn welcome(admitted: &Admitted, tz: chrono_tz::Tz) -> HttpResponse {
+    success(
+        &format!("Welcome, {}!", admitted.nickname),
+        wire::admitted(admitted, tz),
     )
-    .detail(format!("{} entry", credential.text()));
-    log_event(state, grant).await?;
-    let unlocked = state.door.controller.start_unlock(state.qr.entry);
-    if let Err(e) = unlocked {
-        tracing::error!(error = %e, "door unlock failed");
-        return Err(ApiError::new(Errno::DoorFault, Errno::DoorFault.meaning()).into());
-    }
-    Ok(json!({
-        "memberId": member.0,
-        "nickName": nick,
-        "status": validity.status.wire_name(),
-        "expireTime": validity.valid_until.map_or(String::new(), |t| format_local_timestamp(t, state.tz)),
-        "entryDaysLeft": validity.entry_days_left,
-        "seconds": state.qr.entry.as_secs(),
-        "replay": false,
-    }))
-}
-
-enum Lookup {
-    Id(MemberId),
-    Card(Rfid),
-}
-
-fn welcome(data: Value) -> HttpResponse {
-    let nick = data["nickName"].as_str().unwrap_or_default().to_owned();
-    success(&format!("Welcome, {nick}!"), data)
 }
 
 /// One string field, the only field of the body.
@@ -451,11 +256,18 @@ async fn present(
         Presented::Card => "uid",
     };
     let text = only_string(&body, field)?;
-    let credential = match what {
-        Presented::Code => Credential::Code(&text),
-        Presented::Card => Credential::Card(&text),
-    };
-    Ok(welcome(enter(&state, credential, Some(auth.key.id)).await?))
+    let now = state.clock.now();
+    let st = state.clone();
+    let key = auth.key.id;
+    let admitted = web::block(move || {
+        let credential = match what {
+            Presented::Code => Credential::Code(&text),
+            Presented::Card => Credential::Card(&text),
+        };
+        st.entrance.admit(credential, Some(key), now)
+    })
+    .await??;
+    Ok(welcome(&admitted, state.tz))
 }
 
 /// `POST /api/v1.0/door/scan` `{"code": "<scanned text>"}` (scope `door:open`).

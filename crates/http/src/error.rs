@@ -299,6 +299,19 @@ impl ResponseError for OAuthHttpError {
     }
 }
 
+impl From<zhima_app::AppError> for ApiError {
+    fn from(e: zhima_app::AppError) -> ApiError {
+        match e {
+            zhima_app::AppError::Refused(r) => ApiError::new(r.errno(), r.message()),
+            zhima_app::AppError::Storage(e) => ApiError::storage(Operation::Read)(e),
+            zhima_app::AppError::Door(e) => {
+                tracing::error!(error = %e, "the door failed");
+                ApiError::new(Errno::DoorFault, Errno::DoorFault.meaning())
+            }
+        }
+    }
+}
+
 /// A Partner API error: `{"success": false, "message": …}` with its status.
 #[derive(Debug)]
 pub struct PartnerError {

@@ -47,8 +47,10 @@ pub struct AppState {
     pub oauth: oauth::OAuthState,
     /// VIP prices and length.
     pub partner: zhima_domain::partner::VipOffer,
-    /// Counters for `/metrics`.
-    pub metrics: observe::Metrics,
+    /// Counters for `/metrics` (shared with the entrance's access hook).
+    pub metrics: Arc<observe::Metrics>,
+    /// The door's use cases: admitting people, writing the access log.
+    pub entrance: Arc<zhima_app::entrance::Entrance>,
     /// Proxies whose forwarded headers are believed.
     pub proxies: net::TrustedProxies,
     /// How long a request body may take to arrive (`http.body_timeout_secs`).

@@ -8,8 +8,7 @@
 //! who is not OK gets a crossed-out picture that is plainly not a key.
 
 use std::io::Cursor;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -18,12 +17,9 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use image::{ImageBuffer, ImageFormat, Luma, Rgb, RgbImage};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
-use zhima_domain::expiring::ExpiringMap;
 use zhima_domain::ids::MemberId;
 use zhima_domain::qr::{self, Keyring, Refusal, Signer};
-use zhima_domain::sync::lock;
 use zhima_domain::Errno;
 use zhima_storage::MemberKey;
 
@@ -31,9 +27,6 @@ use crate::error::{ApiError, Operation};
 use crate::AppState;
 
 type HmacSha256 = Hmac<Sha256>;
-
-/// An answer kept for the replay window: the success `data`, or the refusal.
-pub(crate) type Remembered = Result<Value, (Errno, String)>;
 
 /// What the QR features need.
 #[derive(Debug)]
@@ -52,10 +45,7 @@ pub struct QrState {
     /// Within this time the same scanned text is answered again from memory,
     /// without a second log entry or door movement.
     pub replay_window: Duration,
-    replays: Mutex<ExpiringMap<[u8; 32], Remembered, Instant>>,
 }
-
-const REPLAY_CAPACITY: usize = 4096;
 
 impl QrState {
     /// The QR state from the signing seed and settings.
@@ -79,7 +69,6 @@ impl QrState {
             image_link_ttl,
             entry,
             replay_window,
-            replays: Mutex::new(ExpiringMap::new(REPLAY_CAPACITY)),
         }
     }
 
@@ -116,18 +105,6 @@ impl QrState {
         }
         self.mac(id, exp)
             .is_some_and(|m| m.verify_truncated_left(&sig).is_ok())
-    }
-
-    /// The answer given for the same text within the replay window, if any.
-    pub(crate) fn replayed(&self, key: &[u8; 32], now: Instant) -> Option<Remembered> {
-        lock(&self.replays).get(key, now).cloned()
-    }
-
-    /// Remembers an answer for the replay window. A full cache forgets the
-    /// answers that expire soonest, never all at once, so a flood of scans
-    /// cannot make a replay act again.
-    pub(crate) fn remember(&self, key: [u8; 32], answer: Remembered, now: Instant) {
-        lock(&self.replays).insert(key, answer, now + self.replay_window, now);
     }
 }
 

@@ -379,6 +379,19 @@ pub fn precise_time(t: DateTime<Utc>, tz: Tz) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
 }
 
+/// A person let in at the door, as `data` of the welcome answer.
+pub fn admitted(a: &zhima_app::entrance::Admitted, tz: Tz) -> Value {
+    json!({
+        "memberId": a.member.0,
+        "nickName": a.nickname,
+        "status": a.status.wire_name(),
+        "expireTime": a.valid_until.map_or(String::new(), |t| format_local_timestamp(t, tz)),
+        "entryDaysLeft": a.entry_days_left,
+        "seconds": a.seconds,
+        "replay": a.replay,
+    })
+}
+
 /// One access-log event on the wire.
 pub fn access_event(e: &AccessEvent, tz: Tz) -> Value {
     let ev = &e.event;

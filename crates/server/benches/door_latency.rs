@@ -121,7 +121,21 @@ fn main() {
             Arc::new(|_| {}),
         )
         .unwrap();
+        let entrance = Arc::new(zhima_app::entrance::Entrance::new(
+            store.clone(),
+            Plans::standard(),
+            zhima_domain::time::DEFAULT_TIMEZONE,
+            keyring.clone(),
+            controller.clone(),
+            zhima_app::entrance::EntranceSettings {
+                door: "bench".into(),
+                entry: Duration::from_secs(3),
+                replay_window: Duration::ZERO,
+            },
+            Arc::new(|_| {}),
+        ));
         let state = web::Data::new(AppState {
+            entrance,
             store: store.clone(),
             plans: Plans::standard(),
             tz: zhima_domain::time::DEFAULT_TIMEZONE,

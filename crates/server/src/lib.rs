@@ -174,6 +174,27 @@ impl Application {
                 source,
             })?
             .port();
+        let metrics = Arc::new(zhima_http::observe::Metrics::default());
+        let counted = metrics.clone();
+        let entrance = Arc::new(zhima_app::entrance::Entrance::new(
+            store.clone(),
+            settings.plans.clone(),
+            settings.timezone,
+            qr.keyring.clone(),
+            door.clone(),
+            zhima_app::entrance::EntranceSettings {
+                door: settings.door.name.clone(),
+                entry: settings.qr.entry,
+                replay_window: settings.qr.replay_window,
+            },
+            Arc::new(move |event: &NewAccessEvent| {
+                counted.observe_access(
+                    event.method.as_str(),
+                    event.outcome.as_str(),
+                    &event.reason,
+                );
+            }),
+        ));
         let state = web::Data::new(AppState {
             store,
             plans: settings.plans.clone(),
@@ -192,7 +213,8 @@ impl Application {
             qr,
             oauth,
             partner: settings.partner,
-            metrics: Default::default(),
+            metrics,
+            entrance,
             proxies: settings.trusted_proxies.clone(),
             body_timeout: settings.body_timeout,
         });

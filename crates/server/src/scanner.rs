@@ -11,7 +11,8 @@ use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
 use actix_web::web;
-use zhima_http::door::{enter, Credential};
+use zhima_app::entrance::Credential;
+use zhima_app::AppError;
 use zhima_http::AppState;
 
 use crate::settings::Scanner;
@@ -27,13 +28,22 @@ pub(crate) fn start(source: Scanner, state: web::Data<AppState>) {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(64);
     tokio::spawn(async move {
         while let Some(line) = rx.recv().await {
-            match enter(&state, Credential::Code(&line), None).await {
-                Ok(data) => tracing::info!(
-                    member = %data["memberId"],
-                    replay = %data["replay"],
+            let (entrance, now) = (state.entrance.clone(), state.clock.now());
+            let answer = tokio::task::spawn_blocking(move || {
+                entrance.admit(Credential::Code(&line), None, now)
+            })
+            .await;
+            match answer {
+                Ok(Ok(admitted)) => tracing::info!(
+                    member = admitted.member.0,
+                    replay = admitted.replay,
                     "scanner: welcome"
                 ),
-                Err(e) => tracing::info!(errno = %e.errno, reason = %e.message, "scanner: refused"),
+                Ok(Err(AppError::Refused(r))) => {
+                    tracing::info!(reason = r.reason(), "scanner: refused")
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "scanner: could not admit"),
+                Err(e) => tracing::error!(error = %e, "scanner: the admission task failed"),
             }
         }
     });

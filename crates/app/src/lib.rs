@@ -1,0 +1,21 @@
+#![doc = include_str!("../README.md")]
+
+pub mod entrance;
+
+use zhima_domain::qr::Refusal;
+use zhima_door_hardware::DoorError;
+use zhima_storage::StorageError;
+
+/// Why a use case did not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The door refused the person (the reason is in the access log).
+    #[error("refused at the door: {}", .0.reason())]
+    Refused(Refusal),
+    /// The database failed or refused.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The door hardware failed; the door was driven to locked.
+    #[error("the door failed: {0}")]
+    Door(#[from] DoorError),
+}
