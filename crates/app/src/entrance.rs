@@ -17,7 +17,7 @@ use zhima_domain::membership::{evaluate, History, MemberStatus};
 use zhima_domain::plan::Plans;
 use zhima_domain::qr::{self, Keyring, Refusal};
 use zhima_domain::sync::lock;
-use zhima_door_hardware::DoorController;
+use zhima_door_hardware::{DoorController, Opened};
 use zhima_storage::{MemberKey, StorageError, Store};
 
 use crate::AppError;
@@ -154,6 +154,53 @@ impl Entrance {
     pub fn record(&self, event: NewAccessEvent) -> Result<AccessEvent, StorageError> {
         (self.on_access)(&event);
         self.store.record_access(&event)
+    }
+
+    /// The front desk (an API key) opens the door for `asked` (the parsed
+    /// request, or why it cannot be one): the unlock is written to the access
+    /// log before the door moves, a refused request is logged with its
+    /// reason, and the answer comes once the door has locked again.
+    pub async fn unlock(
+        self: &Arc<Self>,
+        asked: Result<Duration, String>,
+        key: (i64, &str),
+        now: DateTime<Utc>,
+    ) -> Result<(Duration, Opened), AppError> {
+        let event = |outcome, reason: &str| {
+            NewAccessEvent::new(now, &self.settings.door, AccessMethod::Api, outcome, reason)
+                .by_key(key.0)
+        };
+        let seconds = match asked {
+            Ok(s) => s,
+            Err(reason) => {
+                let refusal = event(Outcome::Refused, "bad_seconds").detail(reason.clone());
+                if let Err(e) = self.record_blocking(refusal).await {
+                    tracing::warn!(error = %e, "could not log a refused door request");
+                }
+                return Err(AppError::BadSeconds(reason));
+            }
+        };
+        let grant = event(Outcome::Granted, "api_unlock").detail(format!(
+            "{} s by API key {}",
+            seconds.as_secs(),
+            key.1
+        ));
+        // no log, no unlock
+        self.record_blocking(grant).await?;
+        let opened = self.controller.unlock(seconds).await?;
+        Ok((seconds, opened))
+    }
+
+    /// [`Entrance::record`] on a blocking thread.
+    async fn record_blocking(
+        self: &Arc<Self>,
+        event: NewAccessEvent,
+    ) -> Result<AccessEvent, AppError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.record(event))
+            .await
+            .map_err(|_| AppError::Stopping)?
+            .map_err(AppError::from)
     }
 
     /// A person at the door at `now`: their credential and standing are

@@ -15,7 +15,14 @@ pub enum AppError {
     /// The database failed or refused.
     #[error(transparent)]
     Storage(#[from] StorageError),
-    /// The door hardware failed; the door was driven to locked.
+    /// The door hardware failed (the door was driven to locked), or the
+    /// door is stopping with the server.
     #[error("the door failed: {0}")]
     Door(#[from] DoorError),
+    /// An unlock asked for an impossible time; the text says why.
+    #[error("incorrect call to open the door: {0}")]
+    BadSeconds(String),
+    /// A blocking task could not run (the runtime is shutting down).
+    #[error("the server is stopping")]
+    Stopping,
 }

@@ -11,10 +11,9 @@ use std::time::Duration;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 use zhima_app::entrance::{Admitted, Credential};
-use zhima_domain::access::{unlock_seconds, AccessEvent, AccessMethod, NewAccessEvent, Outcome};
+use zhima_domain::access::{unlock_seconds, AccessMethod, Outcome};
 use zhima_domain::time::parse_local_timestamp;
 use zhima_domain::Errno;
-use zhima_door_hardware::DoorError;
 use zhima_storage::access::{EventQuery, PAGE_MAX};
 
 use crate::auth::{Admin, Authorized, DoorOpen};
@@ -30,14 +29,6 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .service(crate::resource("/api/v1.0/entries").route(web::get().to(entries)))
         .service(crate::resource("/api/v1.0/door/scan").route(web::post().to(scan)))
         .service(crate::resource("/api/v1.0/door/rfid").route(web::post().to(rfid)));
-}
-
-/// Writes an event to the access log on a blocking thread.
-pub async fn log_event(state: &AppState, event: NewAccessEvent) -> Result<AccessEvent, ApiError> {
-    let entrance = state.entrance.clone();
-    web::block(move || entrance.record(event))
-        .await?
-        .map_err(ApiError::storage(Operation::Read))
 }
 
 /// Why a body does not say how long to open: the text after
@@ -70,18 +61,7 @@ async fn open_seconds(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let door = &state.door;
-    let max = door.max_unlock_secs;
-    let event = |outcome, reason: &str| {
-        NewAccessEvent::new(
-            state.clock.now(),
-            &door.name,
-            AccessMethod::Api,
-            outcome,
-            reason,
-        )
-        .by_key(auth.key.id)
-    };
+    let max = state.door.max_unlock_secs;
     let asked = match body::json_object(&req, payload).await {
         Ok(body) => seconds_from(&body, max),
         Err(e) if e.errno == Errno::BadRequest => Err(format!(
@@ -90,44 +70,17 @@ async fn open_seconds(
         )),
         Err(e) => Err(e.message),
     };
-    let seconds = match asked {
-        Ok(s) => s,
-        Err(reason) => {
-            let refusal = event(Outcome::Refused, "bad_seconds").detail(reason.clone());
-            if let Err(e) = log_event(&state, refusal).await {
-                tracing::warn!(errno = %e.errno, "could not log a refused door request");
-            }
-            return Err(ApiError::new(
-                Errno::BadSeconds,
-                format!("Incorrect call to open the door: {reason}"),
-            ));
-        }
-    };
-    let grant = event(Outcome::Granted, "api_unlock").detail(format!(
-        "{} s by API key {}",
-        seconds.as_secs(),
-        auth.key.name
-    ));
-    log_event(&state, grant).await?;
-    match door.controller.unlock(seconds).await {
-        Ok(opened) => Ok(success(
-            "Door is now closed",
-            json!({
-                "seconds": seconds.as_secs(),
-                "unlockedAt": wire::precise_time(opened.unlocked_at, state.tz),
-                "lockedAt": wire::precise_time(opened.locked_at, state.tz),
-                "extended": opened.extended,
-            }),
-        )),
-        Err(DoorError::Stopped) => Err(ApiError::new(
-            Errno::Unavailable,
-            "the server is stopping; the door is locked",
-        )),
-        Err(e) => {
-            tracing::error!(error = %e, "door unlock failed");
-            Err(ApiError::new(Errno::DoorFault, Errno::DoorFault.meaning()))
-        }
-    }
+    let key = (auth.key.id, auth.key.name.as_str());
+    let (seconds, opened) = state.entrance.unlock(asked, key, state.clock.now()).await?;
+    Ok(success(
+        "Door is now closed",
+        json!({
+            "seconds": seconds.as_secs(),
+            "unlockedAt": wire::precise_time(opened.unlocked_at, state.tz),
+            "lockedAt": wire::precise_time(opened.locked_at, state.tz),
+            "extended": opened.extended,
+        }),
+    ))
 }
 
 /// `GET /api/v1.0/entries?since=YYYYMMDDHHMM&limit=N&before=ID` (scope

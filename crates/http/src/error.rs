@@ -304,10 +304,19 @@ impl From<zhima_app::AppError> for ApiError {
         match e {
             zhima_app::AppError::Refused(r) => ApiError::new(r.errno(), r.message()),
             zhima_app::AppError::Storage(e) => ApiError::storage(Operation::Read)(e),
+            zhima_app::AppError::Door(zhima_door_hardware::DoorError::Stopped)
+            | zhima_app::AppError::Stopping => ApiError::new(
+                Errno::Unavailable,
+                "the server is stopping; the door is locked",
+            ),
             zhima_app::AppError::Door(e) => {
                 tracing::error!(error = %e, "the door failed");
                 ApiError::new(Errno::DoorFault, Errno::DoorFault.meaning())
             }
+            zhima_app::AppError::BadSeconds(reason) => ApiError::new(
+                Errno::BadSeconds,
+                format!("Incorrect call to open the door: {reason}"),
+            ),
         }
     }
 }
