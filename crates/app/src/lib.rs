@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod entrance;
+pub mod members;
 
 use zhima_domain::qr::Refusal;
 use zhima_door_hardware::DoorError;

@@ -299,6 +299,17 @@ impl ResponseError for OAuthHttpError {
     }
 }
 
+impl ApiError {
+    /// Maps a use case's error in the context of `op` (a storage error's
+    /// errno depends on the operation: 1003, 1004 or 1005 for a duplicate).
+    pub fn app(op: Operation) -> impl Fn(zhima_app::AppError) -> ApiError {
+        move |e| match e {
+            zhima_app::AppError::Storage(e) => ApiError::storage(op)(e),
+            other => ApiError::from(other),
+        }
+    }
+}
+
 impl From<zhima_app::AppError> for ApiError {
     fn from(e: zhima_app::AppError) -> ApiError {
         match e {

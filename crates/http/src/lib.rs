@@ -49,6 +49,8 @@ pub struct AppState {
     pub partner: zhima_domain::partner::VipOffer,
     /// Counters for `/metrics` (shared with the entrance's access hook).
     pub metrics: Arc<observe::Metrics>,
+    /// The members' use cases: read, create, update, record a payment.
+    pub members: Arc<zhima_app::members::Members>,
     /// The door's use cases: admitting people, writing the access log.
     pub entrance: Arc<zhima_app::entrance::Entrance>,
     /// Proxies whose forwarded headers are believed.

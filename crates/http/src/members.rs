@@ -1,12 +1,12 @@
-//! The Member API (seed sections 4–8): thin handlers over storage.
+//! The Member API (seed sections 4–8): thin handlers over `zhima_app::members`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
+use zhima_app::members::MemberView;
 use zhima_domain::ids::{MemberId, OpenId, Rfid};
-use zhima_domain::membership::{evaluate, History, Validity};
 use zhima_domain::Errno;
-use zhima_storage::{MemberKey, MemberRecord};
+use zhima_storage::MemberKey;
 
 use crate::auth::{Authorized, MemberRead, MemberWrite};
 use crate::error::{success, ApiError, Operation};
@@ -24,17 +24,6 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .service(crate::resource("/api/v1.0/member/{id}").route(web::get().to(get_by_id)));
 }
 
-/// A member's validity at `now` (one instant per request).
-pub(crate) fn validity(state: &AppState, record: &MemberRecord, now: DateTime<Utc>) -> Validity {
-    let history = History {
-        deactivated: record.member.deactivated_at.is_some(),
-        payments: &record.payments,
-        entries: &record.entries,
-        vip: &record.vip,
-    };
-    evaluate(history, &state.plans, state.tz, now)
-}
-
 enum Lookup {
     Id(MemberId),
     OpenId(OpenId),
@@ -48,23 +37,19 @@ async fn fetch(
     lookup: Lookup,
     asked: Value,
 ) -> Result<HttpResponse, ApiError> {
-    let st = state.clone();
-    let record = web::block(move || {
+    let (st, now) = (state.clone(), state.clock.now());
+    let view = web::block(move || {
         let key = match &lookup {
             Lookup::Id(id) => MemberKey::Id(*id),
             Lookup::OpenId(o) => MemberKey::OpenId(o),
             Lookup::Rfid(r) => MemberKey::Rfid(r),
         };
-        st.store.member(key)
+        st.members.read(key, now)
     })
     .await?
-    .map_err(ApiError::storage(Operation::Read))?
+    .map_err(ApiError::app(Operation::Read))?
     .ok_or_else(|| ApiError::member_not_found(asked))?;
-    let mut body = wire::member_json(
-        &record,
-        &validity(&state, &record, state.clock.now()),
-        state.tz,
-    );
+    let mut body = wire::member_json(&view.record, &view.validity, state.tz);
     body.insert("errno".into(), json!(Errno::Success.to_string()));
     body.insert("errmsg".into(), json!("Success"));
     Ok(HttpResponse::Ok().json(body))
@@ -106,20 +91,19 @@ async fn get_by_id(
 /// seed, plus the member's status and end of validity.
 fn write_data(
     state: &AppState,
-    record: &MemberRecord,
+    view: &MemberView,
     now: DateTime<Utc>,
 ) -> serde_json::Map<String, Value> {
-    let validity = validity(state, record, now);
     let mut data = serde_json::Map::new();
-    data.insert("new_id".into(), json!(record.member.id.0));
+    data.insert("new_id".into(), json!(view.record.member.id.0));
     data.insert(
         "qrcode_url".into(),
-        json!(state.qr.image_url(record.member.id.0, now)),
+        json!(state.qr.image_url(view.record.member.id.0, now)),
     );
-    data.insert("status".into(), json!(validity.status.wire_name()));
+    data.insert("status".into(), json!(view.validity.status.wire_name()));
     data.insert(
         "expireTime".into(),
-        json!(validity.valid_until.map_or(String::new(), |t| {
+        json!(view.validity.valid_until.map_or(String::new(), |t| {
             zhima_domain::time::format_local_timestamp(t, state.tz)
         })),
     );
@@ -136,12 +120,12 @@ async fn create(
     let body = body::json_object(&req, payload).await?;
     let (new, payment) = wire::new_member(&body, &state.plans, state.tz)?;
     let (st, now) = (state.clone(), state.clock.now());
-    let record = web::block(move || st.store.create_member(&new, payment.as_ref(), now))
+    let view = web::block(move || st.members.create(&new, payment.as_ref(), now))
         .await?
-        .map_err(ApiError::storage(Operation::CreateMember))?;
+        .map_err(ApiError::app(Operation::CreateMember))?;
     Ok(success(
         "Success",
-        Value::Object(write_data(&state, &record, now)),
+        Value::Object(write_data(&state, &view, now)),
     ))
 }
 
@@ -177,22 +161,22 @@ async fn patch(
     if op == "update" {
         let request = wire::update_request(data)?;
         let changes = request.changes;
-        let record = web::block(move || st.store.update_member(&openid, &changes, now))
+        let view = web::block(move || st.members.update(&openid, &changes, now))
             .await?
-            .map_err(ApiError::storage(Operation::UpdateMember))
+            .map_err(ApiError::app(Operation::UpdateMember))
             .map_err(not_found)?;
-        let mut out = write_data(&state, &record, now);
+        let mut out = write_data(&state, &view, now);
         out.insert("updated".into(), json!(request.updated));
         out.insert("ignored".into(), json!(request.ignored));
         return Ok(success("Success", Value::Object(out)));
     }
     let payment = wire::payment(data, "data.", &state.plans, state.tz)?;
-    let receipt = web::block(move || st.store.add_payment(&openid, &payment, now))
+    let recorded = web::block(move || st.members.add_payment(&openid, &payment, now))
         .await?
-        .map_err(ApiError::storage(Operation::AddPayment))
+        .map_err(ApiError::app(Operation::AddPayment))
         .map_err(not_found)?;
-    let mut out = write_data(&state, &receipt.record, now);
-    out.insert("transaction_id".into(), json!(receipt.payment.id));
-    out.insert("duplicate".into(), json!(receipt.duplicate));
+    let mut out = write_data(&state, &recorded.view, now);
+    out.insert("transaction_id".into(), json!(recorded.payment.id));
+    out.insert("duplicate".into(), json!(recorded.duplicate));
     Ok(success("Success", Value::Object(out)))
 }

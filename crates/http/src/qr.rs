@@ -154,7 +154,7 @@ async fn image(
         .await?
         .map_err(ApiError::storage(Operation::Read))?
         .ok_or_else(forbidden)?;
-    let validity = crate::members::validity(&state, &record, now);
+    let validity = state.members.validity(&record, now);
     let refusal = match (qr::admits(&validity), validity.valid_until) {
         (Ok(()), Some(until)) if until > now => {
             let code = qr::issue(&state.qr.signer, record.member.id, now, until);

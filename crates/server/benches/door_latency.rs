@@ -136,6 +136,11 @@ fn main() {
         ));
         let state = web::Data::new(AppState {
             entrance,
+            members: Arc::new(zhima_app::members::Members::new(
+                store.clone(),
+                Plans::standard(),
+                zhima_domain::time::DEFAULT_TIMEZONE,
+            )),
             store: store.clone(),
             plans: Plans::standard(),
             tz: zhima_domain::time::DEFAULT_TIMEZONE,

@@ -195,6 +195,11 @@ impl Application {
                 );
             }),
         ));
+        let members = Arc::new(zhima_app::members::Members::new(
+            store.clone(),
+            settings.plans.clone(),
+            settings.timezone,
+        ));
         let state = web::Data::new(AppState {
             store,
             plans: settings.plans.clone(),
@@ -215,6 +220,7 @@ impl Application {
             partner: settings.partner,
             metrics,
             entrance,
+            members,
             proxies: settings.trusted_proxies.clone(),
             body_timeout: settings.body_timeout,
         });
