@@ -44,5 +44,11 @@ if grep -nE 'qr::verify|evaluate\(|record_access|start_unlock' \
   fail=1
 fi
 
+# So are the members' reads and writes.
+if grep -nE 'store\.(member|create_member|update_member|add_payment)\(' crates/http/src/members.rs; then
+  echo "architecture: the members' use cases belong to zhima-app (members.rs), not to a handler"
+  fail=1
+fi
+
 if [ "$fail" -ne 0 ]; then exit 1; fi
 echo "architecture invariants hold"
