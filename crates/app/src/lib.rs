@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod entrance;
+pub mod login;
 pub mod members;
 
 use zhima_domain::qr::Refusal;

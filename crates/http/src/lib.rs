@@ -49,6 +49,8 @@ pub struct AppState {
     pub partner: zhima_domain::partner::VipOffer,
     /// Counters for `/metrics` (shared with the entrance's access hook).
     pub metrics: Arc<observe::Metrics>,
+    /// Logging in (with the attempt limiter).
+    pub logins: Arc<zhima_app::login::Logins>,
     /// The members' use cases: read, create, update, record a payment.
     pub members: Arc<zhima_app::members::Members>,
     /// The door's use cases: admitting people, writing the access log.

@@ -8,7 +8,6 @@
 //! another browser or replayed after 10 minutes.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use actix_web::http::header;
@@ -18,11 +17,9 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use zhima_domain::expiring::ExpiringMap;
-use zhima_domain::ids::{MemberId, NickName};
-use zhima_domain::sync::lock;
+use zhima_app::login::{AttemptLimiter, LoginError};
+use zhima_domain::ids::MemberId;
 use zhima_oauth::{Consent, OAuthError, Params, Provider, TokenRequest};
-use zhima_storage::credentials::{verify_password_admitted, Busy};
 
 use crate::body::{read_limited, BodyError};
 use crate::error::OAuthHttpError;
@@ -32,10 +29,6 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// How long a login ticket lasts.
 const TICKET_TTL_SECS: i64 = 600;
-/// Failed logins allowed per account, then per address, within the window.
-const ACCOUNT_FAILURES: usize = 5;
-const ADDRESS_FAILURES: usize = 20;
-const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 const CSRF_COOKIE: &str = "zhima_csrf";
 /// Failed client authentications allowed per address within the window.
 const CLIENT_FAILURES: usize = 20;
@@ -47,11 +40,9 @@ pub struct OAuthState {
     pub provider: Provider,
     /// Key for tickets (derived from the server's secret).
     ticket_key: [u8; 32],
-    /// Failed logins.
-    limiter: LoginLimiter,
     /// Failed client authentications at the token, revoke and introspect
     /// endpoints, per address (each costs an argon2id verification).
-    client_limiter: LoginLimiter,
+    client_limiter: AttemptLimiter,
     /// The issuer URL for metadata; if `None`, taken from the request.
     pub issuer: Option<String>,
     /// Browser origins allowed by CORS (`oauth.cors_origins`).
@@ -71,85 +62,11 @@ impl OAuthState {
         OAuthState {
             provider,
             ticket_key,
-            limiter: LoginLimiter::default(),
-            client_limiter: LoginLimiter::default(),
+            client_limiter: AttemptLimiter::default(),
             https: issuer.as_deref().is_some_and(|i| i.starts_with("https://")),
             issuer,
             cors_origins,
         }
-    }
-}
-
-/// Counts failed logins per account and per address, within the failure
-/// window; at most [`LIMITER_KEYS`] keys are tracked, so invented account
-/// names cannot grow it without bound.
-#[derive(Debug)]
-pub struct LoginLimiter {
-    failures: Mutex<ExpiringMap<String, Vec<Instant>, Instant>>,
-}
-
-/// How many accounts and addresses a limiter tracks at once.
-pub const LIMITER_KEYS: usize = 65_536;
-
-impl Default for LoginLimiter {
-    fn default() -> LoginLimiter {
-        LoginLimiter::with_capacity(LIMITER_KEYS)
-    }
-}
-
-impl LoginLimiter {
-    /// A limiter tracking at most `keys` accounts and addresses.
-    fn with_capacity(keys: usize) -> LoginLimiter {
-        LoginLimiter {
-            failures: Mutex::new(ExpiringMap::new(keys)),
-        }
-    }
-
-    /// Reserves one attempt under every key at once, before any password is
-    /// checked: `Err(wait)` when a key is already at its limit. The
-    /// reservation counts as a failure until [`LoginLimiter::give_back`]
-    /// returns it, so a concurrent burst cannot pass more guesses than the
-    /// limit.
-    fn attempt(&self, keys: &[(String, usize)], now: Instant) -> Result<(), Duration> {
-        let mut map = lock(&self.failures);
-        let mut wait = None;
-        for (key, limit) in keys {
-            if let Some(v) = map.get_mut(key, now) {
-                v.retain(|t| now.duration_since(*t) < FAILURE_WINDOW);
-                if v.len() >= *limit {
-                    let w = FAILURE_WINDOW - now.duration_since(v[0]);
-                    wait = Some(wait.map_or(w, |x: Duration| x.max(w)));
-                }
-            }
-        }
-        if let Some(wait) = wait {
-            return Err(wait);
-        }
-        for (key, _) in keys {
-            match map.get_mut(key, now) {
-                Some(v) => v.push(now),
-                None => map.insert(key.clone(), vec![now], now + FAILURE_WINDOW, now),
-            }
-            map.extend(key, now + FAILURE_WINDOW);
-        }
-        Ok(())
-    }
-
-    /// The attempt reserved at `at` did not fail: each key gets its place back.
-    fn give_back(&self, keys: &[(String, usize)], at: Instant) {
-        let mut map = lock(&self.failures);
-        for (key, _) in keys {
-            if let Some(v) = map.get_mut(key, at) {
-                if let Some(pos) = v.iter().position(|t| *t == at) {
-                    v.remove(pos);
-                }
-            }
-        }
-    }
-
-    /// Forgets every failure of `key` (an account that logged in).
-    fn forget(&self, key: &str) {
-        lock(&self.failures).remove(&key.to_owned());
     }
 }
 
@@ -668,56 +585,29 @@ async fn login(
     password: &str,
     now: DateTime<Utc>,
 ) -> HttpResponse {
-    let account_key = match NickName::parse(nickname) {
-        Ok(n) => n.key(),
-        Err(_) => nickname.trim().to_lowercase(),
-    };
     let address = state.peer_ip(req);
-    let keys = [
-        (format!("account:{account_key}"), ACCOUNT_FAILURES),
-        (format!("address:{address}"), ADDRESS_FAILURES),
-    ];
-    let limiter = &state.oauth.limiter;
-    let attempt_at = Instant::now();
-    if let Err(wait) = limiter.attempt(&keys, attempt_at) {
-        tracing::warn!(%address, "login refused: too many failures");
-        return too_many_logins(wait);
-    }
-    let st = state.clone();
-    let password = password.to_owned();
-    let key = account_key.clone();
-    let checked = web::block(move || {
-        let login = st.store.member_login(&key)?;
-        // only an active member with a password of their own can log in;
-        // everyone else is checked against a dummy hash, so the answer takes
-        // as long whether or not the nickName exists
-        let usable = login.filter(|l| !l.deactivated && !l.must_change_password);
-        let stored = usable.as_ref().map(|l| l.password_hash.as_str());
-        Ok::<_, zhima_storage::StorageError>(
-            verify_password_admitted(&password, stored)
-                .map(|ok| usable.filter(|_| ok).map(|l| l.id)),
-        )
-    })
-    .await;
+    let (st, nickname, password) = (state.clone(), nickname.to_owned(), password.to_owned());
+    let who = address.clone();
+    let checked =
+        web::block(move || st.logins.login(&nickname, &password, &who, Instant::now())).await;
     let member = match checked {
-        Ok(Ok(Ok(member))) => member,
-        Ok(Ok(Err(Busy))) => {
-            limiter.give_back(&keys, attempt_at);
-            return busy_page();
+        Ok(Ok(member)) => member,
+        Ok(Err(LoginError::TooMany(wait))) => {
+            tracing::warn!(%address, "login refused: too many failures");
+            return too_many_logins(wait);
         }
-        _ => {
+        Ok(Err(LoginError::Refused)) => {
+            tracing::info!(%address, "failed login");
+            return login_page(&state.oauth, consent, params, csrf, Some(LOGIN_REFUSED));
+        }
+        Ok(Err(LoginError::Busy)) => return busy_page(),
+        Ok(Err(LoginError::Storage(_))) | Err(_) => {
             return error_page(
                 actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
                 "The server cannot check your password now. Try again shortly.",
             )
         }
     };
-    let Some(member) = member else {
-        tracing::info!(%address, "failed login");
-        return login_page(&state.oauth, consent, params, csrf, Some(LOGIN_REFUSED));
-    };
-    limiter.give_back(&keys, attempt_at);
-    limiter.forget(&keys[0].0);
     let key = &state.oauth.ticket_key;
     let binding = consent_binding(consent, params);
     let Some(ticket) = issue_ticket(key, member, &consent.client_id, &binding, csrf, now) else {
@@ -987,60 +877,5 @@ mod tests {
             parse_basic(&format!("Basic {}", STANDARD.encode("nocolon"))),
             None
         );
-    }
-
-    #[test]
-    fn the_limiter_reserves_attempts_before_they_are_checked() {
-        let l = LoginLimiter::default();
-        let t0 = Instant::now();
-        let keys = [("account:a".to_owned(), 2), ("address:x".to_owned(), 3)];
-        // two attempts in flight at once fill the account's limit: a third
-        // concurrent one is refused before any password is checked
-        assert!(l.attempt(&keys, t0).is_ok());
-        assert!(l.attempt(&keys, t0).is_ok());
-        assert!(l.attempt(&keys, t0).is_err(), "account limit reached");
-        // one of them succeeded: its place comes back, the account is forgotten
-        l.give_back(&keys, t0);
-        l.forget("account:a");
-        // account 1 of 2, address 2 of 3
-        assert!(l.attempt(&keys, t0).is_ok());
-        l.forget("account:a");
-        // account 1 of 2, address 3 of 3
-        assert!(l.attempt(&keys, t0).is_ok());
-        assert!(l.attempt(&keys, t0).is_err(), "address limit reached");
-        assert!(
-            l.attempt(&keys, t0 + FAILURE_WINDOW).is_ok(),
-            "forgotten after the window"
-        );
-    }
-
-    #[test]
-    fn invented_accounts_cannot_grow_the_limiter_without_bound() {
-        let l = LoginLimiter::with_capacity(100);
-        let t0 = Instant::now();
-        for i in 0..1000 {
-            let keys = [(format!("account:nobody{i}"), ACCOUNT_FAILURES)];
-            assert!(l.attempt(&keys, t0).is_ok());
-        }
-        assert_eq!(l.failures.lock().unwrap().len(), 100);
-    }
-
-    #[test]
-    fn a_burst_of_concurrent_attempts_passes_no_more_than_the_limit() {
-        let l = std::sync::Arc::new(LoginLimiter::default());
-        let t0 = Instant::now();
-        let passed: usize = (0..50)
-            .map(|_| {
-                let l = l.clone();
-                std::thread::spawn(move || {
-                    let keys = [("account:a".to_owned(), ACCOUNT_FAILURES)];
-                    usize::from(l.attempt(&keys, t0).is_ok())
-                })
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|h| h.join().unwrap())
-            .sum();
-        assert_eq!(passed, ACCOUNT_FAILURES);
     }
 }

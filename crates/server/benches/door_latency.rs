@@ -134,7 +134,9 @@ fn main() {
             },
             Arc::new(|_| {}),
         ));
+        let logins = Arc::new(zhima_app::login::Logins::new(store.clone()));
         let state = web::Data::new(AppState {
+            logins,
             entrance,
             members: Arc::new(zhima_app::members::Members::new(
                 store.clone(),

@@ -200,7 +200,9 @@ impl Application {
             settings.plans.clone(),
             settings.timezone,
         ));
+        let logins = Arc::new(zhima_app::login::Logins::new(store.clone()));
         let state = web::Data::new(AppState {
+            logins,
             store,
             plans: settings.plans.clone(),
             tz: settings.timezone,
