@@ -87,10 +87,18 @@ const ROUTES: &[(&str, &str, Guard)] = &[
 /// The routes registered in the http crate's sources: each
 /// `resource("PATH")` and the `web::METHOD()` routes of its builder.
 fn registered_routes() -> BTreeSet<(String, String)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../http/src");
+    let mut files = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../http/src")];
+    let mut sources = Vec::new();
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            sources.push(path);
+        }
+    }
     let mut out = BTreeSet::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+    for path in sources {
+        let text = std::fs::read_to_string(path).unwrap();
         for chunk in text.split("resource(\"").skip(1) {
             let path = &chunk[..chunk.find('"').unwrap()];
             // the builder runs to the end of the config function
