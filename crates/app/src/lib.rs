@@ -3,6 +3,7 @@
 pub mod entrance;
 pub mod login;
 pub mod members;
+pub mod wallet;
 
 use zhima_domain::qr::Refusal;
 use zhima_door_hardware::DoorError;
@@ -24,6 +25,14 @@ pub enum AppError {
     /// An unlock asked for an impossible time; the text says why.
     #[error("incorrect call to open the door: {0}")]
     BadSeconds(String),
+    /// A value the use case refuses.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// Which value (`amount`, `reason`…).
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// A blocking task could not run (the runtime is shutting down).
     #[error("the server is stopping")]
     Stopping,

@@ -324,6 +324,7 @@ impl From<zhima_app::AppError> for ApiError {
                 tracing::error!(error = %e, "the door failed");
                 ApiError::new(Errno::DoorFault, Errno::DoorFault.meaning())
             }
+            zhima_app::AppError::Invalid { field, reason } => ApiError::bad_field(field, reason),
             zhima_app::AppError::BadSeconds(reason) => ApiError::new(
                 Errno::BadSeconds,
                 format!("Incorrect call to open the door: {reason}"),
@@ -360,6 +361,22 @@ impl PartnerError {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
             challenge: None,
+        }
+    }
+}
+
+impl From<zhima_app::AppError> for PartnerError {
+    fn from(e: zhima_app::AppError) -> PartnerError {
+        match e {
+            zhima_app::AppError::Storage(e) => PartnerError::from(e),
+            other => {
+                tracing::error!(error = %other, "partner request failed");
+                PartnerError {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    message: "The server failed.".into(),
+                    challenge: None,
+                }
+            }
         }
     }
 }

@@ -45,12 +45,12 @@ pub struct AppState {
     pub qr: qr::QrState,
     /// The OAuth2 provider and its pages.
     pub oauth: oauth::OAuthState,
-    /// VIP prices and length.
-    pub partner: zhima_domain::partner::VipOffer,
     /// Counters for `/metrics` (shared with the entrance's access hook).
     pub metrics: Arc<observe::Metrics>,
     /// Logging in (with the attempt limiter).
     pub logins: Arc<zhima_app::login::Logins>,
+    /// The token wallets: partner profiles, VIP purchases, gifts.
+    pub wallet: Arc<zhima_app::wallet::Wallet>,
     /// The members' use cases: read, create, update, record a payment.
     pub members: Arc<zhima_app::members::Members>,
     /// The door's use cases: admitting people, writing the access log.

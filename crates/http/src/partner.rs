@@ -4,11 +4,10 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
-use zhima_domain::partner::{vip_at, PartnerScope, VipLevel};
+use zhima_domain::partner::{PartnerScope, VipLevel};
 use zhima_domain::time::format_local_timestamp;
 use zhima_oauth::AccessGrant;
-use zhima_storage::wallet::{VipOutcome, VipPurchase};
-use zhima_storage::MemberKey;
+use zhima_storage::wallet::VipOutcome;
 
 use crate::body::{read_limited, BodyError};
 use crate::error::PartnerError;
@@ -182,28 +181,22 @@ async fn profile(
 ) -> Result<HttpResponse, PartnerError> {
     let request = read(&req, payload).await?;
     let grant = authorize(&state, &request, PartnerScope::Profile).await?;
-    let now = state.clock.now();
-    let st = state.clone();
-    let (record, balance) = web::block(move || {
-        let record = st.store.member(MemberKey::Id(grant.member_id))?;
-        let balance = st.store.balance(grant.member_id)?;
-        Ok::<_, zhima_storage::StorageError>((record, balance))
-    })
-    .await
-    .map_err(|_| PartnerError::from(zhima_oauth::OAuthError::Internal))??;
-    let Some(record) = record else {
-        return Err(PartnerError::from(zhima_oauth::OAuthError::InvalidToken));
-    };
-    let member = &record.member;
+    let (st, now) = (state.clone(), state.clock.now());
+    let profile = web::block(move || st.wallet.profile(grant.member_id, now))
+        .await
+        .map_err(|_| PartnerError::from(zhima_oauth::OAuthError::Internal))?
+        .map_err(PartnerError::from)?
+        .ok_or_else(|| PartnerError::from(zhima_oauth::OAuthError::InvalidToken))?;
+    let member = &profile.record.member;
     Ok(ok(json!({
         "success": true,
         "message": "",
         "nickname": member.nickname.as_str(),
         "email": member.profile.email,
         "gender": member.profile.gender.name(),
-        "vip": vip_at(&record.vip, now).map(VipLevel::as_str),
-        "goplay_token": balance.paid.as_f64(),
-        "free_goplay_token": balance.free.as_f64(),
+        "vip": profile.vip.map(VipLevel::as_str),
+        "goplay_token": profile.balance.paid.as_f64(),
+        "free_goplay_token": profile.balance.free.as_f64(),
     })))
 }
 
@@ -245,19 +238,17 @@ async fn vip(
     let now = state.clock.now();
     let st = state.clone();
     let outcome = web::block(move || {
-        let purchase = VipPurchase {
-            member_id: grant.member_id,
-            client_id: &grant.client_id,
+        st.wallet.buy_vip(
+            grant.member_id,
+            &grant.client_id,
             level,
-            price: st.partner.price(level),
-            span: st.partner.span,
-            tz: st.tz,
-            idempotency_key: key.as_deref(),
-        };
-        st.store.buy_vip(&purchase, now)
+            key.as_deref(),
+            now,
+        )
     })
     .await
-    .map_err(|_| PartnerError::from(zhima_oauth::OAuthError::Internal))??;
+    .map_err(|_| PartnerError::from(zhima_oauth::OAuthError::Internal))?
+    .map_err(PartnerError::from)?;
     match outcome {
         VipOutcome::Bought(bought) => {
             let until = format_local_timestamp(bought.period.end, state.tz);

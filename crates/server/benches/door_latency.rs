@@ -137,6 +137,11 @@ fn main() {
         let logins = Arc::new(zhima_app::login::Logins::new(store.clone()));
         let state = web::Data::new(AppState {
             logins,
+            wallet: Arc::new(zhima_app::wallet::Wallet::new(
+                store.clone(),
+                Default::default(),
+                zhima_domain::time::DEFAULT_TIMEZONE,
+            )),
             entrance,
             members: Arc::new(zhima_app::members::Members::new(
                 store.clone(),
@@ -174,7 +179,6 @@ fn main() {
                 None,
                 Vec::new(),
             ),
-            partner: Default::default(),
             metrics: Default::default(),
             proxies: Default::default(),
             body_timeout: zhima_http::body::BODY_TIMEOUT,

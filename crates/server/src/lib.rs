@@ -203,6 +203,11 @@ impl Application {
         let logins = Arc::new(zhima_app::login::Logins::new(store.clone()));
         let state = web::Data::new(AppState {
             logins,
+            wallet: Arc::new(zhima_app::wallet::Wallet::new(
+                store.clone(),
+                settings.partner,
+                settings.timezone,
+            )),
             store,
             plans: settings.plans.clone(),
             tz: settings.timezone,
@@ -219,7 +224,6 @@ impl Application {
             },
             qr,
             oauth,
-            partner: settings.partner,
             metrics,
             entrance,
             members,

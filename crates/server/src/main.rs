@@ -373,7 +373,8 @@ fn partner(settings: &Settings, cmd: PartnerCommand) -> Result<(), Box<dyn std::
 }
 
 fn tokens(settings: &Settings, cmd: TokensCommand) -> Result<(), Box<dyn std::error::Error>> {
-    let store = open_store(settings)?;
+    let wallet =
+        zhima_app::wallet::Wallet::new(open_store(settings)?, settings.partner, settings.timezone);
     let (openid, balance) = match cmd {
         TokensCommand::Grant {
             openid,
@@ -382,24 +383,26 @@ fn tokens(settings: &Settings, cmd: TokensCommand) -> Result<(), Box<dyn std::er
         } => {
             let openid = OpenId::parse(&openid).map_err(|e| format!("--openid: {e}"))?;
             let amount = Tokens::parse(&free).map_err(|e| format!("--free: {e}"))?;
-            if amount == Tokens::ZERO {
-                return Err("--free: must be more than 0".into());
-            }
-            let reason = reason.trim();
-            if reason.is_empty() || reason.chars().count() > 200 {
-                return Err("--reason: 1 to 200 characters".into());
-            }
-            let balance =
-                store.grant_tokens(&openid, TokenKind::Free, amount, reason, Utc::now())?;
+            let balance = match wallet.grant(&openid, TokenKind::Free, amount, &reason, Utc::now())
+            {
+                Err(zhima_app::AppError::Invalid { field, reason }) => {
+                    let flag = if field == "amount" {
+                        "--free"
+                    } else {
+                        "--reason"
+                    };
+                    return Err(format!("{flag}: {reason}").into());
+                }
+                other => other?,
+            };
             println!("granted {amount} free tokens to {openid}");
             (openid, balance)
         }
         TokensCommand::Balance { openid } => {
             let openid = OpenId::parse(&openid).map_err(|e| format!("--openid: {e}"))?;
-            let record = store
-                .member(zhima_storage::MemberKey::OpenId(&openid))?
+            let balance = wallet
+                .balance(&openid)?
                 .ok_or_else(|| format!("no member with openid {openid}"))?;
-            let balance = store.balance(record.member.id)?;
             (openid, balance)
         }
     };
