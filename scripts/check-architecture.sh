@@ -50,5 +50,13 @@ if grep -nE 'store\.(member|create_member|update_member|add_payment)\(' crates/h
   fail=1
 fi
 
+# The CLI's administration (keys, partners, passwords, deactivation,
+# gifts) goes through zhima-app too.
+if grep -nE 'store\.(create_api_key|revoke_api_key|list_api_keys|set_password|set_deactivated|grant_tokens|oauth_clients|remove_oauth_client|set_oauth_client_pkce)\(' \
+    crates/server/src/main.rs; then
+  echo "architecture: the CLI's administration belongs to zhima-app (admin.rs, wallet.rs)"
+  fail=1
+fi
+
 if [ "$fail" -ne 0 ]; then exit 1; fi
 echo "architecture invariants hold"

@@ -241,11 +241,11 @@ fn run(command: Command, settings: &Settings) -> Result<(), Box<dyn std::error::
             Ok(())
         }
         Command::ApiKey(cmd) => {
-            let store = open_store(settings)?;
+            let admin = admin(settings)?;
             match cmd {
                 ApiKeyCommand::Create { name, scopes } => {
                     let scopes = Scopes::parse(&scopes).map_err(|e| format!("--scopes: {e}"))?;
-                    let (key, plaintext) = store.create_api_key(&name, &scopes, Utc::now())?;
+                    let (key, plaintext) = admin.create_api_key(&name, &scopes, Utc::now())?;
                     println!(
                         "created API key {:?} with scopes {}; it is shown only now:",
                         key.name, key.scopes
@@ -253,7 +253,7 @@ fn run(command: Command, settings: &Settings) -> Result<(), Box<dyn std::error::
                     println!("{plaintext}");
                 }
                 ApiKeyCommand::List => {
-                    for key in store.list_api_keys()? {
+                    for key in admin.api_keys()? {
                         let state = key.revoked_at.map_or("active".to_owned(), |t| {
                             format!("revoked {}", t.to_rfc3339())
                         });
@@ -267,7 +267,7 @@ fn run(command: Command, settings: &Settings) -> Result<(), Box<dyn std::error::
                     }
                 }
                 ApiKeyCommand::Revoke { name } => {
-                    if !store.revoke_api_key(&name, Utc::now())? {
+                    if !admin.revoke_api_key(&name, Utc::now())? {
                         return Err(format!("no active API key named {name:?}").into());
                     }
                     println!("revoked API key {name:?}");
@@ -276,23 +276,23 @@ fn run(command: Command, settings: &Settings) -> Result<(), Box<dyn std::error::
             Ok(())
         }
         Command::Member(cmd) => {
-            let store = open_store(settings)?;
+            let admin = admin(settings)?;
             match cmd {
                 MemberCommand::SetPassword { openid, password } => {
                     let openid = OpenId::parse(&openid).map_err(|e| format!("--openid: {e}"))?;
                     let password = zhima_domain::password::Password::parse(&password)
                         .map_err(|e| format!("--password: {e}"))?;
-                    store.set_password(&openid, password.expose(), false, Utc::now())?;
+                    admin.set_password(&openid, &password, Utc::now())?;
                     println!("password set for {openid}");
                 }
                 MemberCommand::Deactivate { openid } => {
                     let openid = OpenId::parse(&openid).map_err(|e| format!("--openid: {e}"))?;
-                    store.set_deactivated(&openid, true, Utc::now())?;
+                    admin.set_deactivated(&openid, true, Utc::now())?;
                     println!("{openid} is deactivated (status INVALID)");
                 }
                 MemberCommand::Reactivate { openid } => {
                     let openid = OpenId::parse(&openid).map_err(|e| format!("--openid: {e}"))?;
-                    store.set_deactivated(&openid, false, Utc::now())?;
+                    admin.set_deactivated(&openid, false, Utc::now())?;
                     println!("{openid} is active again");
                 }
             }
@@ -301,8 +301,15 @@ fn run(command: Command, settings: &Settings) -> Result<(), Box<dyn std::error::
     }
 }
 
-fn partner(settings: &Settings, cmd: PartnerCommand) -> Result<(), Box<dyn std::error::Error>> {
+/// The administration use cases on the configured database.
+fn admin(settings: &Settings) -> Result<zhima_app::admin::Admin, Box<dyn std::error::Error>> {
     let store = open_store(settings)?;
+    let provider = zhima_oauth::Provider::new(store.clone(), settings.oauth.clone());
+    Ok(zhima_app::admin::Admin::new(store, provider))
+}
+
+fn partner(settings: &Settings, cmd: PartnerCommand) -> Result<(), Box<dyn std::error::Error>> {
+    let admin = admin(settings)?;
     match cmd {
         PartnerCommand::Add {
             name,
@@ -311,9 +318,8 @@ fn partner(settings: &Settings, cmd: PartnerCommand) -> Result<(), Box<dyn std::
             scopes,
         } => {
             let scopes = PartnerScope::parse_set(&scopes).map_err(|e| format!("--scopes: {e}"))?;
-            let provider = zhima_oauth::Provider::new(store, settings.oauth.clone());
             let registered =
-                provider.register(&name, &redirect_uris, public, &scopes, Utc::now())?;
+                admin.register_partner(&name, &redirect_uris, public, &scopes, Utc::now())?;
             let client = &registered.client;
             println!(
                 "registered {:?} ({}, scopes {}); shown only now:",
@@ -331,7 +337,7 @@ fn partner(settings: &Settings, cmd: PartnerCommand) -> Result<(), Box<dyn std::
             }
         }
         PartnerCommand::List => {
-            for client in store.oauth_clients()? {
+            for client in admin.partners()? {
                 let state = client.removed_at.map_or("active".to_owned(), |t| {
                     format!("removed {}", t.to_rfc3339())
                 });
@@ -357,13 +363,13 @@ fn partner(settings: &Settings, cmd: PartnerCommand) -> Result<(), Box<dyn std::
         }
         PartnerCommand::Pkce { client_id, rule } => {
             let required = rule == "required";
-            if !store.set_oauth_client_pkce(&client_id, required)? {
+            if !admin.set_partner_pkce(&client_id, required)? {
                 return Err(format!("no active partner with client_id {client_id:?}").into());
             }
             println!("PKCE is now {rule} for {client_id}");
         }
         PartnerCommand::Remove { client_id } => {
-            if !store.remove_oauth_client(&client_id, Utc::now())? {
+            if !admin.remove_partner(&client_id, Utc::now())? {
                 return Err(format!("no active partner with client_id {client_id:?}").into());
             }
             println!("removed {client_id}; its tokens are revoked");
