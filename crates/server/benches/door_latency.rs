@@ -261,7 +261,7 @@ fn main() {
         to_relay.sort();
         scan_to_relay.sort();
         write_only.sort();
-        let backend = zhima_storage::connection::redact_url(&url);
+        let backend = zhima_storage::redact_url(&url);
         println!("door latency, {unlocks} unlocks with zero-length holds ({backend})");
         println!("| measure | p50 | p99 | max |");
         println!("|---|---|---|---|");

@@ -150,12 +150,7 @@ impl Application {
         driver.set_relay(zhima_door_hardware::Relay::Locked)?;
         let seed = keys::seed(&settings.qr)?;
         let qr = keys::qr_state_from_seed(&settings.qr, &seed);
-        let mut store = open_store(settings)?;
-        store.set_tokens_per_cny(settings.tokens_per_cny);
-        let (plans, tz) = (settings.plans.clone(), settings.timezone);
-        store.set_entry_windows(Arc::new(move |payments| {
-            zhima_domain::membership::entry_windows(payments, &plans, tz)
-        }));
+        let store = open_store(settings)?;
         let oauth = OAuthState::new(
             Provider::new(store.clone(), settings.oauth.clone()),
             keys::ticket_key(&seed),

@@ -481,7 +481,7 @@ fn serve(settings: &Settings) -> Result<(), Box<dyn std::error::Error>> {
         tracing::info!(
             bind = %settings.bind,
             port = app.port(),
-            database = %zhima_storage::connection::redact_url(settings.database_url.expose()),
+            database = %zhima_storage::redact_url(settings.database_url.expose()),
             timezone = %settings.timezone,
             door = %settings.door.name,
             door_driver = app.door().driver_name(),

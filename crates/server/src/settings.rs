@@ -86,7 +86,7 @@ impl DatabaseUrl {
 
 impl std::fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&zhima_storage::connection::redact_url(&self.0))
+        f.write_str(&zhima_storage::redact_url(&self.0))
     }
 }
 
@@ -444,7 +444,7 @@ impl Settings {
     }
 
     fn check(raw: RawSettings) -> Result<Settings, SettingsError> {
-        zhima_storage::connection::Target::parse(raw.database.url.expose())
+        zhima_storage::Target::parse(raw.database.url.expose())
             .map_err(|e| bad("database.url", e))?;
         if raw.database.pool_size == 0 || raw.database.pool_size > 128 {
             return Err(bad("database.pool_size", "must be from 1 to 128"));
@@ -493,6 +493,7 @@ impl Settings {
         let qr = qr(&raw.qr)?;
         let (oauth, oauth_issuer) = oauth(&raw.oauth)?;
         let (partner, tokens_per_cny) = partner(&raw.partner)?;
+        let plans = plans(&raw.plans)?;
         Ok(Settings {
             door,
             qr,
@@ -503,6 +504,8 @@ impl Settings {
             store: StoreOptions {
                 pool_size: raw.database.pool_size,
                 connect_timeout: Duration::from_secs(raw.database.connect_timeout_secs),
+                tokens_per_cny,
+                entry_windows: Some(entry_windows(&plans, timezone)),
                 ..StoreOptions::default()
             },
             database_url: raw.database.url,
@@ -512,11 +515,20 @@ impl Settings {
             body_timeout: Duration::from_secs(raw.http.body_timeout_secs),
             cors_origins,
             timezone,
-            plans: plans(&raw.plans)?,
+            plans,
             log_level: raw.log.level,
             log_json,
         })
     }
+}
+
+/// What a member read loads of their access history:
+/// `membership::entry_windows` bound to the catalogue and the zone.
+fn entry_windows(plans: &Plans, tz: Tz) -> zhima_storage::EntryWindows {
+    let plans = plans.clone();
+    std::sync::Arc::new(move |payments| {
+        zhima_domain::membership::entry_windows(payments, &plans, tz)
+    })
 }
 
 /// The non-empty items of a comma-separated list.

@@ -2,12 +2,13 @@
 
 pub mod access;
 mod api_keys;
-pub mod connection;
+mod connection;
 pub mod credentials;
 mod members;
 pub mod oauth;
 mod rows;
 mod schema;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod wallet;
 
@@ -19,7 +20,8 @@ use diesel::r2d2::{Pool, PooledConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 pub use api_keys::ApiKey;
-use connection::{AnyConnection, Manager, Target};
+pub use connection::{redact_url, Target};
+use connection::{AnyConnection, Manager};
 pub use members::{MemberKey, MemberLogin, MemberRecord, PaymentReceipt, TOKENS_PAY_TYPE};
 
 /// Migrations for SQLite, embedded in the binary.
@@ -186,8 +188,9 @@ pub enum Backend {
     Postgres,
 }
 
-/// Pool settings.
-#[derive(Debug, Clone)]
+/// How a [`Store`] is opened: the pool, and the rules storage applies
+/// (given as values, so storage itself reads no configuration).
+#[derive(Clone)]
 pub struct StoreOptions {
     /// Most connections kept open.
     pub pool_size: u32,
@@ -195,6 +198,25 @@ pub struct StoreOptions {
     pub connect_timeout: Duration,
     /// SQLite only: how long a writer waits for another writer.
     pub busy_timeout: Duration,
+    /// Paid tokens a `TOKENS` payment credits per CNY (default 1).
+    pub tokens_per_cny: zhima_domain::partner::Tokens,
+    /// Which spans of a member's access history a member read loads
+    /// (`membership::entry_windows` bound to the plans and zone). Without
+    /// it every granted entry is loaded, which costs time in proportion to
+    /// the member's whole access history.
+    pub entry_windows: Option<EntryWindows>,
+}
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("busy_timeout", &self.busy_timeout)
+            .field("tokens_per_cny", &self.tokens_per_cny)
+            .field("entry_windows", &self.entry_windows.is_some())
+            .finish()
+    }
 }
 
 impl Default for StoreOptions {
@@ -203,6 +225,8 @@ impl Default for StoreOptions {
             pool_size: 8,
             connect_timeout: Duration::from_secs(5),
             busy_timeout: Duration::from_secs(5),
+            tokens_per_cny: zhima_domain::partner::Tokens::whole(1),
+            entry_windows: None,
         }
     }
 }
@@ -271,22 +295,9 @@ impl Store {
             pool,
             backend,
             write_gate: Arc::new(Mutex::new(())),
-            tokens_per_cny: zhima_domain::partner::Tokens::whole(1),
-            entry_windows: None,
+            tokens_per_cny: options.tokens_per_cny,
+            entry_windows: options.entry_windows.clone(),
         })
-    }
-
-    /// Limits the entries a member read loads to the spans `windows` gives
-    /// for that member's payments (the latest entry is always read, for
-    /// `lastActiveTime`). Without it every granted entry is loaded, which
-    /// costs time in proportion to the member's whole access history.
-    pub fn set_entry_windows(&mut self, windows: EntryWindows) {
-        self.entry_windows = Some(windows);
-    }
-
-    /// Sets how many tokens a `TOKENS` payment credits per CNY (default 1).
-    pub fn set_tokens_per_cny(&mut self, rate: zhima_domain::partner::Tokens) {
-        self.tokens_per_cny = rate;
     }
 
     /// The backend in use.

@@ -499,7 +499,7 @@ fn the_access_log_pages_newest_first_and_feeds_member_entries() {
 fn a_member_read_loads_only_the_entries_inside_the_windows() {
     use zhima_domain::access::{AccessMethod, NewAccessEvent, Outcome};
 
-    let (_db, mut store) = store();
+    let (db, store) = store();
     let id = store
         .create_member(&new_member("o-win", "Windows"), None, now())
         .unwrap()
@@ -526,7 +526,14 @@ fn a_member_read_loads_only_the_entries_inside_the_windows() {
     assert_eq!(all.last_entry, Some(at(47)));
 
     // two windows, given the payments (none here): [10 h, 20 h) and [30 h, 31 h)
-    store.set_entry_windows(std::sync::Arc::new(move |payments| {
+    let windowed = |windows: zhima_storage::EntryWindows| {
+        let options = StoreOptions {
+            entry_windows: Some(windows),
+            ..StoreOptions::default()
+        };
+        Store::open(db.url(), &options).unwrap()
+    };
+    let store = windowed(std::sync::Arc::new(move |payments| {
         assert!(payments.is_empty());
         vec![(at(10), at(20)), (at(30), at(31))]
     }));
@@ -541,7 +548,7 @@ fn a_member_read_loads_only_the_entries_inside_the_windows() {
     assert_eq!(within.member, all.member);
 
     // no windows at all: no entries, still the latest one (refused ones never count)
-    store.set_entry_windows(std::sync::Arc::new(|_| Vec::new()));
+    let store = windowed(std::sync::Arc::new(|_| Vec::new()));
     let none = store.member(MemberKey::Id(id)).unwrap().unwrap();
     assert!(none.entries.is_empty());
     assert_eq!(none.last_entry, Some(at(47)));
