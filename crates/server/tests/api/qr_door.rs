@@ -3,13 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failure is a test failure
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{
+    default_now, events, expect_errno, spawn_app, spawn_app_with, test_signer, TestApp,
+};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use support::{default_now, events, expect_errno, spawn_app, spawn_app_with, test_signer, TestApp};
 use zhima_domain::access::{AccessMethod, Outcome};
 use zhima_domain::ids::{MemberId, OpenId};
 use zhima_domain::qr::{self, KeyId, Signer};
@@ -63,7 +63,7 @@ fn month(index: &str) -> Value {
     json!({"paidTime": "201803121929", "payIndex": index, "CNYAmount": "200", "payType": "1M MEMBERSHIP"})
 }
 
-async fn scan(app: &TestApp, code: &str) -> support::Answer {
+async fn scan(app: &TestApp, code: &str) -> crate::support::Answer {
     app.send(
         "POST",
         "/api/v1.0/door/scan",

@@ -16,16 +16,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failure is a test failure
 
-mod support;
-
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::support::process::{free_port, serve, wait_ready};
 use chrono::Utc;
 use serde_json::{json, Value};
-use support::process::{free_port, serve, wait_ready};
 use zhima_domain::ids::{MemberId, NickName, OpenId, PayIndex};
 use zhima_domain::member::{NewMember, NewPayment, Profile};
 use zhima_domain::money::Fen;
@@ -372,7 +370,7 @@ async fn under_fault(name: &str, start: impl FnOnce(&Ext4), recovery: Recovery) 
         "the refused update left nothing"
     );
     assert_eq!(
-        support::stored_pay_indexes(&store, "disk-2"),
+        crate::support::stored_pay_indexes(&store, "disk-2"),
         ["disk-fault-pay", "disk-pay-2"].map(String::from).into(),
         "{name}: recorded once, after the fault"
     );

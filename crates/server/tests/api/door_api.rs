@@ -3,12 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failure is a test failure
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{events, expect_errno, spawn_app, TestApp};
 use serde_json::{json, Value};
-use support::{events, expect_errno, spawn_app, TestApp};
 use zhima_domain::access::{AccessMethod, NewAccessEvent, Outcome};
 use zhima_domain::scope::Scopes;
 use zhima_door_hardware::simulated::WriteFault;
@@ -16,7 +14,7 @@ use zhima_door_hardware::Relay;
 
 const OPEN: &str = "/api/v1.0/open/seconds";
 
-async fn open(app: &TestApp, key: Option<&str>, body: &[u8]) -> support::Answer {
+async fn open(app: &TestApp, key: Option<&str>, body: &[u8]) -> crate::support::Answer {
     app.send("POST", OPEN, key, Some(body.to_vec())).await
 }
 
@@ -148,7 +146,7 @@ async fn every_bad_seconds_is_1998_and_the_door_does_not_move() {
 
 #[actix_web::test]
 async fn the_upper_bound_follows_the_configuration() {
-    let app = support::spawn_app_with(&[("ZHIMA_DOOR__MAX_UNLOCK_SECS", "2")]).await;
+    let app = crate::support::spawn_app_with(&[("ZHIMA_DOOR__MAX_UNLOCK_SECS", "2")]).await;
     let answer = open(&app, Some(&app.door_key), br#"{"seconds": 3}"#).await;
     let b = expect_errno(&answer, "1998");
     assert!(b["errmsg"].as_str().unwrap().contains("from 1 to 2"));
@@ -163,11 +161,11 @@ async fn without_the_door_scope_nothing_moves() {
         .create_api_key(
             "old-door",
             &Scopes::parse("door:open").unwrap(),
-            support::default_now(),
+            crate::support::default_now(),
         )
         .unwrap();
     app.store
-        .revoke_api_key("old-door", support::default_now())
+        .revoke_api_key("old-door", crate::support::default_now())
         .unwrap();
     let body = br#"{"seconds": 1}"#;
     for (key, status, errno) in [
@@ -269,7 +267,7 @@ async fn if_the_access_log_cannot_be_written_the_door_does_not_open() {
 async fn the_access_log_lists_newest_first_in_pages() {
     let app = spawn_app().await;
     for minutes in 0..5 {
-        let at = support::default_now() + chrono::Duration::minutes(minutes);
+        let at = crate::support::default_now() + chrono::Duration::minutes(minutes);
         let e = NewAccessEvent::new(
             at,
             "front",
@@ -358,7 +356,7 @@ async fn last_active_follows_the_latest_entry_or_payment() {
         "Paid 1M MEMBERSHIP"
     );
 
-    let at = support::default_now() + chrono::Duration::hours(1);
+    let at = crate::support::default_now() + chrono::Duration::hours(1);
     let entry = NewAccessEvent::new(at, "front", AccessMethod::Qr, Outcome::Granted, "qr_ok")
         .for_member(zhima_domain::ids::MemberId(id));
     app.store.record_access(&entry).unwrap();
@@ -378,7 +376,7 @@ async fn last_active_follows_the_latest_entry_or_payment() {
 
 #[actix_web::test]
 async fn a_door_left_open_after_locking_is_logged_once() {
-    let app = support::spawn_app_with(&[("ZHIMA_DOOR__HELD_OPEN_SECS", "1")]).await;
+    let app = crate::support::spawn_app_with(&[("ZHIMA_DOOR__HELD_OPEN_SECS", "1")]).await;
     let answer = open(&app, Some(&app.door_key), br#"{"seconds": 1}"#).await;
     expect_errno(&answer, "1000");
     // someone props the door open after it locked

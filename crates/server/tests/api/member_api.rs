@@ -4,10 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failure is a test failure
 
-mod support;
-
+use crate::support::{expect_errno, spawn_app, TestApp};
 use serde_json::{json, Value};
-use support::{expect_errno, spawn_app, TestApp};
 
 fn seed_member(openid: &str, nick: &str) -> Value {
     json!({
@@ -569,12 +567,12 @@ async fn authentication_and_scopes_are_enforced_before_anything_happens() {
         .create_api_key(
             "gone",
             &zhima_domain::scope::Scopes::parse("member:read,member:write").unwrap(),
-            support::default_now(),
+            crate::support::default_now(),
         )
         .unwrap()
         .1;
     app.store
-        .revoke_api_key("gone", support::default_now())
+        .revoke_api_key("gone", crate::support::default_now())
         .unwrap();
     let cases: Vec<(&str, &str, Option<&str>, u16, &str)> = vec![
         ("POST", "/api/v1.0/member/new", None, 401, "1401"),
@@ -744,7 +742,7 @@ async fn deactivated_members_are_invalid() {
     create(&app, &body).await;
     let openid = zhima_domain::ids::OpenId::parse("oid-d").unwrap();
     app.store
-        .set_deactivated(&openid, true, support::default_now())
+        .set_deactivated(&openid, true, crate::support::default_now())
         .unwrap();
     let m = app.get("/api/v1.0/member/openid/oid-d").await.body;
     assert_eq!(m["basicInfo"]["status"], "INVALID");
@@ -760,7 +758,7 @@ async fn a_revoked_key_stops_working_within_the_cache_ttl() {
     let scopes = zhima_domain::scope::Scopes::parse("member:read").unwrap();
     let key = app
         .store
-        .create_api_key("short-lived", &scopes, support::default_now())
+        .create_api_key("short-lived", &scopes, crate::support::default_now())
         .unwrap()
         .1;
     let answer = app
@@ -768,7 +766,7 @@ async fn a_revoked_key_stops_working_within_the_cache_ttl() {
         .await;
     expect_errno(&answer, "1999"); // the key works (and is now cached)
     app.store
-        .revoke_api_key("short-lived", support::default_now())
+        .revoke_api_key("short-lived", crate::support::default_now())
         .unwrap();
     tokio::time::sleep(zhima_http::auth::KEY_CACHE_TTL + std::time::Duration::from_millis(100))
         .await;
@@ -798,7 +796,7 @@ async fn implausible_paid_times_are_refused_and_expiry_stays_12_digits() {
             "{paid}: {e}"
         );
     }
-    assert!(support::stored_pay_indexes(&app.store, "oid-year").is_empty());
+    assert!(crate::support::stored_pay_indexes(&app.store, "oid-year").is_empty());
     // the latest accepted year, stacked: expireTime is still YYYYMMDDHHMM
     for i in 0..4 {
         let add = json!({"op": "add", "data": {"paidTime": "209912312359", "payIndex": format!("late-{i}"), "CNYAmount": 900, "payType": "6M MEMBERSHIP"}});

@@ -10,13 +10,11 @@
 //!   before.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use crate::support::{spawn_app_with, TestApp};
 use serde_json::{json, Value};
-use support::{spawn_app_with, TestApp};
 use zhima_domain::ids::OpenId;
 use zhima_domain::partner::{PartnerScope, TokenKind, Tokens};
 use zhima_domain::scope::Scopes;
@@ -216,7 +214,7 @@ async fn fixture() -> Fixture {
     let body = json!({"openid": "victim-openid-0001", "rfid": "A1B2C3D4",
         "basicInfo": {"nickName": "Victim"},
         "paymentInfo": {"paidTime": "201803121929", "payIndex": "V-1", "CNYAmount": "200", "payType": "1M MEMBERSHIP"}});
-    support::expect_errno(&app.post("/api/v1.0/member/new", &body).await, "1000");
+    crate::support::expect_errno(&app.post("/api/v1.0/member/new", &body).await, "1000");
     let victim = OpenId::parse("victim-openid-0001").unwrap();
     app.store
         .grant_tokens(
@@ -224,7 +222,7 @@ async fn fixture() -> Fixture {
             TokenKind::Free,
             Tokens::whole(1000),
             "gift",
-            support::default_now(),
+            crate::support::default_now(),
         )
         .unwrap();
     let member_id = app
@@ -242,21 +240,21 @@ async fn fixture() -> Fixture {
             &["https://partner.example/cb".to_owned()],
             false,
             &scopes,
-            support::default_now(),
+            crate::support::default_now(),
         )
         .unwrap();
     let client_id = registered.client.client_id.clone();
     let secret = registered.secret.unwrap();
     let http = reqwest::Client::new();
     let token_for = |scope: &'static str| {
-        let code = support::oauth::approved_code(
+        let code = crate::support::oauth::approved_code(
             &provider,
             &client_id,
             "https://partner.example/cb",
             scope,
             member_id,
-            Some(support::oauth::CHALLENGE),
-            support::default_now(),
+            Some(crate::support::oauth::CHALLENGE),
+            crate::support::default_now(),
         );
         let (http, address, client_id, secret) = (
             http.clone(),
@@ -271,7 +269,7 @@ async fn fixture() -> Fixture {
                 .form(&[
                     ("grant_type", "authorization_code"),
                     ("code", code.as_str()),
-                    ("code_verifier", support::oauth::VERIFIER),
+                    ("code_verifier", crate::support::oauth::VERIFIER),
                     ("redirect_uri", "https://partner.example/cb"),
                 ])
                 .send()
@@ -371,11 +369,11 @@ async fn writes_and_the_door_refuse_missing_wrong_revoked_and_underscoped_creden
         .create_api_key(
             "revoked",
             &Scopes::parse("admin").unwrap(),
-            support::default_now(),
+            crate::support::default_now(),
         )
         .unwrap();
     app.store
-        .revoke_api_key("revoked", support::default_now())
+        .revoke_api_key("revoked", crate::support::default_now())
         .unwrap();
     let before = snapshot(&f);
     let body = br#"{"openid": "new-openid-0002", "basicInfo": {"nickName": "New"}, "seconds": 1, "code": "x", "uid": "a1b2c3d4", "op": "update", "data": {"nickName": "Owned"}}"#.to_vec();
@@ -840,7 +838,7 @@ async fn a_corpus_of_malformed_requests_gets_documented_answers_and_changes_noth
         .app
         .get("/api/v1.0/member/openid/victim-openid-0001")
         .await;
-    support::expect_errno(&ok, "1000");
+    crate::support::expect_errno(&ok, "1000");
     eprintln!("corpus: {sent} requests, answers by status: {by_status:?}");
 }
 

@@ -6,12 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failure is a test failure
 
-mod support;
-
+use crate::support::process::{cli, create_api_key, free_port, serve, wait_ready};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::process::{cli, create_api_key, free_port, serve, wait_ready};
 
 use serde_json::{json, Value};
 use zhima_storage::testing::TestDatabase;
@@ -90,7 +88,7 @@ async fn kill_9_during_payments_loses_no_answered_payment() {
     // straight from the database, before anything else touches it
     let store = Store::open(db.url(), &StoreOptions::default()).unwrap();
     assert_eq!(store.integrity_check().unwrap(), "ok");
-    let unique = support::stored_pay_indexes(&store, "crash-openid-1");
+    let unique = crate::support::stored_pay_indexes(&store, "crash-openid-1");
     let missing: Vec<_> = answered.difference(&unique).collect();
     assert!(missing.is_empty(), "answered 1000 but lost: {missing:?}");
     // at most the requests in flight at the kill were stored unanswered
@@ -123,7 +121,7 @@ async fn kill_9_during_payments_loses_no_answered_payment() {
         .unwrap();
     assert_eq!(v["errno"], "1000", "{v}");
     assert_eq!(
-        support::stored_pay_indexes(&store, "crash-openid-1"),
+        crate::support::stored_pay_indexes(&store, "crash-openid-1"),
         unique,
         "the replay added nothing"
     );
@@ -164,7 +162,7 @@ fn a_hundred_cli_commands_exit_cleanly() {
 #[test]
 fn logs_to_a_pipe_have_no_colour_codes() {
     let db = TestDatabase::new().unwrap();
-    let out = std::process::Command::new(support::process::ZHIMA)
+    let out = std::process::Command::new(crate::support::process::ZHIMA)
         .arg("migrate")
         .env("ZHIMA_DATABASE__URL", db.url())
         .env("ZHIMA_LOG__LEVEL", "info")

@@ -6,12 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::collections::BTreeSet;
 
+use crate::support::process::{free_port, serve, wait_ready, Server};
 use std::time::Duration;
-use support::process::{free_port, serve, wait_ready, Server};
 
 use serde_json::{json, Value};
 use zhima_domain::ids::OpenId;
@@ -94,7 +92,7 @@ async fn two_servers_record_each_payment_once_and_never_overspend() {
             answered.insert(format!("two-{i}"));
         }
     }
-    let unique = support::stored_pay_indexes(&store, "two-openid-1");
+    let unique = crate::support::stored_pay_indexes(&store, "two-openid-1");
     let openid = OpenId::parse("two-openid-1").unwrap();
     let member = store
         .member(MemberKey::OpenId(&openid))
@@ -119,13 +117,13 @@ async fn two_servers_record_each_payment_once_and_never_overspend() {
         .unwrap();
     let client_id = partner.client.client_id.clone();
     let secret = partner.secret.unwrap();
-    let code = support::oauth::approved_code(
+    let code = crate::support::oauth::approved_code(
         &provider,
         &client_id,
         REDIRECT,
         "profile vip",
         member,
-        Some(support::oauth::CHALLENGE),
+        Some(crate::support::oauth::CHALLENGE),
         now,
     );
     let token: Value = client
@@ -134,7 +132,7 @@ async fn two_servers_record_each_payment_once_and_never_overspend() {
         .form(&[
             ("grant_type", "authorization_code"),
             ("code", code.as_str()),
-            ("code_verifier", support::oauth::VERIFIER),
+            ("code_verifier", crate::support::oauth::VERIFIER),
             ("redirect_uri", REDIRECT),
         ])
         .send()

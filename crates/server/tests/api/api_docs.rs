@@ -9,12 +9,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failure is a test failure
 
-mod support;
-
 use std::collections::HashMap;
 
+use crate::support::spawn_app;
 use serde_json::Value;
-use support::spawn_app;
 use zhima_domain::scope::Scopes;
 
 struct Example {
@@ -150,7 +148,7 @@ async fn every_documented_example_is_what_the_server_answers() {
                                 .create_api_key(
                                     &format!("docs-{n}"),
                                     &Scopes::parse(scopes).unwrap(),
-                                    support::default_now(),
+                                    crate::support::default_now(),
                                 )
                                 .unwrap()
                                 .1

@@ -3,10 +3,9 @@
 //! fills in the login and consent pages.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::collections::BTreeSet;
 
+use crate::support::{spawn_app, spawn_app_with, TestApp};
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{
     AccessToken, AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
@@ -15,7 +14,6 @@ use oauth2::{
     TokenUrl,
 };
 use serde_json::{json, Value};
-use support::{spawn_app, spawn_app_with, TestApp};
 use zhima_domain::ids::OpenId;
 use zhima_domain::partner::{PartnerScope, TokenKind, Tokens};
 
@@ -51,7 +49,7 @@ fn register(app: &TestApp, public: bool, scopes: &str) -> Partner {
             &[REDIRECT.to_owned()],
             public,
             &scopes,
-            support::default_now(),
+            crate::support::default_now(),
         )
         .unwrap();
     let client_id = registered.client.client_id.clone();
@@ -76,10 +74,10 @@ fn register(app: &TestApp, public: bool, scopes: &str) -> Partner {
 async fn member(app: &TestApp, openid: &str, nick: &str, email: &str, gender: u8) -> OpenId {
     let body = json!({"openid": openid, "basicInfo": {"nickName": nick, "email": email, "gender": gender}});
     let answer = app.post("/api/v1.0/member/new", &body).await;
-    support::expect_errno(&answer, "1000");
+    crate::support::expect_errno(&answer, "1000");
     let openid = OpenId::parse(openid).unwrap();
     app.store
-        .set_password(&openid, PASSWORD, false, support::default_now())
+        .set_password(&openid, PASSWORD, false, crate::support::default_now())
         .unwrap();
     openid
 }
@@ -91,7 +89,7 @@ fn gift(app: &TestApp, openid: &OpenId, free: u32) {
             TokenKind::Free,
             Tokens::whole(free),
             "test gift",
-            support::default_now(),
+            crate::support::default_now(),
         )
         .unwrap();
 }
@@ -401,7 +399,7 @@ async fn code_pkce_token_profile_vip_refresh_reuse_revoke() {
             &json!({"op": "add", "data": pay}),
         )
         .await;
-    support::expect_errno(&answer_pay, "1000");
+    crate::support::expect_errno(&answer_pay, "1000");
 
     let token = tokens(&app, &partner, &["profile", "vip"], "MEI").await;
     assert!(token.expires_in().unwrap().as_secs() > 3500);
@@ -1068,7 +1066,7 @@ async fn login_pages_refuse_forgery_framing_guessing_and_the_default_password() 
     let partner = register(&app, false, "profile");
     // a member on the default password (no set_password)
     let body = json!({"openid": "dee-openid-0001", "basicInfo": {"nickName": "Dee"}});
-    support::expect_errno(&app.post("/api/v1.0/member/new", &body).await, "1000");
+    crate::support::expect_errno(&app.post("/api/v1.0/member/new", &body).await, "1000");
     let (url, _) = partner
         .client
         .authorize_url(CsrfToken::new_random)
@@ -1134,7 +1132,12 @@ async fn login_pages_refuse_forgery_framing_guessing_and_the_default_password() 
     assert!(app.store.check_password(&openid, "password123").unwrap());
     // staff set a password (zhima member set-password); now it logs in
     app.store
-        .set_password(&openid, "a new secret!", false, support::default_now())
+        .set_password(
+            &openid,
+            "a new secret!",
+            false,
+            crate::support::default_now(),
+        )
         .unwrap();
     let consent = browser
         .submit(
@@ -1299,7 +1302,7 @@ async fn deactivating_a_member_ends_every_partner_grant() {
     assert_eq!(profile(&app, &access).await.status, 200);
 
     app.store
-        .set_deactivated(&fay, true, support::default_now())
+        .set_deactivated(&fay, true, crate::support::default_now())
         .unwrap();
     assert_invalid_token(&profile(&app, &access).await);
     assert_invalid_token(&buy(&app, &access, "standard", None).await);
@@ -1332,7 +1335,7 @@ async fn deactivating_a_member_ends_every_partner_grant() {
 
     // reactivation does not bring the old grants back
     app.store
-        .set_deactivated(&fay, false, support::default_now())
+        .set_deactivated(&fay, false, crate::support::default_now())
         .unwrap();
     assert_invalid_token(&profile(&app, &access).await);
     assert_eq!(
@@ -1743,18 +1746,18 @@ async fn a_tokens_payment_past_the_cap_is_refused_not_clamped() {
     let path = "/api/v1.0/member/openid/rich-openid-0001";
     // one payment above the cap on its own
     let over = app.patch(path, &pay("T-over", "100000000.01")).await;
-    let data = support::expect_errno(&over, "1005");
+    let data = crate::support::expect_errno(&over, "1005");
     assert_eq!(data["data"]["reason"], "token_cap", "{data}");
     // up to the cap exactly, then one fen more
-    support::expect_errno(&app.patch(path, &pay("T-1", "99999999")).await, "1000");
-    support::expect_errno(&app.patch(path, &pay("T-2", "1")).await, "1000");
+    crate::support::expect_errno(&app.patch(path, &pay("T-1", "99999999")).await, "1000");
+    crate::support::expect_errno(&app.patch(path, &pay("T-2", "1")).await, "1000");
     let more = app.patch(path, &pay("T-3", "0.01")).await;
     assert_eq!(
-        support::expect_errno(&more, "1005")["data"]["reason"],
+        crate::support::expect_errno(&more, "1005")["data"]["reason"],
         "token_cap"
     );
     // nothing of the refused payments was recorded, and the wallet still reads
-    let paid = support::stored_pay_indexes(&app.store, "rich-openid-0001");
+    let paid = crate::support::stored_pay_indexes(&app.store, "rich-openid-0001");
     assert_eq!(paid, ["T-1".to_owned(), "T-2".to_owned()].into());
     let token = tokens(&app, &partner, &["profile"], "Rich").await;
     let p = profile(&app, token.access_token().secret()).await;
@@ -1774,7 +1777,7 @@ async fn a_tokens_payment_past_the_cap_is_refused_not_clamped() {
         TokenKind::Free,
         Tokens::MAX,
         "gift",
-        support::default_now(),
+        crate::support::default_now(),
     );
     assert!(gift.is_ok(), "the free balance has its own cap: {gift:?}");
     let again = app.store.grant_tokens(
@@ -1782,7 +1785,7 @@ async fn a_tokens_payment_past_the_cap_is_refused_not_clamped() {
         TokenKind::Free,
         Tokens::parse("0.01").unwrap(),
         "gift",
-        support::default_now(),
+        crate::support::default_now(),
     );
     assert!(
         matches!(again, Err(zhima_storage::StorageError::TokenCap)),
@@ -1877,7 +1880,7 @@ async fn partner_and_tokens_commands() {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_zhima"))
             .args(args)
             .env("ZHIMA_DATABASE__URL", db.url())
-            .env("ZHIMA_QR__SIGNING_KEY", support::TEST_SEED_HEX)
+            .env("ZHIMA_QR__SIGNING_KEY", crate::support::TEST_SEED_HEX)
             .env("ZHIMA_LOG__LEVEL", "warn")
             .output()
             .unwrap();

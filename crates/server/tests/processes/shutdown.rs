@@ -3,11 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failure is a test failure
 
-mod support;
-
+use crate::support::process::{create_api_key, free_port, serve};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::process::{create_api_key, free_port, serve};
 
 use zhima_storage::access::EventQuery;
 use zhima_storage::testing::TestDatabase;

@@ -7,13 +7,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failure is a test failure
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 
-use support::process::{free_port, serve, wait_ready, ZHIMA};
+use crate::support::process::{free_port, serve, wait_ready, ZHIMA};
 use zhima_storage::testing::TestDatabase;
 
 /// Peak and current resident set of a process, in KiB (Linux).

@@ -6,12 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::spawn_app_with;
 use serde_json::json;
-use support::spawn_app_with;
 
 #[actix_web::test]
 async fn the_database_goes_away_and_comes_back() {
@@ -21,8 +19,8 @@ async fn the_database_goes_away_and_comes_back() {
         return;
     }
     let body = json!({"openid": "outage-openid-1", "basicInfo": {"nickName": "Outage"}});
-    support::expect_errno(&app.post("/api/v1.0/member/new", &body).await, "1000");
-    support::expect_errno(
+    crate::support::expect_errno(&app.post("/api/v1.0/member/new", &body).await, "1000");
+    crate::support::expect_errno(
         &app.get("/api/v1.0/member/openid/outage-openid-1").await,
         "1000",
     );
@@ -76,11 +74,11 @@ async fn the_database_goes_away_and_comes_back() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    support::expect_errno(
+    crate::support::expect_errno(
         &app.get("/api/v1.0/member/openid/outage-openid-1").await,
         "1000",
     );
-    support::expect_errno(
+    crate::support::expect_errno(
         &app.patch("/api/v1.0/member/openid/outage-openid-1", &pay)
             .await,
         "1000",

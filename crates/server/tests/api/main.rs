@@ -1,0 +1,14 @@
+//! The server in this process, spoken to over HTTP: the Member API and its
+//! documented examples, the door, the QR codes, the OAuth2 provider and the
+//! Partner API, and hostile input. One test binary (each one links the whole
+//! server).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod api_docs;
+mod door_api;
+mod hostile;
+mod member_api;
+mod partner_api;
+mod qr_door;

@@ -1,0 +1,13 @@
+//! The real `zhima` binary as a child process, for what only a process can
+//! show: kill -9, a full or read-only disk, a PostgreSQL outage, SIGTERM,
+//! two servers on one database, memory under a flood, the CLI at exit.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod crash;
+mod disk;
+mod flood;
+mod outage;
+mod shutdown;
+mod two_servers;
