@@ -17,7 +17,7 @@ CONNECTIONS=${3:-64}
 command -v wrk >/dev/null || { echo "bench: wrk is needed (apt-get install wrk)" >&2; exit 1; }
 
 cargo build --release --locked -p zhima-server >&2
-BIN=$PWD/target/release/zhima
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/zhima
 WORK=$(mktemp -d)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export ZHIMA_DATABASE__URL=${ZHIMA_DATABASE__URL:-sqlite://$WORK/bench.db}

@@ -6,7 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failure is a test failure
 
-use crate::support::process::{cli, create_api_key, free_port, serve, wait_ready};
+use crate::support::process::{call, cli, create_api_key, free_port, serve, wait_ready};
+use reqwest::Method;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,16 +29,9 @@ async fn kill_9_during_payments_loses_no_answered_payment() {
         .build()
         .unwrap();
     wait_ready(&client, &base).await;
-    let created = client
-        .post(format!("{base}/api/v1.0/member/new"))
-        .bearer_auth(&key)
-        .json(&json!({"openid": "crash-openid-1", "basicInfo": {"nickName": "Crash"}}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+    let body = json!({"openid": "crash-openid-1", "basicInfo": {"nickName": "Crash"}});
+    let url = format!("{base}/api/v1.0/member/new");
+    let created = call(&client, Method::POST, &url, &key, &body).await;
     assert_eq!(created["errno"], "1000", "{created}");
 
     // eight tills send payments until the server dies
@@ -108,17 +102,10 @@ async fn kill_9_during_payments_loses_no_answered_payment() {
     assert_eq!(ready["door"], "ok");
     // a replay of an answered payment is recognised, not recorded again
     let replay = answered.iter().next().unwrap().clone();
-    let v: Value = client
-        .patch(format!("{base}/api/v1.0/member/openid/crash-openid-1"))
-        .bearer_auth(&key)
-        .json(&json!({"op": "add", "data": {"paidTime": "201803121929",
-            "payIndex": replay, "CNYAmount": "1", "payType": "DONATION"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = json!({"op": "add", "data": {"paidTime": "201803121929",
+        "payIndex": replay, "CNYAmount": "1", "payType": "DONATION"}});
+    let url = format!("{base}/api/v1.0/member/openid/crash-openid-1");
+    let v = call(&client, Method::PATCH, &url, &key, &body).await;
     assert_eq!(v["errno"], "1000", "{v}");
     assert_eq!(
         crate::support::stored_pay_indexes(&store, "crash-openid-1"),

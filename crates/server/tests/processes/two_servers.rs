@@ -8,7 +8,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::support::process::{free_port, serve, wait_ready, Server};
+use crate::support::process::{call, free_port, serve, wait_ready, Server};
+use reqwest::Method;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -46,16 +47,9 @@ async fn two_servers_record_each_payment_once_and_never_overspend() {
     for base in &bases {
         wait_ready(&client, base).await;
     }
-    let answer: Value = client
-        .post(format!("{}/api/v1.0/member/new", bases[0]))
-        .bearer_auth(&key)
-        .json(&json!({"openid": "two-openid-1", "basicInfo": {"nickName": "Two"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let url = format!("{}/api/v1.0/member/new", bases[0]);
+    let body = json!({"openid": "two-openid-1", "basicInfo": {"nickName": "Two"}});
+    let answer = call(&client, Method::POST, &url, &key, &body).await;
     assert_eq!(answer["errno"], "1000", "{answer}");
 
     // 40 payIndex values, each sent 4 times: twice to each server, at once
@@ -67,16 +61,8 @@ async fn two_servers_record_each_payment_once_and_never_overspend() {
             sends.push(tokio::spawn(async move {
                 let body = json!({"op": "add", "data": {"paidTime": "201803121929",
                     "payIndex": format!("two-{i}"), "CNYAmount": "10", "payType": "DONATION"}});
-                let v: Value = client
-                    .patch(format!("{base}/api/v1.0/member/openid/two-openid-1"))
-                    .bearer_auth(&key)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let url = format!("{base}/api/v1.0/member/openid/two-openid-1");
+                let v = call(&client, Method::PATCH, &url, &key, &body).await;
                 (i, v["errno"].as_str().unwrap().to_owned())
             }));
         }

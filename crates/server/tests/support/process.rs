@@ -106,3 +106,24 @@ pub async fn wait_ready(client: &reqwest::Client, base: &str) -> Value {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// `METHOD url` with the API key and a JSON body: the JSON answer (any
+/// status). A failed send or a body that is not JSON fails the test.
+pub async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    key: &str,
+    body: &Value,
+) -> Value {
+    client
+        .request(method, url)
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: the answer is not JSON: {e}"))
+}
