@@ -95,7 +95,7 @@ impl DoorDriver for PiDoor {
 
     fn set_leds(&self, leds: Leds) -> Result<(), DoorError> {
         for (pins, on) in [(&self.green, leds.green), (&self.red, leds.red)] {
-            for pin in zhima_domain::sync::lock(&pins).iter_mut() {
+            for pin in zhima_domain::sync::lock(pins).iter_mut() {
                 pin.write(level(on));
             }
         }
