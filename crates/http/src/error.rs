@@ -365,18 +365,23 @@ impl PartnerError {
     }
 }
 
+impl PartnerError {
+    /// 500: the cause goes to the log, never to the partner.
+    fn internal(cause: &dyn std::fmt::Display) -> PartnerError {
+        tracing::error!(error = %cause, "partner request failed");
+        PartnerError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: "The server failed.".into(),
+            challenge: None,
+        }
+    }
+}
+
 impl From<zhima_app::AppError> for PartnerError {
     fn from(e: zhima_app::AppError) -> PartnerError {
         match e {
             zhima_app::AppError::Storage(e) => PartnerError::from(e),
-            other => {
-                tracing::error!(error = %other, "partner request failed");
-                PartnerError {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    message: "The server failed.".into(),
-                    challenge: None,
-                }
-            }
+            other => PartnerError::internal(&other),
         }
     }
 }
@@ -402,14 +407,7 @@ impl From<zhima_oauth::OAuthError> for PartnerError {
                 )),
             },
             OAuthError::Storage(e) => PartnerError::from(e),
-            other => {
-                tracing::error!(error = %other, "partner request failed");
-                PartnerError {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    message: "The server failed.".into(),
-                    challenge: None,
-                }
-            }
+            other => PartnerError::internal(&other),
         }
     }
 }
