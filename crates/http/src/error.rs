@@ -333,6 +333,121 @@ impl From<zhima_app::AppError> for ApiError {
     }
 }
 
+/// An error of the OAuth login and consent pages: an HTML page with its
+/// status (and `Retry-After` when coming back later helps), or, for an
+/// authorization request the client must hear about, a redirect to its
+/// checked redirect URI. Never a redirect to an unchecked URI.
+#[derive(Debug)]
+pub enum PageError {
+    /// An error page.
+    Page {
+        /// The HTTP status.
+        status: StatusCode,
+        /// What the person is told.
+        message: &'static str,
+        /// Seconds after which to try again.
+        retry_after: Option<u64>,
+    },
+    /// Back to the partner with `error` and `state` (RFC 6749 §4.1.2.1).
+    Redirect(zhima_oauth::Url),
+}
+
+impl PageError {
+    /// An error page.
+    pub fn page(status: StatusCode, message: &'static str) -> PageError {
+        PageError::Page {
+            status,
+            message,
+            retry_after: None,
+        }
+    }
+
+    /// The same, with `Retry-After`.
+    pub fn retry_after(status: StatusCode, message: &'static str, secs: u64) -> PageError {
+        PageError::Page {
+            status,
+            message,
+            retry_after: Some(secs.max(1)),
+        }
+    }
+
+    /// 500: the cause is in the log, never on the page.
+    pub fn internal() -> PageError {
+        PageError::page(StatusCode::INTERNAL_SERVER_ERROR, "The server failed.")
+    }
+}
+
+impl std::fmt::Display for PageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PageError::Page { message, .. } => f.write_str(message),
+            PageError::Redirect(_) => f.write_str("redirect back to the partner with an error"),
+        }
+    }
+}
+
+impl From<zhima_oauth::OAuthError> for PageError {
+    fn from(e: zhima_oauth::OAuthError) -> PageError {
+        use zhima_oauth::OAuthError;
+        match e {
+            OAuthError::RedirectWithError(url) => PageError::Redirect(url),
+            OAuthError::BadAuthorizationRequest(_) => PageError::page(
+                StatusCode::BAD_REQUEST,
+                "This link does not come from a registered partner (unknown client or redirect URI). You have not been sent anywhere.",
+            ),
+            e => {
+                tracing::error!(error = %e, "authorization failed");
+                PageError::page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The server cannot finish this now. Try again shortly.",
+                )
+            }
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for PageError {
+    fn from(_: actix_web::error::BlockingError) -> PageError {
+        PageError::page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server is busy. Try again.",
+        )
+    }
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            PageError::Page { status, .. } => *status,
+            PageError::Redirect(_) => StatusCode::SEE_OTHER,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            PageError::Page {
+                status,
+                message,
+                retry_after,
+            } => {
+                let mut page = crate::oauth::error_page(*status, message);
+                if let Some(secs) = retry_after {
+                    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&secs.to_string())
+                    {
+                        page.headers_mut()
+                            .insert(actix_web::http::header::RETRY_AFTER, v);
+                    }
+                }
+                page
+            }
+            PageError::Redirect(url) => HttpResponse::SeeOther()
+                .insert_header(("Location", url.as_str()))
+                .insert_header(("Cache-Control", "no-store"))
+                .finish(),
+        }
+    }
+}
+
 /// A Partner API error: `{"success": false, "message": …}` with its status.
 #[derive(Debug)]
 pub struct PartnerError {

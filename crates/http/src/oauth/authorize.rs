@@ -1,16 +1,16 @@
 //! `/oauth/authorize`: checking the request, logging in, consenting.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use zhima_app::login::LoginError;
-use zhima_oauth::{Consent, OAuthError, Params};
+use zhima_oauth::{Consent, Params};
 
 use crate::body::{read_limited, BodyError};
-use crate::error::OAuthHttpError;
+use crate::error::PageError;
 use crate::AppState;
 
 use super::*;
@@ -23,57 +23,26 @@ pub(super) async fn check_request(
     state: &web::Data<AppState>,
     params: Params,
     now: DateTime<Utc>,
-) -> Result<(Consent, Params), HttpResponse> {
+) -> Result<(Consent, Params), PageError> {
     let st = state.clone();
-    let outcome = web::block(move || {
+    let (consent, params) = web::block(move || {
         let consent = st.oauth.provider.authorization_request(&params, now);
         (consent, params)
     })
-    .await;
-    let (consent, params) = match outcome {
-        Ok(v) => v,
-        Err(_) => {
-            return Err(error_page(
-                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-                "The server is busy. Try again.",
-            ))
-        }
-    };
-    match consent {
-        Ok(c) => Ok((c, params)),
-        Err(OAuthError::BadAuthorizationRequest(_)) => Err(error_page(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            "This link does not come from a registered partner (unknown client or redirect URI). You have not been sent anywhere.",
-        )),
-        Err(OAuthError::RedirectWithError(url)) => Err(HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, url.as_str()))
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .finish()),
-        Err(e) => {
-            tracing::error!(error = %e, "authorization request failed");
-            Err(error_page(
-                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-                "The server cannot check this request now. Try again shortly.",
-            ))
-        }
-    }
+    .await?;
+    Ok((consent?, params))
 }
 
 /// `GET /oauth/authorize`: check the request, then show the login form.
-pub(super) async fn authorize_page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+pub(super) async fn authorize_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, PageError> {
     let now = state.clock.now();
-    let (consent, params) = match check_request(&state, query_params(&req), now).await {
-        Ok(v) => v,
-        Err(page) => return page,
-    };
+    let (consent, params) = check_request(&state, query_params(&req), now).await?;
     // a fresh token for every login page, whatever the browser sent
-    let Some(csrf) = new_csrf(&state.oauth.ticket_key) else {
-        return error_page(
-            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "The server failed.",
-        );
-    };
-    login_page(&state.oauth, &consent, &params, &csrf, None)
+    let csrf = new_csrf(&state.oauth.ticket_key).ok_or_else(PageError::internal)?;
+    Ok(login_page(&state.oauth, &consent, &params, &csrf, None))
 }
 
 /// `POST /oauth/authorize`: the login, password and consent forms.
@@ -81,29 +50,22 @@ pub(super) async fn authorize_post(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
-) -> HttpResponse {
+) -> Result<HttpResponse, PageError> {
     let now = state.clock.now();
-    let body = match read_limited(&req, payload).await {
-        Ok(b) => b,
-        Err(BodyError::TooLarge) => {
-            return error_page(
-                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-                "The form is too large.",
-            )
-        }
-        Err(BodyError::Unreadable) => {
-            return error_page(
-                actix_web::http::StatusCode::BAD_REQUEST,
-                "The form could not be read.",
-            )
-        }
-        Err(BodyError::TimedOut) => {
-            return error_page(
-                actix_web::http::StatusCode::REQUEST_TIMEOUT,
-                "The form did not arrive in time.",
-            )
-        }
-    };
+    let body = read_limited(&req, payload).await.map_err(|e| match e {
+        BodyError::TooLarge => PageError::page(
+            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "The form is too large.",
+        ),
+        BodyError::Unreadable => PageError::page(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "The form could not be read.",
+        ),
+        BodyError::TimedOut => PageError::page(
+            actix_web::http::StatusCode::REQUEST_TIMEOUT,
+            "The form did not arrive in time.",
+        ),
+    })?;
     let mut ours: HashMap<String, String> = HashMap::new();
     let mut oauth: Vec<(String, String)> = Vec::new();
     for (k, v) in url::form_urlencoded::parse(&body).into_owned() {
@@ -117,15 +79,12 @@ pub(super) async fn authorize_post(
     // CSRF: the form's token must match this browser's cookie
     let Some(csrf) = csrf_cookie(&state.oauth, &req).filter(|c| c.as_str() == field("zhima_csrf"))
     else {
-        return error_page(
+        return Err(PageError::page(
             actix_web::http::StatusCode::FORBIDDEN,
             "This form has expired or did not come from this site. Go back to the partner and start again.",
-        );
+        ));
     };
-    let (consent, params) = match check_request(&state, Params::from_pairs(oauth), now).await {
-        Ok(v) => v,
-        Err(page) => return page,
-    };
+    let (consent, params) = check_request(&state, Params::from_pairs(oauth), now).await?;
     let key = &state.oauth.ticket_key;
     match field("zhima_action") {
         "login" => {
@@ -146,13 +105,13 @@ pub(super) async fn authorize_post(
             let binding = consent_binding(&consent, &params);
             let Some(member) = check_ticket(key, ticket, &consent.client_id, &binding, &csrf, now)
             else {
-                return login_page(
+                return Ok(login_page(
                     &state.oauth,
                     &consent,
                     &params,
                     &csrf,
                     Some("Your login has expired, or the request changed; log in again."),
-                );
+                ));
             };
             let allow = action == "allow";
             let st = state.clone();
@@ -168,44 +127,22 @@ pub(super) async fn authorize_post(
                     .decide(&params, member, allow, now)
                     .map(Some)
             })
-            .await;
+            .await??;
             match decided {
-                Ok(Ok(Some(url))) => HttpResponse::SeeOther()
+                Some(url) => Ok(HttpResponse::SeeOther()
                     .insert_header((header::LOCATION, url.as_str()))
                     .insert_header((header::CACHE_CONTROL, "no-store"))
-                    .finish(),
-                Ok(Ok(None)) => error_page(
+                    .finish()),
+                None => Err(PageError::page(
                     actix_web::http::StatusCode::CONFLICT,
                     "This request was already answered. Go back to the partner and start again.",
-                ),
-                Ok(Err(e)) => OAuthHttpError(e).into_page(),
-                Err(_) => error_page(
-                    actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-                    "The server is busy. Try again.",
-                ),
+                )),
             }
         }
-        _ => error_page(actix_web::http::StatusCode::BAD_REQUEST, "Unknown action."),
-    }
-}
-
-impl OAuthHttpError {
-    fn into_page(self) -> HttpResponse {
-        match self.0 {
-            OAuthError::RedirectWithError(url) => HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, url.as_str()))
-                .finish(),
-            OAuthError::BadAuthorizationRequest(m) => {
-                error_page(actix_web::http::StatusCode::BAD_REQUEST, m)
-            }
-            e => {
-                tracing::error!(error = %e, "authorization failed");
-                error_page(
-                    actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-                    "The server cannot finish this now. Try again shortly.",
-                )
-            }
-        }
+        _ => Err(PageError::page(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "Unknown action.",
+        )),
     }
 }
 
@@ -217,17 +154,6 @@ pub(super) const LOGIN_REFUSED: &str =
      ask the space's staff to set one for you; the default password does not open this page. \
      / 昵称或密码错误。如果您从未设置过密码，请联系空间工作人员为您设置；默认密码不能在此登录。";
 
-pub(super) fn too_many_logins(wait: Duration) -> HttpResponse {
-    let mut page = error_page(
-        actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-        "Too many failed logins. Wait a few minutes and try again.",
-    );
-    if let Ok(v) = header::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-        page.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    page
-}
-
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn login(
     state: &web::Data<AppState>,
@@ -238,48 +164,44 @@ pub(super) async fn login(
     nickname: &str,
     password: &str,
     now: DateTime<Utc>,
-) -> HttpResponse {
+) -> Result<HttpResponse, PageError> {
     let address = state.peer_ip(req);
     let (st, nickname, password) = (state.clone(), nickname.to_owned(), password.to_owned());
     let who = address.clone();
     let checked =
         web::block(move || st.logins.login(&nickname, &password, &who, Instant::now())).await;
-    let member = match checked {
-        Ok(Ok(member)) => member,
-        Ok(Err(LoginError::TooMany(wait))) => {
+    let member = match checked? {
+        Ok(member) => member,
+        Err(LoginError::TooMany(wait)) => {
             tracing::warn!(%address, "login refused: too many failures");
-            return too_many_logins(wait);
+            return Err(PageError::retry_after(
+                actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+                "Too many failed logins. Wait a few minutes and try again.",
+                wait.as_secs(),
+            ));
         }
-        Ok(Err(LoginError::Refused)) => {
+        Err(LoginError::Refused) => {
             tracing::info!(%address, "failed login");
-            return login_page(&state.oauth, consent, params, csrf, Some(LOGIN_REFUSED));
+            let again = login_page(&state.oauth, consent, params, csrf, Some(LOGIN_REFUSED));
+            return Ok(again);
         }
-        Ok(Err(LoginError::Busy)) => return busy_page(),
-        Ok(Err(LoginError::Storage(_))) | Err(_) => {
-            return error_page(
+        Err(LoginError::Busy) => {
+            return Err(PageError::retry_after(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                "The server is busy checking other logins. Try again in a moment.",
+                1,
+            ))
+        }
+        Err(LoginError::Storage(_)) => {
+            return Err(PageError::page(
                 actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
                 "The server cannot check your password now. Try again shortly.",
-            )
+            ))
         }
     };
     let key = &state.oauth.ticket_key;
     let binding = consent_binding(consent, params);
-    let Some(ticket) = issue_ticket(key, member, &consent.client_id, &binding, csrf, now) else {
-        return error_page(
-            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "The server failed.",
-        );
-    };
-    consent_page(consent, params, csrf, &ticket)
-}
-
-/// 503 with `Retry-After`: too many password checks are already running.
-pub(super) fn busy_page() -> HttpResponse {
-    let mut page = error_page(
-        actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-        "The server is busy checking other logins. Try again in a moment.",
-    );
-    page.headers_mut()
-        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-    page
+    let ticket = issue_ticket(key, member, &consent.client_id, &binding, csrf, now)
+        .ok_or_else(PageError::internal)?;
+    Ok(consent_page(consent, params, csrf, &ticket))
 }

@@ -21,6 +21,8 @@ use zhima_oauth::Provider;
 use authorize::*;
 use client::*;
 use pages::*;
+
+pub(crate) use pages::error_page;
 use tickets::*;
 
 type HmacSha256 = Hmac<Sha256>;

@@ -42,7 +42,7 @@ pub(super) fn page(status: actix_web::http::StatusCode, title: &str, body: &str)
         ))
 }
 
-pub(super) fn error_page(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
+pub(crate) fn error_page(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
     page(
         status,
         "Cannot continue",
