@@ -18,6 +18,7 @@ use zhima_domain::plan::Plans;
 use zhima_domain::qr::{self, Keyring, Refusal};
 use zhima_domain::sync::lock;
 use zhima_door_hardware::{DoorController, Opened};
+use zhima_storage::access::EventQuery;
 use zhima_storage::{MemberKey, StorageError, Store};
 
 use crate::AppError;
@@ -148,6 +149,11 @@ impl Entrance {
     /// How long an admitted person's unlock lasts.
     pub fn entry(&self) -> Duration {
         self.settings.entry
+    }
+
+    /// A page of the access log, newest first. Blocking.
+    pub fn events(&self, query: EventQuery) -> Result<Vec<AccessEvent>, AppError> {
+        Ok(self.store.access_events(query)?)
     }
 
     /// Writes an access event (after telling the hook). Blocking.

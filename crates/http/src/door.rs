@@ -129,9 +129,9 @@ async fn entries(
         limit,
     };
     let st = state.clone();
-    let events = web::block(move || st.store.access_events(query))
+    let events = web::block(move || st.entrance.events(query))
         .await?
-        .map_err(ApiError::storage(Operation::Read))?;
+        .map_err(ApiError::app(Operation::Read))?;
     let next = (events.len() == limit as usize)
         .then(|| events.last().map(|e| e.id))
         .flatten();

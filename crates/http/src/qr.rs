@@ -150,11 +150,11 @@ async fn image(
         return Err(forbidden());
     }
     let st = state.clone();
-    let record = web::block(move || st.store.member(MemberKey::Id(MemberId(id))))
+    let view = web::block(move || st.members.read(MemberKey::Id(MemberId(id)), now))
         .await?
-        .map_err(ApiError::storage(Operation::Read))?
+        .map_err(ApiError::app(Operation::Read))?
         .ok_or_else(forbidden)?;
-    let validity = state.members.validity(&record, now);
+    let (record, validity) = (view.record, view.validity);
     let refusal = match (qr::admits(&validity), validity.valid_until) {
         (Ok(()), Some(until)) if until > now => {
             let code = qr::issue(&state.qr.signer, record.member.id, now, until);
