@@ -263,9 +263,12 @@ impl Entrance {
             }
             AppError::Refused(refusal)
         };
-        let key = match credential {
+        let (record, nobody) = match credential {
             Credential::Code(text) => match qr::verify(text.as_bytes(), &self.keyring, now) {
-                Ok(payload) => MemberKey::Id(payload.member),
+                Ok(payload) => (
+                    self.store.member(MemberKey::Id(payload.member))?,
+                    format!("member {}", payload.member.0),
+                ),
                 Err(r) => {
                     // a code that fails its checks names no one we can trust
                     let detail = format!("QR code refused ({})", r.reason().replace('_', " "));
@@ -273,45 +276,23 @@ impl Entrance {
                 }
             },
             Credential::Card(uid) => match Rfid::parse(uid) {
-                Ok(card) => {
-                    let record = self.store.member(MemberKey::Rfid(&card))?;
-                    return self.let_in(record, credential, now, &event, &refuse, || {
-                        format!("card {card}")
-                    });
-                }
+                Ok(card) => (
+                    self.store.member(MemberKey::Rfid(&card))?,
+                    format!("card {card}"),
+                ),
                 Err(_) => return Err(refuse(Refusal::UnknownCard, None, "unreadable card".into())),
             },
         };
-        let record = self.store.member(key)?;
-        let id = match key {
-            MemberKey::Id(id) => id.0,
-            _ => 0,
-        };
-        self.let_in(record, credential, now, &event, &refuse, || {
-            format!("member {id}")
-        })
-    }
-
-    /// The rest of an admission once the member is looked up.
-    fn let_in(
-        &self,
-        record: Option<zhima_storage::MemberRecord>,
-        credential: Credential<'_>,
-        now: DateTime<Utc>,
-        event: &dyn Fn(Outcome, &str, Option<MemberId>) -> NewAccessEvent,
-        refuse: &dyn Fn(Refusal, Option<MemberId>, String) -> AppError,
-        nobody: impl FnOnce() -> String,
-    ) -> Result<Admitted, AppError> {
         let Some(record) = record else {
             let refusal = match credential {
                 Credential::Card(_) => Refusal::UnknownCard,
                 Credential::Code(_) => Refusal::UnknownMember,
             };
-            return Err(refuse(refusal, None, nobody()));
+            return Err(refuse(refusal, None, nobody));
         };
         let member = record.member.id;
         // standing at this instant, counting this entry (it may spend an entry day)
-        let mut entries = record.entries.clone();
+        let mut entries = record.entries;
         entries.push(now);
         let history = History {
             deactivated: record.member.deactivated_at.is_some(),
