@@ -64,11 +64,14 @@ impl AttemptLimiter {
             return Err(wait);
         }
         for (key, _) in keys {
+            // a key lives as long as its newest attempt counts
             match map.get_mut(key, now) {
-                Some(v) => v.push(now),
+                Some(v) => {
+                    v.push(now);
+                    map.extend(key, now + FAILURE_WINDOW);
+                }
                 None => map.insert(key.clone(), vec![now], now + FAILURE_WINDOW, now),
             }
-            map.extend(key, now + FAILURE_WINDOW);
         }
         Ok(())
     }
