@@ -225,21 +225,15 @@ fn main() {
                             *member,
                             Some(common::oauth::CHALLENGE),
                         );
-                        let t: TokenAnswer = http
-                            .post(&token_url)
-                            .basic_auth(&conf_id, Some(&secret))
-                            .form(&[
-                                ("grant_type", "authorization_code"),
-                                ("code", &code),
-                                ("redirect_uri", REDIRECT),
-                                ("code_verifier", common::oauth::VERIFIER),
-                            ])
-                            .send()
-                            .await
-                            .unwrap()
-                            .json()
-                            .await
-                            .unwrap();
+                        let answer = common::oauth::redeem(
+                            &http,
+                            &token_url,
+                            (&conf_id, &secret),
+                            &code,
+                            REDIRECT,
+                        )
+                        .await;
+                        let t: TokenAnswer = serde_json::from_value(answer).unwrap();
                         access.push(t.access_token);
                         if i < conns {
                             chains_conf.push(std::sync::Mutex::new(t.refresh_token));

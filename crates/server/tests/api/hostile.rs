@@ -263,21 +263,14 @@ async fn fixture() -> Fixture {
             secret.clone(),
         );
         async move {
-            let answer: Value = http
-                .post(format!("{address}/oauth/token"))
-                .basic_auth(&client_id, Some(&secret))
-                .form(&[
-                    ("grant_type", "authorization_code"),
-                    ("code", code.as_str()),
-                    ("code_verifier", crate::support::oauth::VERIFIER),
-                    ("redirect_uri", "https://partner.example/cb"),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let answer = crate::support::oauth::redeem(
+                &http,
+                &format!("{address}/oauth/token"),
+                (&client_id, &secret),
+                &code,
+                "https://partner.example/cb",
+            )
+            .await;
             answer["access_token"].as_str().unwrap().to_owned()
         }
     };

@@ -112,21 +112,10 @@ async fn two_servers_record_each_payment_once_and_never_overspend() {
         Some(crate::support::oauth::CHALLENGE),
         now,
     );
-    let token: Value = client
-        .post(format!("{}/oauth/token", bases[1]))
-        .basic_auth(&client_id, Some(&secret))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("code_verifier", crate::support::oauth::VERIFIER),
-            ("redirect_uri", REDIRECT),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token_url = format!("{}/oauth/token", bases[1]);
+    let token =
+        crate::support::oauth::redeem(&client, &token_url, (&client_id, &secret), &code, REDIRECT)
+            .await;
     let access = token["access_token"].as_str().unwrap().to_owned();
     let mut buys = Vec::new();
     for n in 0..10 {

@@ -42,3 +42,28 @@ pub fn approved_code(
         .1
         .into_owned()
 }
+
+/// Redeems `code` (approved with [`CHALLENGE`]) at `token_url` as the
+/// confidential client `client_id`: the token endpoint's JSON answer.
+pub async fn redeem(
+    http: &reqwest::Client,
+    token_url: &str,
+    (client_id, secret): (&str, &str),
+    code: &str,
+    redirect: &str,
+) -> serde_json::Value {
+    http.post(token_url)
+        .basic_auth(client_id, Some(secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("code_verifier", VERIFIER),
+            ("redirect_uri", redirect),
+        ])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{token_url}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{token_url}: the answer is not JSON: {e}"))
+}
