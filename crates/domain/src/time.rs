@@ -125,9 +125,7 @@ impl CalendarSpan {
         };
         resolve_local(stepped, tz)
     }
-}
 
-impl CalendarSpan {
     /// [`CalendarSpan::after`] for a period that continues a stacked line
     /// which began at `anchor`: a month step keeps the anchor's day of month
     /// where the month has it, so clamping in a short month does not carry
