@@ -4,6 +4,7 @@ pub mod access;
 mod api_keys;
 mod connection;
 pub mod credentials;
+mod history;
 mod members;
 pub mod oauth;
 mod rows;
@@ -66,6 +67,10 @@ pub enum StorageError {
     /// No connection could be had (database down, pool exhausted past its timeout).
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// A store made by [`Store::without_waiting`] found no idle connection
+    /// (or, for a write, another writer ahead): run the call where it may wait.
+    #[error("no connection is free without waiting")]
+    WouldWait,
     /// No member matches.
     #[error("member not found")]
     MemberNotFound,
@@ -141,6 +146,10 @@ impl WriteRefusal {
 fn diesel_write_refusal(e: &diesel::result::Error) -> Option<WriteRefusal> {
     use diesel::result::Error;
     match e {
+        // PostgreSQL's SQLSTATE 25006, named by diesel
+        Error::DatabaseError(diesel::result::DatabaseErrorKind::ReadOnlyTransaction, _) => {
+            Some(WriteRefusal::ReadOnly)
+        }
         Error::DatabaseError(_, info) => WriteRefusal::from_message(info.message()),
         Error::RollbackErrorOnCommit {
             commit_error,
@@ -205,6 +214,9 @@ pub struct StoreOptions {
     /// it every granted entry is loaded, which costs time in proportion to
     /// the member's whole access history.
     pub entry_windows: Option<EntryWindows>,
+    /// How many members' histories member reads keep, each checked against
+    /// the member's history version in the database on every read (0: none).
+    pub history_cache: usize,
 }
 
 impl std::fmt::Debug for StoreOptions {
@@ -215,6 +227,7 @@ impl std::fmt::Debug for StoreOptions {
             .field("busy_timeout", &self.busy_timeout)
             .field("tokens_per_cny", &self.tokens_per_cny)
             .field("entry_windows", &self.entry_windows.is_some())
+            .field("history_cache", &self.history_cache)
             .finish()
     }
 }
@@ -227,6 +240,7 @@ impl Default for StoreOptions {
             busy_timeout: Duration::from_secs(5),
             tokens_per_cny: zhima_domain::partner::Tokens::whole(1),
             entry_windows: None,
+            history_cache: 20_000,
         }
     }
 }
@@ -245,6 +259,10 @@ pub struct Store {
     tokens_per_cny: zhima_domain::partner::Tokens,
     /// Which spans of a member's access history a member read loads.
     entry_windows: Option<EntryWindows>,
+    /// Members' histories as last read, by history version.
+    history: Arc<history::HistoryCache>,
+    /// Whether taking a connection may wait (see [`Store::without_waiting`]).
+    wait: bool,
 }
 
 /// Given a member's payments, the spans in which their granted entries
@@ -297,6 +315,8 @@ impl Store {
             write_gate: Arc::new(Mutex::new(())),
             tokens_per_cny: options.tokens_per_cny,
             entry_windows: options.entry_windows.clone(),
+            history: Arc::new(history::HistoryCache::new(options.history_cache)),
+            wait: true,
         })
     }
 
@@ -345,7 +365,27 @@ impl Store {
         )
     }
 
+    /// The same store, for a caller that must not block (an async worker
+    /// thread): taking a connection never waits, and answers
+    /// [`StorageError::WouldWait`] when none is idle; a write answers it too
+    /// when another writer of this process is ahead. `Some` for SQLite only,
+    /// whose reads are a few microseconds of CPU from the page cache, less
+    /// than handing the call to a blocking thread; a PostgreSQL call waits
+    /// on the network, so it has no such store.
+    pub fn without_waiting(&self) -> Option<Store> {
+        match self.backend {
+            Backend::Sqlite => Some(Store {
+                wait: false,
+                ..self.clone()
+            }),
+            Backend::Postgres => None,
+        }
+    }
+
     fn conn(&self) -> Result<Conn, StorageError> {
+        if !self.wait {
+            return self.pool.try_get().ok_or(StorageError::WouldWait);
+        }
         self.pool
             .get()
             .map_err(|e| StorageError::Unavailable(e.to_string()))
@@ -393,6 +433,11 @@ impl Store {
         f: impl FnOnce(&mut AnyConnection) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
         let _gate = match self.backend {
+            Backend::Sqlite if !self.wait => match self.write_gate.try_lock() {
+                Ok(gate) => Some(gate),
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => return Err(StorageError::WouldWait),
+            },
             Backend::Sqlite => Some(zhima_domain::sync::lock(&self.write_gate)),
             Backend::Postgres => None,
         };
@@ -439,5 +484,41 @@ fn map_unique(err: StorageError) -> StorageError {
     match &err {
         StorageError::Query(e) => violated_unique(e).map_or(err, StorageError::Duplicate),
         _ => err,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failure is a test failure
+
+    use super::*;
+    use crate::testing::TestDatabase;
+
+    /// The store for async callers never waits: with every connection taken
+    /// its read answers `WouldWait` at once, where the waiting store would
+    /// block; with one free it reads.
+    #[test]
+    fn a_store_without_waiting_answers_would_wait_when_no_connection_is_idle() {
+        let db = TestDatabase::new().unwrap();
+        let options = StoreOptions {
+            pool_size: 1,
+            connect_timeout: Duration::from_millis(200),
+            ..StoreOptions::default()
+        };
+        let store = Store::open(db.url(), &options).unwrap();
+        store.migrate().unwrap();
+        let Some(quick) = store.without_waiting() else {
+            assert_eq!(store.backend(), Backend::Postgres, "only PostgreSQL has none");
+            return;
+        };
+        let openid = zhima_domain::ids::OpenId::parse("nobody").unwrap();
+        assert!(quick.member(MemberKey::OpenId(&openid)).unwrap().is_none());
+        let held = store.conn().unwrap();
+        let started = std::time::Instant::now();
+        let answer = quick.member(MemberKey::OpenId(&openid));
+        assert!(matches!(answer, Err(StorageError::WouldWait)), "{answer:?}");
+        assert!(started.elapsed() < Duration::from_millis(100), "it waited");
+        drop(held);
+        assert!(quick.member(MemberKey::OpenId(&openid)).unwrap().is_none());
     }
 }

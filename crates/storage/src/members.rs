@@ -1,12 +1,15 @@
 //! Members and their payments.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use zhima_domain::ids::{MemberId, OpenId, Rfid};
 use zhima_domain::member::{Member, MemberChange, NewMember, NewPayment, Payment};
-use zhima_domain::partner::{tokens_credited, TokenKind, VipPeriod};
+use zhima_domain::partner::{tokens_credited, Balance, TokenKind, VipPeriod};
 
 use crate::connection::AnyConnection;
+use crate::history::{History, HistoryCache};
 use crate::rows::{secs, MemberColumns, MemberRow, NewMemberRow, NewPaymentRow, PaymentRow};
 use crate::schema::{members, payments};
 use crate::{credentials, map_unique, EntryWindows, StorageError, Store, UniqueField};
@@ -37,6 +40,8 @@ pub struct MemberRecord {
     pub last_entry: Option<DateTime<Utc>>,
     /// VIP periods bought through partners, oldest first.
     pub vip: Vec<VipPeriod>,
+    /// Their paid and free tokens.
+    pub balance: Balance,
 }
 
 impl MemberRecord {
@@ -101,49 +106,91 @@ fn find_row(
     Ok(row)
 }
 
-/// A member and their payments in one statement (`members LEFT JOIN
-/// payments`, one row per payment), then their entries at the door inside
-/// `windows` (all of them without), then their VIP periods.
+/// A member: their row and history version in one statement, then their
+/// history from `cache` when it holds the history at that version, else
+/// read: payments, entries at the door inside `windows` (all of them
+/// without), the latest entry, VIP periods, token balances. See [`crate::history`] for why
+/// this never answers older than an acknowledged write; `cache` must be
+/// `None` inside a write transaction.
 fn load_record(
     conn: &mut AnyConnection,
     key: MemberKey<'_>,
     windows: Option<&EntryWindows>,
+    cache: Option<&HistoryCache>,
 ) -> Result<Option<MemberRecord>, StorageError> {
-    let joined = members::table
-        .left_join(payments::table)
-        .select((MemberRow::as_select(), Option::<PaymentRow>::as_select()))
-        .order((payments::paid_at.asc(), payments::id.asc()));
-    let rows: Vec<(MemberRow, Option<PaymentRow>)> = match key {
-        MemberKey::Id(id) => joined.filter(members::id.eq(id.0)).load(conn)?,
-        MemberKey::OpenId(openid) => joined
+    let select = members::table.select((MemberRow::as_select(), members::history_version));
+    let row: Option<(MemberRow, i64)> = match key {
+        MemberKey::Id(id) => select
+            .filter(members::id.eq(id.0))
+            .get_result(conn)
+            .optional()?,
+        MemberKey::OpenId(openid) => select
             .filter(members::openid.eq(openid.as_str()))
-            .load(conn)?,
-        MemberKey::Rfid(rfid) => joined.filter(members::rfid.eq(rfid.as_str())).load(conn)?,
+            .get_result(conn)
+            .optional()?,
+        MemberKey::Rfid(rfid) => select
+            .filter(members::rfid.eq(rfid.as_str()))
+            .get_result(conn)
+            .optional()?,
     };
-    let mut rows = rows.into_iter();
-    let Some((member_row, first_payment)) = rows.next() else {
+    let Some((member_row, version)) = row else {
         return Ok(None);
     };
+    let (id, created_at) = (member_row.id, member_row.created_at);
     let member = member_row.into_domain()?;
-    let payments = first_payment
+    let history = match cache.and_then(|c| c.get(id, created_at, version)) {
+        Some(history) => history,
+        None => {
+            let history = Arc::new(read_history(conn, member.id, created_at, version, windows)?);
+            if let Some(cache) = cache {
+                cache.put(id, Arc::clone(&history));
+            }
+            history
+        }
+    };
+    Ok(Some(MemberRecord {
+        member,
+        payments: history.payments.clone(),
+        entries: history.entries.clone(),
+        last_entry: history.last_entry,
+        vip: history.vip.clone(),
+        balance: history.balance,
+    }))
+}
+
+/// A member's history as it is now (at `version` or later).
+fn read_history(
+    conn: &mut AnyConnection,
+    member: MemberId,
+    created_at: i64,
+    version: i64,
+    windows: Option<&EntryWindows>,
+) -> Result<History, StorageError> {
+    let payments = payments::table
+        .select(PaymentRow::as_select())
+        .filter(payments::member_id.eq(member.0))
+        .order((payments::paid_at.asc(), payments::id.asc()))
+        .load::<PaymentRow>(conn)?
         .into_iter()
-        .chain(rows.filter_map(|(_, p)| p))
         .map(PaymentRow::into_domain)
         .collect::<Result<Vec<_>, _>>()?;
     let spans = match windows {
         Some(windows) => windows(&payments),
         None => vec![(DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC)],
     };
-    let entries = crate::access::member_entries_within(conn, member.id, &spans)?;
-    let last_entry = crate::access::last_entry(conn, member.id)?;
-    let vip = crate::wallet::member_vip(conn, member.id)?;
-    Ok(Some(MemberRecord {
-        member,
+    let entries = crate::access::member_entries_within(conn, member, &spans)?;
+    let last_entry = crate::access::last_entry(conn, member)?;
+    let vip = crate::wallet::member_vip(conn, member)?;
+    let balance = crate::wallet::balance_in(conn, member)?;
+    Ok(History {
+        created_at,
+        version,
         payments,
         entries,
         last_entry,
         vip,
-    }))
+        balance,
+    })
 }
 
 /// Refuses an openid, nickname or card another member (not `except`) already holds.
@@ -290,6 +337,7 @@ impl Store {
             &mut *self.conn()?,
             MemberKey::Id(id),
             self.entry_windows.as_ref(),
+            Some(&self.history),
         )?
         .ok_or(StorageError::MemberNotFound)
     }
@@ -297,7 +345,12 @@ impl Store {
     /// A member and their payments.
     pub fn member(&self, key: MemberKey<'_>) -> Result<Option<MemberRecord>, StorageError> {
         let mut conn = self.conn()?;
-        load_record(&mut conn, key, self.entry_windows.as_ref())
+        load_record(
+            &mut conn,
+            key,
+            self.entry_windows.as_ref(),
+            Some(&self.history),
+        )
     }
 
     /// How many members there are.
@@ -336,6 +389,7 @@ impl Store {
             &mut *self.conn()?,
             MemberKey::Id(id),
             self.entry_windows.as_ref(),
+            Some(&self.history),
         )?
         .ok_or(StorageError::MemberNotFound)
     }
@@ -398,6 +452,7 @@ impl Store {
             &mut *self.conn()?,
             MemberKey::Id(MemberId(member_id)),
             self.entry_windows.as_ref(),
+            Some(&self.history),
         )?
         .ok_or(StorageError::MemberNotFound)?;
         let stored = record

@@ -22,6 +22,7 @@ diesel::table! {
         deactivated_at -> Nullable<BigInt>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        history_version -> BigInt,
     }
 }
 

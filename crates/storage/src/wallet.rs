@@ -122,7 +122,10 @@ pub(crate) fn member_vip(
     rows.iter().map(VipRow::period).collect()
 }
 
-fn balance_in(conn: &mut AnyConnection, member: MemberId) -> Result<Balance, StorageError> {
+pub(crate) fn balance_in(
+    conn: &mut AnyConnection,
+    member: MemberId,
+) -> Result<Balance, StorageError> {
     let sums: Vec<(String, Option<i64>)> = token_ledger::table
         .filter(token_ledger::member_id.eq(member.0))
         .group_by(token_ledger::kind)

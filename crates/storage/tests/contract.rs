@@ -618,6 +618,86 @@ mod partners {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     }
 
+    /// Two servers on one database: whatever the second writes about a
+    /// member (a payment, an entry at the door, tokens, a VIP period), the
+    /// first's next read of that member answers it, though the first keeps
+    /// the member's history between reads; and a write that rolls back
+    /// leaves no trace in either.
+    #[test]
+    fn a_member_read_answers_every_acknowledged_write_of_another_server() {
+        use zhima_domain::access::{AccessMethod, NewAccessEvent, Outcome};
+        let (db, a) = store();
+        let b = Store::open(db.url(), &StoreOptions::default()).unwrap();
+        client(&a);
+        let m = a
+            .create_member(&new_member("two1", "TwoServers"), None, now())
+            .unwrap();
+        let (id, openid) = (m.member.id, OpenId::parse("two1").unwrap());
+        let read = |s: &Store| s.member(MemberKey::Id(id)).unwrap().unwrap();
+        assert_eq!(read(&a), read(&a), "two reads with no write between");
+        assert!(read(&a).payments.is_empty());
+
+        b.add_payment(&openid, &payment("two-p1", "10", "DAY"), now())
+            .unwrap();
+        let seen = read(&a);
+        assert_eq!(seen.payments.len(), 1, "a missed b's payment: {seen:?}");
+
+        let mut entry =
+            NewAccessEvent::new(now(), "front", AccessMethod::Qr, Outcome::Granted, "qr_ok");
+        entry.member = Some(id);
+        b.record_access(&entry).unwrap();
+        let seen = read(&a);
+        assert_eq!(seen.last_entry, Some(now()), "a missed b's entry: {seen:?}");
+        // a refusal changes no validity and need not be seen
+        let mut refused = entry.clone();
+        refused.outcome = Outcome::Refused;
+        refused.at = now() + Duration::seconds(5);
+        b.record_access(&refused).unwrap();
+        assert_eq!(read(&a).last_entry, Some(now()));
+
+        b.grant_tokens(
+            &openid,
+            TokenKind::Paid,
+            Tokens::whole(150),
+            "bought",
+            now(),
+        )
+        .unwrap();
+        let seen = read(&a);
+        assert_eq!(
+            seen.balance.paid,
+            Tokens::whole(150),
+            "a missed b's tokens: {seen:?}"
+        );
+
+        assert!(matches!(
+            b.buy_vip(&purchase(id, None), now()).unwrap(),
+            VipOutcome::Bought(_)
+        ));
+        let seen = read(&a);
+        assert_eq!(seen.vip.len(), 1, "a missed b's VIP period: {seen:?}");
+        assert_eq!(seen.balance.paid, Tokens::whole(50));
+
+        // a payment whose token credit fails rolls back whole: the payment
+        // row was written, then undone, and no read shows it
+        let before = read(&a);
+        let over_cap = payment("two-p2", "99999999", zhima_storage::TOKENS_PAY_TYPE);
+        let refused = b.add_payment(&openid, &over_cap, now());
+        assert!(
+            matches!(refused, Err(StorageError::TokenCap)),
+            "{refused:?}"
+        );
+        assert_eq!(read(&a), before);
+        assert_eq!(read(&b), before);
+        b.add_payment(&openid, &payment("two-p3", "10", "DAY"), now())
+            .unwrap();
+        assert_eq!(
+            read(&a).payments.len(),
+            before.payments.len() + 1,
+            "the write after a rollback was missed"
+        );
+    }
+
     #[test]
     fn concurrent_purchases_spend_exactly_the_balance() {
         let (_db, store) = store();

@@ -1,0 +1,13 @@
+DROP TRIGGER access_events_history_delete;
+DROP TRIGGER access_events_history_update;
+DROP TRIGGER access_events_history_insert;
+DROP TRIGGER token_ledger_history_delete;
+DROP TRIGGER token_ledger_history_update;
+DROP TRIGGER token_ledger_history_insert;
+DROP TRIGGER vip_periods_history_delete;
+DROP TRIGGER vip_periods_history_update;
+DROP TRIGGER vip_periods_history_insert;
+DROP TRIGGER payments_history_delete;
+DROP TRIGGER payments_history_update;
+DROP TRIGGER payments_history_insert;
+ALTER TABLE members DROP COLUMN history_version;
