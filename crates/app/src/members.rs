@@ -4,11 +4,13 @@
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use zhima_domain::ids::OpenId;
+use std::sync::Arc;
+
+use zhima_domain::ids::{MemberId, OpenId, Rfid};
 use zhima_domain::member::{MemberChange, NewMember, NewPayment, Payment};
 use zhima_domain::membership::{evaluate, History, Validity};
 use zhima_domain::plan::Plans;
-use zhima_storage::{MemberKey, MemberRecord, Store};
+use zhima_storage::{MemberKey, MemberRecord, StorageError, Store};
 
 use crate::AppError;
 
@@ -19,6 +21,28 @@ pub struct MemberView {
     pub record: MemberRecord,
     /// Their standing at the request's instant.
     pub validity: Validity,
+}
+
+/// How a member is named in a request (an owned [`MemberKey`]).
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// By database ID.
+    Id(MemberId),
+    /// By openid.
+    OpenId(OpenId),
+    /// By RFID card.
+    Rfid(Rfid),
+}
+
+impl Lookup {
+    /// The storage key.
+    pub fn key(&self) -> MemberKey<'_> {
+        match self {
+            Lookup::Id(id) => MemberKey::Id(*id),
+            Lookup::OpenId(openid) => MemberKey::OpenId(openid),
+            Lookup::Rfid(rfid) => MemberKey::Rfid(rfid),
+        }
+    }
 }
 
 /// A payment recorded (or recognised as already recorded).
@@ -79,6 +103,28 @@ impl Members {
         now: DateTime<Utc>,
     ) -> Result<Option<MemberView>, AppError> {
         Ok(self.store.member(key)?.map(|r| self.view(r, now)))
+    }
+
+    /// [`Members::read`] from async code. On SQLite the read runs on the
+    /// calling thread when a connection is idle (a read of an embedded
+    /// database costs less than handing it to another thread, and WAL
+    /// readers never wait for writers); otherwise, and always on
+    /// PostgreSQL, on tokio's blocking pool.
+    pub async fn fetch(
+        self: &Arc<Self>,
+        lookup: Lookup,
+        now: DateTime<Utc>,
+    ) -> Result<Option<MemberView>, AppError> {
+        if let Some(store) = self.store.without_waiting() {
+            match store.member(lookup.key()) {
+                Err(StorageError::WouldWait) => {}
+                read => return Ok(read?.map(|r| self.view(r, now))),
+            }
+        }
+        let me = Arc::clone(self);
+        tokio::task::spawn_blocking(move || me.read(lookup.key(), now))
+            .await
+            .map_err(|_| AppError::Stopping)?
     }
 
     /// A new member (on the default password), with their first payment if

@@ -45,11 +45,10 @@ impl Wallet {
         let Some(record) = self.store.member(MemberKey::Id(member))? else {
             return Ok(None);
         };
-        let balance = self.store.balance(member)?;
         let vip = vip_at(&record.vip, now);
         Ok(Some(Profile {
+            balance: record.balance,
             record,
-            balance,
             vip,
         }))
     }

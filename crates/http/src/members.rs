@@ -3,10 +3,9 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use zhima_app::members::MemberView;
+use zhima_app::members::{Lookup, MemberView};
 use zhima_domain::ids::{MemberId, OpenId, Rfid};
 use zhima_domain::Errno;
-use zhima_storage::MemberKey;
 
 use crate::auth::{Authorized, MemberRead, MemberWrite};
 use crate::error::{success, ApiError, Operation};
@@ -24,12 +23,6 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .service(crate::resource("/api/v1.0/member/{id}").route(web::get().to(get_by_id)));
 }
 
-enum Lookup {
-    Id(MemberId),
-    OpenId(OpenId),
-    Rfid(Rfid),
-}
-
 /// GET one member: the Member JSON structure at the top level, with errno
 /// and errmsg beside it.
 async fn fetch(
@@ -37,18 +30,12 @@ async fn fetch(
     lookup: Lookup,
     asked: Value,
 ) -> Result<HttpResponse, ApiError> {
-    let (st, now) = (state.clone(), state.clock.now());
-    let view = web::block(move || {
-        let key = match &lookup {
-            Lookup::Id(id) => MemberKey::Id(*id),
-            Lookup::OpenId(o) => MemberKey::OpenId(o),
-            Lookup::Rfid(r) => MemberKey::Rfid(r),
-        };
-        st.members.read(key, now)
-    })
-    .await?
-    .map_err(ApiError::app(Operation::Read))?
-    .ok_or_else(|| ApiError::member_not_found(asked))?;
+    let view = state
+        .members
+        .fetch(lookup, state.clock.now())
+        .await
+        .map_err(ApiError::app(Operation::Read))?
+        .ok_or_else(|| ApiError::member_not_found(asked))?;
     let mut body = wire::member_json(&view.record, &view.validity, state.tz);
     body.insert("errno".into(), json!(Errno::Success.to_string()));
     body.insert("errmsg".into(), json!("Success"));

@@ -180,13 +180,21 @@ async fn profile(
     payload: web::Payload,
 ) -> Result<HttpResponse, PartnerError> {
     let request = read(&req, payload).await?;
-    let grant = authorize(&state, &request, PartnerScope::Profile).await?;
+    let Some(token) = request.token else {
+        return Err(PartnerError::token_missing());
+    };
     let (st, now) = (state.clone(), state.clock.now());
-    let profile = web::block(move || st.wallet.profile(grant.member_id, now))
-        .await
-        .map_err(|_| PartnerError::from(zhima_oauth::OAuthError::Internal))?
-        .map_err(PartnerError::from)?
-        .ok_or_else(|| PartnerError::from(zhima_oauth::OAuthError::InvalidToken))?;
+    // the token check and the read on one blocking thread, one hand-off
+    let profile = web::block(move || -> Result<_, PartnerError> {
+        let grant = st
+            .oauth
+            .provider
+            .check_access(&token, PartnerScope::Profile, now)?;
+        Ok(st.wallet.profile(grant.member_id, now)?)
+    })
+    .await
+    .map_err(|_| PartnerError::from(zhima_oauth::OAuthError::Internal))??
+    .ok_or_else(|| PartnerError::from(zhima_oauth::OAuthError::InvalidToken))?;
     let member = &profile.record.member;
     Ok(ok(json!({
         "success": true,

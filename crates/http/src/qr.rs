@@ -18,10 +18,10 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use image::{ImageBuffer, ImageFormat, Luma, Rgb, RgbImage};
 use sha2::{Digest, Sha256};
+use zhima_app::members::Lookup;
 use zhima_domain::ids::MemberId;
 use zhima_domain::qr::{self, Keyring, Refusal, Signer};
 use zhima_domain::Errno;
-use zhima_storage::MemberKey;
 
 use crate::error::{ApiError, Operation};
 use crate::AppState;
@@ -149,9 +149,10 @@ async fn image(
     if !state.qr.link_is_valid(id, exp, sig, now) {
         return Err(forbidden());
     }
-    let st = state.clone();
-    let view = web::block(move || st.members.read(MemberKey::Id(MemberId(id)), now))
-        .await?
+    let view = state
+        .members
+        .fetch(Lookup::Id(MemberId(id)), now)
+        .await
         .map_err(ApiError::app(Operation::Read))?
         .ok_or_else(forbidden)?;
     let (record, validity) = (view.record, view.validity);

@@ -100,6 +100,9 @@ pub struct DatabaseSettings {
     pub pool_size: u32,
     /// Seconds a request waits for a connection.
     pub connect_timeout_secs: u64,
+    /// How many members' histories member reads keep between reads (each
+    /// checked against the database's history version on every read; 0 keeps none).
+    pub member_cache: usize,
 }
 
 /// `[http]`
@@ -351,6 +354,7 @@ timezone = "Asia/Shanghai"
 url = "sqlite://zhima.db"
 pool_size = 8
 connect_timeout_secs = 5
+member_cache = 20000
 
 [http]
 bind = "127.0.0.1:8080"
@@ -449,6 +453,9 @@ impl Settings {
         if raw.database.pool_size == 0 || raw.database.pool_size > 128 {
             return Err(bad("database.pool_size", "must be from 1 to 128"));
         }
+        if raw.database.member_cache > 1_000_000 {
+            return Err(bad("database.member_cache", "must be from 0 to 1000000"));
+        }
         if raw.database.connect_timeout_secs == 0 || raw.database.connect_timeout_secs > 300 {
             return Err(bad(
                 "database.connect_timeout_secs",
@@ -506,6 +513,7 @@ impl Settings {
                 connect_timeout: Duration::from_secs(raw.database.connect_timeout_secs),
                 tokens_per_cny,
                 entry_windows: Some(entry_windows(&plans, timezone)),
+                history_cache: raw.database.member_cache,
                 ..StoreOptions::default()
             },
             database_url: raw.database.url,
