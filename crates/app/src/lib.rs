@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod entrance;
+pub mod keys;
 pub mod login;
 pub mod members;
 pub mod wallet;

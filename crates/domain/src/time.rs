@@ -6,7 +6,8 @@
 //! which are taken on the local wall clock.
 
 use chrono::{
-    DateTime, Datelike, Days, LocalResult, Months, NaiveDate, NaiveDateTime, TimeZone, Utc,
+    DateTime, Datelike, Days, LocalResult, Months, NaiveDate, NaiveDateTime, TimeZone,
+    Timelike as _, Utc,
 };
 use chrono_tz::Tz;
 
@@ -88,7 +89,15 @@ pub fn format_local_timestamp(t: DateTime<Utc>, tz: Tz) -> String {
     match local.year() {
         y if y > 9999 => "999912312359".to_owned(),
         y if y < 0 => "000001010000".to_owned(),
-        _ => local.format("%Y%m%d%H%M").to_string(),
+        // written out, not `format("%Y%m%d%H%M")`, which parses its
+        // pattern on every call (a member read writes up to five of these)
+        y => format!(
+            "{y:04}{:02}{:02}{:02}{:02}",
+            local.month(),
+            local.day(),
+            local.hour(),
+            local.minute()
+        ),
     }
 }
 

@@ -37,8 +37,8 @@ pub struct AppState {
     pub tz: Tz,
     /// The clock.
     pub clock: Arc<dyn Clock>,
-    /// Recently verified API keys.
-    pub key_cache: auth::KeyCache,
+    /// API-key checks (with a one-second cache of successes).
+    pub keys: Arc<zhima_app::keys::ApiKeys>,
     /// The door this server drives.
     pub door: DoorState,
     /// Member QR codes: keys, image links, scan settings.

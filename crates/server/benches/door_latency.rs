@@ -152,7 +152,7 @@ fn main() {
             plans: Plans::standard(),
             tz: zhima_domain::time::DEFAULT_TIMEZONE,
             clock: Arc::new(SystemClock),
-            key_cache: Default::default(),
+            keys: Arc::new(zhima_app::keys::ApiKeys::new(store.clone())),
             door: DoorState {
                 controller,
                 name: "bench".into(),

@@ -196,6 +196,7 @@ impl Application {
             settings.timezone,
         ));
         let logins = Arc::new(zhima_app::login::Logins::new(store.clone()));
+        let keys = Arc::new(zhima_app::keys::ApiKeys::new(store.clone()));
         let state = web::Data::new(AppState {
             logins,
             wallet: Arc::new(zhima_app::wallet::Wallet::new(
@@ -207,7 +208,7 @@ impl Application {
             plans: settings.plans.clone(),
             tz: settings.timezone,
             clock,
-            key_cache: Default::default(),
+            keys,
             door: DoorState {
                 controller: door.clone(),
                 name: settings.door.name.clone(),

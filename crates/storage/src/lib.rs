@@ -508,7 +508,11 @@ mod tests {
         let store = Store::open(db.url(), &options).unwrap();
         store.migrate().unwrap();
         let Some(quick) = store.without_waiting() else {
-            assert_eq!(store.backend(), Backend::Postgres, "only PostgreSQL has none");
+            assert_eq!(
+                store.backend(),
+                Backend::Postgres,
+                "only PostgreSQL has none"
+            );
             return;
         };
         let openid = zhima_domain::ids::OpenId::parse("nobody").unwrap();

@@ -768,7 +768,7 @@ async fn a_revoked_key_stops_working_within_the_cache_ttl() {
     app.store
         .revoke_api_key("short-lived", crate::support::default_now())
         .unwrap();
-    tokio::time::sleep(zhima_http::auth::KEY_CACHE_TTL + std::time::Duration::from_millis(100))
+    tokio::time::sleep(zhima_app::keys::KEY_CACHE_TTL + std::time::Duration::from_millis(100))
         .await;
     let answer = app
         .send("GET", "/api/v1.0/member/openid/x", Some(&key), None)
