@@ -20,6 +20,23 @@ pub enum AnyConnection {
     Sqlite(SqliteConnection),
 }
 
+/// Runs one query expression, written once, on the backend's own
+/// connection rather than through [`AnyConnection`]: the body is compiled
+/// for each backend. For the hot reads (a member by key, a token by hash):
+/// through the multi-connection, diesel serialises the whole statement to
+/// text on every call to find its prepared statement, which cost more than
+/// SQLite's own execution of the read; on the backend's connection a query
+/// of a fixed shape is found by its type.
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::connection::AnyConnection::Sqlite($c) => $body,
+            $crate::connection::AnyConnection::Postgresql($c) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
 impl std::fmt::Debug for AnyConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

@@ -8,7 +8,7 @@ use zhima_domain::ids::{MemberId, OpenId, Rfid};
 use zhima_domain::member::{Member, MemberChange, NewMember, NewPayment, Payment};
 use zhima_domain::partner::{tokens_credited, Balance, TokenKind, VipPeriod};
 
-use crate::connection::AnyConnection;
+use crate::connection::{on_backend, AnyConnection};
 use crate::history::{History, HistoryCache};
 use crate::rows::{secs, MemberColumns, MemberRow, NewMemberRow, NewPaymentRow, PaymentRow};
 use crate::schema::{members, payments};
@@ -118,20 +118,22 @@ fn load_record(
     windows: Option<&EntryWindows>,
     cache: Option<&HistoryCache>,
 ) -> Result<Option<MemberRecord>, StorageError> {
-    let select = members::table.select((MemberRow::as_select(), members::history_version));
     let row: Option<(MemberRow, i64)> = match key {
-        MemberKey::Id(id) => select
+        MemberKey::Id(id) => on_backend!(conn, |c| members::table
+            .select((MemberRow::as_select(), members::history_version))
             .filter(members::id.eq(id.0))
-            .get_result(conn)
-            .optional()?,
-        MemberKey::OpenId(openid) => select
+            .get_result(c)
+            .optional())?,
+        MemberKey::OpenId(openid) => on_backend!(conn, |c| members::table
+            .select((MemberRow::as_select(), members::history_version))
             .filter(members::openid.eq(openid.as_str()))
-            .get_result(conn)
-            .optional()?,
-        MemberKey::Rfid(rfid) => select
+            .get_result(c)
+            .optional())?,
+        MemberKey::Rfid(rfid) => on_backend!(conn, |c| members::table
+            .select((MemberRow::as_select(), members::history_version))
             .filter(members::rfid.eq(rfid.as_str()))
-            .get_result(conn)
-            .optional()?,
+            .get_result(c)
+            .optional())?,
     };
     let Some((member_row, version)) = row else {
         return Ok(None);

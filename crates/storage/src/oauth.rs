@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use zhima_domain::ids::MemberId;
 use zhima_domain::partner::PartnerScope;
 
+use crate::connection::on_backend;
 use crate::rows::{instant, secs};
 use crate::schema::{members, oauth_clients, oauth_codes, oauth_tokens};
 use crate::{StorageError, Store};
@@ -595,7 +596,7 @@ impl Store {
     /// deactivated member, so no check of a token ever passes for one.
     pub fn oauth_token(&self, token_hash: &str) -> Result<Option<StoredToken>, StorageError> {
         let mut conn = self.conn()?;
-        oauth_tokens::table
+        let row: Option<TokenRow> = on_backend!(&mut *conn, |c| oauth_tokens::table
             .select(TokenRow::as_select())
             .filter(oauth_tokens::token_hash.eq(token_hash))
             .filter(
@@ -605,10 +606,9 @@ impl Store {
                         .filter(members::deactivated_at.is_null()),
                 ),
             )
-            .get_result(&mut conn)
-            .optional()?
-            .map(TokenRow::into_domain)
-            .transpose()
+            .get_result(c)
+            .optional())?;
+        row.map(TokenRow::into_domain).transpose()
     }
 
     /// Exchanges refresh token `old` for `new`, once: marks it used and
