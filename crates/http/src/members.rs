@@ -36,10 +36,11 @@ async fn fetch(
         .await
         .map_err(ApiError::app(Operation::Read))?
         .ok_or_else(|| ApiError::member_not_found(asked))?;
-    let mut body = wire::member_json(&view.record, &view.validity, state.tz);
-    body.insert("errno".into(), json!(Errno::Success.to_string()));
-    body.insert("errmsg".into(), json!("Success"));
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok().json(wire::member_answer(
+        &view.record,
+        &view.validity,
+        state.tz,
+    )))
 }
 
 async fn get_by_openid(

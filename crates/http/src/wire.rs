@@ -325,50 +325,119 @@ pub fn update_request(data: &Object) -> Result<UpdateRequest, ApiError> {
 }
 
 /// The Member JSON structure of the seed (section 2) with zhima's additions
-/// (`id`, `rfid`, `basicInfo.email`, `basicInfo.status`).
-pub fn member_json(record: &MemberRecord, validity: &Validity, tz: Tz) -> Object {
+/// (`id`, `rfid`, `basicInfo.email`, `basicInfo.status`), with `errno` and
+/// `errmsg` beside it at the top level: the answer to a member read.
+/// Serialised straight from the record (no intermediate JSON tree); the
+/// fields are declared in byte order of their names, so the text is the
+/// same as a sorted JSON object's.
+#[derive(Debug, serde::Serialize)]
+pub struct MemberAnswer<'a> {
+    #[serde(rename = "avatarUrl")]
+    avatar_url: &'a str,
+    #[serde(rename = "basicInfo")]
+    basic_info: BasicInfo<'a>,
+    errmsg: &'static str,
+    errno: String,
+    id: i64,
+    #[serde(rename = "memberInfo")]
+    member_info: MemberInfo<'a>,
+    openid: &'a str,
+    #[serde(rename = "paymentInfo")]
+    payment_info: PaymentInfo<'a>,
+    rfid: &'a str,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct BasicInfo<'a> {
+    city: &'a str,
+    country: &'a str,
+    email: &'a str,
+    gender: i32,
+    language: &'a str,
+    #[serde(rename = "nickName")]
+    nick_name: &'a str,
+    province: &'a str,
+    status: &'static str,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct MemberInfo<'a> {
+    #[serde(rename = "createTime")]
+    create_time: String,
+    #[serde(rename = "expireTime")]
+    expire_time: String,
+    #[serde(rename = "lastActiveTime")]
+    last_active_time: String,
+    #[serde(rename = "lastActiveType")]
+    last_active_type: String,
+    #[serde(rename = "lastUpdate")]
+    last_update: String,
+    memo: &'a str,
+    tags: Vec<&'static str>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct PaymentInfo<'a> {
+    #[serde(rename = "CNYAmount")]
+    cny_amount: String,
+    #[serde(rename = "paidTime")]
+    paid_time: String,
+    #[serde(rename = "payIndex")]
+    pay_index: &'a str,
+    #[serde(rename = "payType")]
+    pay_type: &'a str,
+}
+
+/// The answer to a member read: [`MemberAnswer`] with errno 1000.
+pub fn member_answer<'a>(
+    record: &'a MemberRecord,
+    validity: &Validity,
+    tz: Tz,
+) -> MemberAnswer<'a> {
     let m = &record.member;
     let ts = |t: DateTime<Utc>| format_local_timestamp(t, tz);
-    let latest = record.latest_payment();
     let active = last_active(&record.payments, record.last_entry.as_slice());
-    let payment_info = match latest {
-        Some(p) => json!({
-            "paidTime": ts(p.paid_at),
-            "payIndex": p.pay_index.as_str(),
-            "CNYAmount": p.amount.to_string(),
-            "payType": p.pay_type,
-        }),
-        None => json!({ "paidTime": "", "payIndex": "", "CNYAmount": "", "payType": "" }),
+    let payment_info = match record.latest_payment() {
+        Some(p) => PaymentInfo {
+            cny_amount: p.amount.to_string(),
+            paid_time: ts(p.paid_at),
+            pay_index: p.pay_index.as_str(),
+            pay_type: &p.pay_type,
+        },
+        None => PaymentInfo {
+            cny_amount: String::new(),
+            paid_time: String::new(),
+            pay_index: "",
+            pay_type: "",
+        },
     };
-    let value = json!({
-        "id": m.id.0,
-        "openid": m.openid.as_str(),
-        "rfid": m.rfid.as_ref().map_or("", Rfid::as_str),
-        "avatarUrl": m.profile.avatar_url,
-        "basicInfo": {
-            "city": m.profile.city,
-            "country": m.profile.country,
-            "gender": m.profile.gender.code(),
-            "language": m.profile.language,
-            "nickName": m.nickname.as_str(),
-            "province": m.profile.province,
-            "email": m.profile.email,
-            "status": validity.status.wire_name(),
+    MemberAnswer {
+        avatar_url: &m.profile.avatar_url,
+        basic_info: BasicInfo {
+            city: &m.profile.city,
+            country: &m.profile.country,
+            email: &m.profile.email,
+            gender: m.profile.gender.code(),
+            language: &m.profile.language,
+            nick_name: m.nickname.as_str(),
+            province: &m.profile.province,
+            status: validity.status.wire_name(),
         },
-        "memberInfo": {
-            "createTime": ts(m.created_at),
-            "lastUpdate": ts(m.updated_at),
-            "lastActiveTime": active.as_ref().map_or(String::new(), |(at, _)| ts(*at)),
-            "lastActiveType": active.map_or(String::new(), |(_, what)| what),
-            "expireTime": validity.valid_until.map_or(String::new(), ts),
-            "tags": m.tags.names(),
-            "memo": m.profile.memo,
+        errmsg: "Success",
+        errno: zhima_domain::Errno::Success.to_string(),
+        id: m.id.0,
+        member_info: MemberInfo {
+            create_time: ts(m.created_at),
+            expire_time: validity.valid_until.map_or(String::new(), ts),
+            last_active_time: active.as_ref().map_or(String::new(), |(at, _)| ts(*at)),
+            last_active_type: active.map_or(String::new(), |(_, what)| what),
+            last_update: ts(m.updated_at),
+            memo: &m.profile.memo,
+            tags: m.tags.names(),
         },
-        "paymentInfo": payment_info,
-    });
-    match value {
-        Value::Object(map) => map,
-        _ => Object::new(),
+        openid: m.openid.as_str(),
+        payment_info,
+        rfid: m.rfid.as_ref().map_or("", Rfid::as_str),
     }
 }
 
