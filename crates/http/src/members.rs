@@ -36,11 +36,7 @@ async fn fetch(
         .await
         .map_err(ApiError::app(Operation::Read))?
         .ok_or_else(|| ApiError::member_not_found(asked))?;
-    Ok(HttpResponse::Ok().json(wire::member_answer(
-        &view.record,
-        &view.validity,
-        state.tz,
-    )))
+    Ok(HttpResponse::Ok().json(wire::member_answer(&view.record, &view.validity, state.tz)))
 }
 
 async fn get_by_openid(

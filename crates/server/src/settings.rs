@@ -817,6 +817,29 @@ mod tests {
         assert_eq!(s.door.rules.held_open_after, Duration::from_secs(60));
     }
 
+    /// The configuration's defaults (`DEFAULTS`, the README's table) are the
+    /// one place an operator reads them; each crate's own `Default` (for
+    /// callers without a configuration: tests, benches) must say the same.
+    #[test]
+    fn every_crate_default_is_the_configuration_default() {
+        let s = Settings::load_with_env(None, env(&[])).unwrap();
+        let store = StoreOptions::default();
+        assert_eq!(s.store.pool_size, store.pool_size);
+        assert_eq!(s.store.connect_timeout, store.connect_timeout);
+        assert_eq!(s.store.history_cache, store.history_cache);
+        assert_eq!(s.store.tokens_per_cny, store.tokens_per_cny);
+        let oauth = zhima_oauth::Settings::default();
+        assert_eq!(s.oauth.access_token_ttl, oauth.access_token_ttl);
+        assert_eq!(s.oauth.refresh_token_ttl, oauth.refresh_token_ttl);
+        assert_eq!(s.oauth.code_ttl, oauth.code_ttl);
+        assert_eq!(s.partner, zhima_domain::partner::VipOffer::default());
+        assert_eq!(s.tokens_per_cny, store.tokens_per_cny);
+        assert_eq!(s.door.driver.pins, PinConfig::default());
+        let rules = DoorRules::default();
+        assert_eq!(s.door.rules.max_unlock, rules.max_unlock);
+        assert_eq!(s.door.rules.held_open_after, rules.held_open_after);
+    }
+
     #[test]
     fn door_settings_from_file_and_environment() {
         let f = file("[door]\ndriver = \"rppal\"\nmax_unlock_secs = 10\n[door.pins]\nrelay = 17\nrelay_active_high = false\n");
