@@ -7,7 +7,7 @@
 #   3. the server's peak resident memory (VmHWM) over the whole run.
 # Usage: scripts/bench.sh [MEMBERS=10000] [DURATION=15] [CONNECTIONS=64]
 # Needs wrk (apt-get install wrk) and python3. The server uses SQLite unless
-# ZHIMA_DATABASE__URL is set in the environment; ZHIMA_BIN runs a given
+# ZHIMA_DATABASE__URL is set in the environment; BENCH_BIN runs a given
 # binary instead of building this tree (to compare two versions).
 # wrk shares the machine's cores with the server, so both GET phases give it
 # the same work per request (a Lua script picking a prepared request from a
@@ -21,8 +21,8 @@ DURATION=${2:-15}
 CONNECTIONS=${3:-64}
 command -v wrk >/dev/null || { echo "bench: wrk is needed (apt-get install wrk)" >&2; exit 1; }
 
-if [ -n "${ZHIMA_BIN:-}" ]; then
-  BIN=$ZHIMA_BIN
+if [ -n "${BENCH_BIN:-}" ]; then
+  BIN=$BENCH_BIN
 else
   cargo build --release --locked -p zhima-server >&2
   BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/zhima
