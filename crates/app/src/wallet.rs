@@ -45,12 +45,17 @@ impl Wallet {
         let Some(record) = self.store.member(MemberKey::Id(member))? else {
             return Ok(None);
         };
-        let vip = vip_at(&record.vip, now);
-        Ok(Some(Profile {
+        Ok(Some(Wallet::profile_of(record, now)))
+    }
+
+    /// The profile of a member already read (with the token check, in one
+    /// statement: `Provider::check_access_with_member`).
+    pub fn profile_of(record: MemberRecord, now: DateTime<Utc>) -> Profile {
+        Profile {
+            vip: vip_at(&record.vip, now),
             balance: record.balance,
             record,
-            vip,
-        }))
+        }
     }
 
     /// One VIP period of `level` for `member`, bought by partner `client_id`

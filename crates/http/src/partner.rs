@@ -184,17 +184,15 @@ async fn profile(
         return Err(PartnerError::token_missing());
     };
     let (st, now) = (state.clone(), state.clock.now());
-    // the token check and the read on one blocking thread, one hand-off
-    let profile = web::block(move || -> Result<_, PartnerError> {
-        let grant = st
-            .oauth
+    // the token check and the member: one statement on one blocking thread
+    let profile = web::block(move || {
+        st.oauth
             .provider
-            .check_access(&token, PartnerScope::Profile, now)?;
-        Ok(st.wallet.profile(grant.member_id, now)?)
+            .check_access_with_member(&token, PartnerScope::Profile, now)
     })
     .await
-    .map_err(|_| PartnerError::from(zhima_oauth::OAuthError::Internal))??
-    .ok_or_else(|| PartnerError::from(zhima_oauth::OAuthError::InvalidToken))?;
+    .map_err(|_| PartnerError::from(zhima_oauth::OAuthError::Internal))?
+    .map(|(_, record)| zhima_app::wallet::Wallet::profile_of(record, now))?;
     let member = &profile.record.member;
     Ok(ok(json!({
         "success": true,

@@ -10,13 +10,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
 use oxide_auth::code_grant::error::AccessTokenErrorType;
-use oxide_auth::code_grant::{accesstoken, authorization, refresh, resource};
+use oxide_auth::code_grant::{accesstoken, authorization, refresh};
 use serde::Serialize;
 use zhima_domain::ids::MemberId;
 use zhima_domain::partner::PartnerScope;
 use zhima_storage::credentials::{hash_api_key, hash_password};
 use zhima_storage::oauth::{NewOAuthClient, OAuthClient, Redeemed, StoredCode, StoredToken};
-use zhima_storage::{StorageError, Store};
+use zhima_storage::{MemberRecord, StorageError, Store};
 
 use primitives::{Failure, Primitives};
 pub use request::{Params, TokenRequest};
@@ -243,6 +243,34 @@ pub(crate) fn new_client_id() -> Result<String, OAuthError> {
 /// The stored form of a code or token: SHA-256, hex.
 pub(crate) fn hash_token(token: &str) -> String {
     hash_api_key(token)
+}
+
+/// What the stored token `stored` allows a request that needs `scope` at
+/// `now`: the one rule of the Partner API's resource checks. Only an
+/// access token that is not expired, revoked or exchanged counts (else
+/// `InvalidToken`); it must hold `scope` (else `InsufficientScope`). Tokens
+/// of deactivated members never reach here: storage does not return them.
+fn access_grant(
+    stored: &StoredToken,
+    scope: PartnerScope,
+    now: DateTime<Utc>,
+) -> Result<AccessGrant, OAuthError> {
+    if stored.kind != zhima_storage::oauth::TokenKind::Access || !stored.is_active(now) {
+        return Err(OAuthError::InvalidToken);
+    }
+    let scopes: BTreeSet<PartnerScope> = stored
+        .scope
+        .split_whitespace()
+        .filter_map(|s| PartnerScope::parse(s).ok())
+        .collect();
+    if !scopes.contains(&scope) {
+        return Err(OAuthError::InsufficientScope(scope));
+    }
+    Ok(AccessGrant {
+        member_id: stored.member_id,
+        client_id: stored.client_id.clone(),
+        scopes,
+    })
 }
 
 /// The OAuth2 provider.
@@ -618,38 +646,35 @@ impl Provider {
         })
     }
 
-    /// Checks a bearer token for a resource that needs `scope`, through
-    /// oxide-auth's guard (fed the token wherever the request carried it).
+    /// Checks a bearer token for a resource that needs `scope`: one lookup
+    /// of its SHA-256, then [`access_grant`].
     pub fn check_access(
         &self,
         token: &str,
         scope: PartnerScope,
         now: DateTime<Utc>,
     ) -> Result<AccessGrant, OAuthError> {
-        let mut primitives =
-            Primitives::new(&self.store, &self.settings, &self.secrets, now).requiring(scope);
-        let request = request::BearerRequest::new(token);
-        match resource::protect(&mut primitives, &request) {
-            Ok(grant) => Ok(AccessGrant {
-                member_id: MemberId(grant.owner_id.parse().map_err(|_| OAuthError::Internal)?),
-                client_id: grant.client_id,
-                scopes: grant
-                    .scope
-                    .iter()
-                    .filter_map(|s| PartnerScope::parse(s).ok())
-                    .collect(),
-            }),
-            Err(resource::Error::AccessDenied { failure, .. })
-                if matches!(failure.code, Some(resource::ErrorCode::InsufficientScope)) =>
-            {
-                Err(OAuthError::InsufficientScope(scope))
-            }
-            Err(resource::Error::PrimitiveError) => Err(self.failure_or_internal(&primitives)),
-            Err(_) => match primitives.failure.borrow_mut().take() {
-                Some(Failure::Storage(e)) => Err(OAuthError::Storage(e)),
-                _ => Err(OAuthError::InvalidToken),
-            },
-        }
+        let stored = self
+            .store
+            .oauth_token(&hash_token(token))?
+            .ok_or(OAuthError::InvalidToken)?;
+        access_grant(&stored, scope, now)
+    }
+
+    /// [`Provider::check_access`] and the member the token acts for, in
+    /// one statement (the member's history from storage's cache when it
+    /// is unchanged): a Partner API read in one round trip.
+    pub fn check_access_with_member(
+        &self,
+        token: &str,
+        scope: PartnerScope,
+        now: DateTime<Utc>,
+    ) -> Result<(AccessGrant, MemberRecord), OAuthError> {
+        let (stored, record) = self
+            .store
+            .oauth_token_with_member(&hash_token(token))?
+            .ok_or(OAuthError::InvalidToken)?;
+        Ok((access_grant(&stored, scope, now)?, record))
     }
 
     /// Marks a consent ticket (its SHA-256) answered: `true` the first time

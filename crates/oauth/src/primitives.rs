@@ -14,7 +14,7 @@ use std::cell::RefCell;
 
 use chrono::{DateTime, Utc};
 use oxide_auth::code_grant::extensions::Pkce;
-use oxide_auth::code_grant::{accesstoken, authorization, refresh, resource};
+use oxide_auth::code_grant::{accesstoken, authorization, refresh};
 use oxide_auth::primitives::grant::{Extensions, Grant, Value};
 use oxide_auth::primitives::issuer::{IssuedToken, RefreshedToken, TokenType};
 use oxide_auth::primitives::prelude::{Authorizer, Issuer, Registrar, Scope};
@@ -54,7 +54,6 @@ pub(crate) struct Primitives<'a> {
     refreshing: RefCell<Option<StoredToken>>,
     pub(crate) failure: RefCell<Option<Failure>>,
     pub(crate) issued: Option<(IssuedToken, String)>,
-    scopes: Vec<Scope>,
     /// The client that passed authentication in this request.
     authenticated: RefCell<Option<String>>,
     /// The code this token request redeemed before oxide-auth's flow ran
@@ -149,16 +148,10 @@ impl<'a> Primitives<'a> {
             refreshing: RefCell::new(None),
             failure: RefCell::new(None),
             issued: None,
-            scopes: Vec::new(),
             authenticated: RefCell::new(None),
             redeemed_code: None,
             redirect_uri_sent: true,
         }
-    }
-
-    pub(crate) fn requiring(mut self, scope: PartnerScope) -> Self {
-        self.scopes = scope.as_str().parse().into_iter().collect();
-        self
     }
 
     fn fail(&self, failure: Failure) {
@@ -551,15 +544,6 @@ impl refresh::Endpoint for Primitives<'_> {
         self
     }
     fn issuer(&mut self) -> &mut dyn Issuer {
-        self
-    }
-}
-
-impl resource::Endpoint for Primitives<'_> {
-    fn scopes(&mut self) -> &[Scope] {
-        &self.scopes
-    }
-    fn issuer(&mut self) -> &dyn Issuer {
         self
     }
 }

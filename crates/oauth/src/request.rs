@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use oxide_auth::code_grant::{accesstoken, authorization, refresh, resource};
+use oxide_auth::code_grant::{accesstoken, authorization, refresh};
 
 /// The parameters of one request (query string or form body).
 ///
@@ -203,29 +203,6 @@ impl refresh::Request for TokenRequest {
         (key != "client_secret")
             .then(|| self.params.cow(key))
             .flatten()
-    }
-}
-
-/// A bearer token, wherever the request carried it.
-pub(crate) struct BearerRequest {
-    header: String,
-}
-
-impl BearerRequest {
-    pub(crate) fn new(token: &str) -> BearerRequest {
-        // oxide-auth's guard reads an Authorization header value only
-        BearerRequest {
-            header: format!("Bearer {token}"),
-        }
-    }
-}
-
-impl resource::Request for BearerRequest {
-    fn valid(&self) -> bool {
-        true
-    }
-    fn token(&self) -> Option<Cow<'_, str>> {
-        Some(Cow::Borrowed(&self.header))
     }
 }
 

@@ -138,6 +138,18 @@ fn load_record(
     let Some((member_row, version)) = row else {
         return Ok(None);
     };
+    complete_record(conn, member_row, version, windows, cache).map(Some)
+}
+
+/// A member from their row and history version: the history from `cache`
+/// when it holds it at that version, else read (and kept).
+pub(crate) fn complete_record(
+    conn: &mut AnyConnection,
+    member_row: MemberRow,
+    version: i64,
+    windows: Option<&EntryWindows>,
+    cache: Option<&HistoryCache>,
+) -> Result<MemberRecord, StorageError> {
     let (id, created_at) = (member_row.id, member_row.created_at);
     let member = member_row.into_domain()?;
     let history = match cache.and_then(|c| c.get(id, created_at, version)) {
@@ -150,14 +162,14 @@ fn load_record(
             history
         }
     };
-    Ok(Some(MemberRecord {
+    Ok(MemberRecord {
         member,
         payments: history.payments.clone(),
         entries: history.entries.clone(),
         last_entry: history.last_entry,
         vip: history.vip.clone(),
         balance: history.balance,
-    }))
+    })
 }
 
 /// A member's history as it is now (at `version` or later).

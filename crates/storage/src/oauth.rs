@@ -208,7 +208,7 @@ impl StoredToken {
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = oauth_tokens)]
-struct TokenRow {
+pub(crate) struct TokenRow {
     id: i64,
     kind: String,
     family: i64,
@@ -609,6 +609,40 @@ impl Store {
             .get_result(c)
             .optional())?;
         row.map(TokenRow::into_domain).transpose()
+    }
+
+    /// [`Store::oauth_token`] and the member it acts for, in one statement
+    /// (`oauth_tokens JOIN members`); the member's history comes from the
+    /// cache when its version is unchanged (see [`Store::member`]). `None`
+    /// when there is no such token or its member is deactivated.
+    pub fn oauth_token_with_member(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(StoredToken, crate::MemberRecord)>, StorageError> {
+        let mut conn = self.conn()?;
+        let row: Option<(TokenRow, crate::rows::MemberRow, i64)> =
+            on_backend!(&mut *conn, |c| oauth_tokens::table
+                .inner_join(members::table)
+                .select((
+                    TokenRow::as_select(),
+                    crate::rows::MemberRow::as_select(),
+                    members::history_version,
+                ))
+                .filter(oauth_tokens::token_hash.eq(token_hash))
+                .filter(members::deactivated_at.is_null())
+                .get_result(c)
+                .optional())?;
+        let Some((token, member, version)) = row else {
+            return Ok(None);
+        };
+        let record = crate::members::complete_record(
+            &mut conn,
+            member,
+            version,
+            self.entry_windows.as_ref(),
+            Some(&self.history),
+        )?;
+        Ok(Some((token.into_domain()?, record)))
     }
 
     /// Exchanges refresh token `old` for `new`, once: marks it used and

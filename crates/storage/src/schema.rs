@@ -163,6 +163,7 @@ diesel::table! {
 }
 
 diesel::joinable!(payments -> members (member_id));
+diesel::joinable!(oauth_tokens -> members (member_id));
 diesel::allow_tables_to_appear_in_same_query!(
     members,
     payments,

@@ -775,6 +775,76 @@ mod partners {
         assert_eq!(store.balance(id).unwrap().free, Tokens::whole(900));
     }
 
+    /// The token and its member in one statement: the member as a member
+    /// read answers it (with another server's latest write), and nothing
+    /// once the member is deactivated.
+    #[test]
+    fn a_token_is_read_with_its_member_until_the_member_is_deactivated() {
+        let (db, store) = store();
+        let other = Store::open(db.url(), &StoreOptions::default()).unwrap();
+        let client_id = client(&store);
+        let m = store
+            .create_member(&new_member("tm1", "TokenMember"), None, now())
+            .unwrap();
+        let code = NewCode {
+            code_hash: "code-tm",
+            client_id: &client_id,
+            member_id: m.member.id,
+            redirect_uri: "https://goplay.example/cb",
+            scope: "profile",
+            pkce: None,
+            redirect_uri_sent: true,
+            expires_at: now() + Duration::minutes(5),
+        };
+        store.insert_oauth_code(&code, now()).unwrap();
+        let Redeemed::Fresh(stored) = store
+            .redeem_oauth_code("code-tm", &client_id, now(), |_| true)
+            .unwrap()
+        else {
+            panic!("a fresh code")
+        };
+        let tokens = NewTokens {
+            family: stored.id,
+            client_id: &client_id,
+            member_id: m.member.id,
+            scope: "profile",
+            refresh_scope: "profile",
+            access_hash: "access-tm",
+            access_expires: now() + Duration::hours(1),
+            refresh_hash: "refresh-tm",
+            refresh_expires: now() + Duration::days(30),
+        };
+        store.issue_oauth_tokens(&tokens, now()).unwrap();
+        assert!(store.oauth_token_with_member("nothing").unwrap().is_none());
+
+        let (token, record) = store.oauth_token_with_member("access-tm").unwrap().unwrap();
+        assert_eq!(token.member_id, m.member.id);
+        assert_eq!(
+            record,
+            store.member(MemberKey::Id(m.member.id)).unwrap().unwrap()
+        );
+
+        let openid = OpenId::parse("tm1").unwrap();
+        other
+            .grant_tokens(&openid, TokenKind::Free, Tokens::whole(7), "gift", now())
+            .unwrap();
+        let (_, record) = store.oauth_token_with_member("access-tm").unwrap().unwrap();
+        assert_eq!(
+            record.balance.free,
+            Tokens::whole(7),
+            "another server's gift was missed"
+        );
+
+        other.set_deactivated(&openid, true, now()).unwrap();
+        assert!(
+            store
+                .oauth_token_with_member("access-tm")
+                .unwrap()
+                .is_none(),
+            "a deactivated member's token still answered"
+        );
+    }
+
     #[test]
     fn a_refresh_token_rotates_once_and_a_race_revokes_the_family() {
         let (_db, store) = store();
