@@ -5,6 +5,7 @@ pub mod entrance;
 pub mod keys;
 pub mod login;
 pub mod members;
+pub mod sessions;
 pub mod wallet;
 
 use zhima_domain::qr::Refusal;

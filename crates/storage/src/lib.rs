@@ -9,6 +9,7 @@ mod members;
 pub mod oauth;
 mod rows;
 mod schema;
+pub mod sessions;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod wallet;

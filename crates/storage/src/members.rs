@@ -486,7 +486,8 @@ impl Store {
         })
     }
 
-    /// Sets a member's password (hashed with argon2id here).
+    /// Sets a member's password (hashed with argon2id here) and ends every
+    /// web session the member had.
     pub fn set_password(
         &self,
         openid: &OpenId,
@@ -495,18 +496,19 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StorageError> {
         let hash = credentials::hash_password(password)?;
-        let mut conn = self.conn()?;
-        let n = diesel::update(members::table.filter(members::openid.eq(openid.as_str())))
-            .set((
-                members::password_hash.eq(hash),
-                members::must_change_password.eq(must_change),
-                members::updated_at.eq(secs(now)),
-            ))
-            .execute(&mut conn)?;
-        if n == 0 {
-            return Err(StorageError::MemberNotFound);
-        }
-        Ok(())
+        self.write(|conn| {
+            let id = member_id_in(conn, openid)?;
+            diesel::update(members::table.filter(members::id.eq(id)))
+                .set((
+                    members::password_hash.eq(&hash),
+                    members::must_change_password.eq(must_change),
+                    members::updated_at.eq(secs(now)),
+                ))
+                .execute(conn)?;
+            // a new password ends every web session of the member
+            crate::sessions::end_sessions_in(conn, id)?;
+            Ok(())
+        })
     }
 
     /// Whether `password` is the member's password.
@@ -543,6 +545,7 @@ impl Store {
             // reactivation does not bring them back (the member consents anew)
             if deactivated {
                 crate::oauth::revoke_member_grants_in(conn, id, now)?;
+                crate::sessions::end_sessions_in(conn, id)?;
             }
             Ok(())
         })

@@ -162,7 +162,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sessions (id) {
+        id -> BigInt,
+        token_hash -> Text,
+        member_id -> BigInt,
+        created_at -> BigInt,
+        last_seen_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
 diesel::joinable!(payments -> members (member_id));
+diesel::joinable!(sessions -> members (member_id));
 diesel::joinable!(oauth_tokens -> members (member_id));
 diesel::allow_tables_to_appear_in_same_query!(
     members,
@@ -176,5 +188,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     oauth_spent_tickets,
     token_ledger,
     vip_periods,
-    idempotency_keys
+    idempotency_keys,
+    sessions
 );
