@@ -127,6 +127,11 @@ impl Members {
             .map_err(|_| AppError::Stopping)?
     }
 
+    /// How many members there are. Blocking.
+    pub fn count(&self) -> Result<i64, AppError> {
+        Ok(self.store.member_count()?)
+    }
+
     /// A new member (on the default password), with their first payment if
     /// one is given, in one transaction. Blocking.
     pub fn create(

@@ -2,9 +2,11 @@
 
 pub mod auth;
 pub mod body;
+pub mod console;
 pub mod cors;
 pub mod door;
 pub mod error;
+pub mod i18n;
 mod members;
 pub mod net;
 pub mod oauth;
@@ -49,6 +51,8 @@ pub struct AppState {
     pub metrics: Arc<observe::Metrics>,
     /// Logging in (with the attempt limiter).
     pub logins: Arc<zhima_app::login::Logins>,
+    /// Web sessions of the console and the member pages.
+    pub sessions: Arc<zhima_app::sessions::Sessions>,
     /// The token wallets: partner profiles, VIP purchases, gifts.
     pub wallet: Arc<zhima_app::wallet::Wallet>,
     /// The members' use cases: read, create, update, record a payment.
@@ -131,6 +135,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     qr::config(cfg);
     oauth::config(cfg);
     partner::config(cfg);
+    console::config(cfg);
 }
 
 /// The answer for a path no route matches: 404 with the envelope (errno 1404).

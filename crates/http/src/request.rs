@@ -48,6 +48,19 @@ pub fn media_type(req: &HttpRequest) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// The value of cookie `name`, if the request carries it (non-empty, at
+/// most 128 bytes: no cookie zhima sets is longer).
+pub fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -136,6 +136,10 @@ fn main() {
         ));
         let logins = Arc::new(zhima_app::login::Logins::new(store.clone()));
         let state = web::Data::new(AppState {
+            sessions: Arc::new(zhima_app::sessions::Sessions::new(
+                store.clone(),
+                logins.clone(),
+            )),
             logins,
             wallet: Arc::new(zhima_app::wallet::Wallet::new(
                 store.clone(),

@@ -197,8 +197,13 @@ impl Application {
         ));
         let logins = Arc::new(zhima_app::login::Logins::new(store.clone()));
         let keys = Arc::new(zhima_app::keys::ApiKeys::new(store.clone()));
+        let sessions = Arc::new(zhima_app::sessions::Sessions::new(
+            store.clone(),
+            logins.clone(),
+        ));
         let state = web::Data::new(AppState {
             logins,
+            sessions,
             wallet: Arc::new(zhima_app::wallet::Wallet::new(
                 store.clone(),
                 settings.partner,

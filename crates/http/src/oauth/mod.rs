@@ -52,6 +52,21 @@ pub struct OAuthState {
 }
 
 impl OAuthState {
+    /// Whether the issuer is https (cookies `Secure`, `__Host-` named).
+    pub fn https(&self) -> bool {
+        self.https
+    }
+
+    /// A new signed CSRF token for a form (see `tickets::new_csrf`).
+    pub fn new_csrf(&self) -> Option<String> {
+        tickets::new_csrf(&self.ticket_key)
+    }
+
+    /// Whether `token` is a CSRF token this server signed.
+    pub fn csrf_is_ours(&self, token: &str) -> bool {
+        tickets::csrf_signed(&self.ticket_key, token)
+    }
+
     /// A provider with its ticket key and issuer.
     pub fn new(
         provider: Provider,

@@ -33,6 +33,8 @@ enum Guard {
     Csrf,
     /// An image link's signature.
     Signed,
+    /// A console session of staff (and, for a form, its CSRF token).
+    Session,
 }
 
 /// Every route: method, path (as registered), guard.
@@ -80,6 +82,12 @@ const ROUTES: &[(&str, &str, Guard)] = &[
     ("GET", "/partner/1/profile", Guard::Bearer("profile")),
     ("POST", "/partner/1/profile", Guard::Bearer("profile")),
     ("POST", "/partner/1/vip", Guard::Bearer("vip")),
+    ("GET", "/console", Guard::Session),
+    ("GET", "/console/login", Guard::Open),
+    ("POST", "/console/login", Guard::Csrf),
+    ("POST", "/console/logout", Guard::Session),
+    ("GET", "/lang/{tag}", Guard::Open),
+    ("GET", "/static/console.css", Guard::Open),
 ];
 
 /// The routes registered in the http crate's sources: each
@@ -139,6 +147,9 @@ fn every_registered_route_is_in_the_table() {
 /// 8414 metadata instead, and image links are signed URLs, not an API).
 fn described(path: &str) -> bool {
     !path.starts_with("/oauth/")
+        && !path.starts_with("/console")
+        && !path.starts_with("/lang/")
+        && !path.starts_with("/static/")
         && !path.starts_with("/.well-known/")
         && !path.starts_with("/images/")
 }
@@ -469,6 +480,26 @@ async fn writes_and_the_door_refuse_missing_wrong_revoked_and_underscoped_creden
                 for query in ["", "?exp=9999999999&sig=00", "?1&exp=1&sig=zz"] {
                     let (got, _, _) = send(&f, method, &format!("{path}{query}"), &[], None).await;
                     assert_eq!(got, 403, "{method} {path}{query}");
+                    checked += 1;
+                }
+            }
+            Guard::Session => {
+                // no session, or a forged one: to the login page, nothing done
+                for cookie in [None, Some("zhima_session=forged-session-token")] {
+                    let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
+                    if let Some(c) = cookie {
+                        headers.push(("Cookie", c));
+                    }
+                    let (got, h, _) =
+                        send(&f, method, &path, &headers, Some(b"csrf=forged".to_vec())).await;
+                    if *method == "POST" && cookie.is_some() {
+                        // a form whose CSRF token is not the cookie's session's
+                        assert_eq!(got, 403, "{method} {path} with {cookie:?}");
+                        assert!(!h.contains_key("location"), "{method} {path}");
+                    } else {
+                        assert_eq!(got, 303, "{method} {path} with {cookie:?}");
+                        assert_eq!(h["location"], "/console/login", "{method} {path}");
+                    }
                     checked += 1;
                 }
             }

@@ -1,0 +1,582 @@
+//! The staff console (first pages): log in, log out, the dashboard, the
+//! language switch and the stylesheet. Server-rendered from askama
+//! templates compiled into the binary (`templates/console/`), in Chinese
+//! and English ([`crate::i18n`]), with no script at all.
+//!
+//! Security: a session cookie (`HttpOnly`, `SameSite=Strict`; `Secure` and
+//! `__Host-` named when the issuer is https) naming a session stored in the
+//! database; the role is checked on the server on every request; every form
+//! carries a CSRF token (the login form the signed cookie token of the OAuth
+//! pages, a session's forms the token derived from the session); every page
+//! has a Content-Security-Policy without script and `frame-ancestors 'none'`.
+
+use std::time::Instant;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
+use askama::Template;
+use chrono::{DateTime, Utc};
+use zhima_app::sessions::{csrf_matches, csrf_token, Role, Session, SessionError};
+use zhima_domain::access::Outcome;
+use zhima_domain::time::format_local_timestamp;
+use zhima_storage::access::EventQuery;
+
+use crate::i18n::{Lang, Texts, LANG_COOKIE};
+use crate::request::cookie;
+use crate::AppState;
+
+/// Routes of the console.
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(crate::resource("/console").route(web::get().to(dashboard)))
+        .service(
+            crate::resource("/console/login")
+                .route(web::get().to(login_page))
+                .route(web::post().to(login)),
+        )
+        .service(crate::resource("/console/logout").route(web::post().to(logout)))
+        .service(crate::resource("/lang/{tag}").route(web::get().to(switch_language)))
+        .service(crate::resource("/static/console.css").route(web::get().to(stylesheet)));
+}
+
+/// The policy of every console page: our stylesheet, no script, no frames.
+pub const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+const STYLESHEET: &str = include_str!("../static/console.css");
+const LOGIN_CSRF_COOKIE: &str = "zhima_console_csrf";
+
+/// Who is logged in, as the header shows them.
+struct UserView {
+    nickname: String,
+    role: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "console/login.html")]
+struct LoginPage<'a> {
+    t: &'static Texts,
+    lang: Lang,
+    langs: [Lang; 2],
+    back: &'a str,
+    user: Option<UserView>,
+    csrf: String,
+    message: Option<&'static str>,
+    nickname: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "console/message.html")]
+struct MessagePage<'a> {
+    t: &'static Texts,
+    lang: Lang,
+    langs: [Lang; 2],
+    back: &'a str,
+    user: Option<UserView>,
+    csrf: String,
+    heading: &'static str,
+    message: &'static str,
+    link: &'static str,
+    link_text: &'static str,
+}
+
+struct EventRow {
+    at: String,
+    member: String,
+    method: &'static str,
+    outcome: &'static str,
+    reason: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/dashboard.html")]
+struct DashboardPage<'a> {
+    t: &'static Texts,
+    lang: Lang,
+    langs: [Lang; 2],
+    back: &'a str,
+    user: Option<UserView>,
+    csrf: String,
+    door_class: &'static str,
+    door_text: &'static str,
+    granted_today: String,
+    refused_today: String,
+    members_total: i64,
+    recent: Vec<EventRow>,
+}
+
+/// A page with the console's headers.
+fn page(status: StatusCode, body: Result<String, askama::Error>) -> HttpResponse {
+    match body {
+        Ok(html) => with_page_headers(HttpResponseBuilder::new(status))
+            .content_type("text/html; charset=utf-8")
+            .body(html),
+        Err(e) => {
+            tracing::error!(error = %e, "a console template failed");
+            with_page_headers(HttpResponse::InternalServerError())
+                .content_type("text/plain; charset=utf-8")
+                .body("500")
+        }
+    }
+}
+
+fn with_page_headers(mut builder: HttpResponseBuilder) -> HttpResponseBuilder {
+    builder
+        .insert_header((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"));
+    builder
+}
+
+fn see_other(to: &str) -> HttpResponseBuilder {
+    let mut builder = with_page_headers(HttpResponse::SeeOther());
+    builder.insert_header((header::LOCATION, to));
+    builder
+}
+
+/// The session cookie's name: `__Host-` prefixed under an https issuer.
+fn session_cookie_name(state: &AppState) -> &'static str {
+    if state.oauth.https() {
+        "__Host-zhima_session"
+    } else {
+        "zhima_session"
+    }
+}
+
+fn set_cookie(
+    state: &AppState,
+    builder: &mut HttpResponseBuilder,
+    name: &str,
+    value: &str,
+    max_age: Option<i64>,
+) {
+    let secure = if state.oauth.https() { "; Secure" } else { "" };
+    let age = max_age.map_or(String::new(), |s| format!("; Max-Age={s}"));
+    let text = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict{secure}{age}");
+    if let Ok(v) = header::HeaderValue::from_str(&text) {
+        builder.append_header((header::SET_COOKIE, v));
+    }
+}
+
+/// The live session of the request, with its token, if any.
+async fn session(state: &web::Data<AppState>, req: &HttpRequest) -> Option<(Session, String)> {
+    let token = cookie(req, session_cookie_name(state))?;
+    let (st, t, now) = (state.clone(), token.clone(), state.clock.now());
+    match web::block(move || st.sessions.check(&t, now)).await {
+        Ok(Ok(Some(session))) => Some((session, token)),
+        Ok(Ok(None)) => None,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "console: a session could not be checked");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+fn user_view(session: &Session, t: &'static Texts) -> UserView {
+    UserView {
+        nickname: session.member.nickname.as_str().to_owned(),
+        role: match session.role {
+            Role::Admin => t.admin,
+            Role::Staff => t.staff,
+            Role::Member => t.member,
+        },
+    }
+}
+
+/// The answer for a page that needs staff: to the login page without a
+/// session, a refusal (403) for a member who is not staff.
+fn not_allowed(lang: Lang, session: Option<&Session>, token: Option<&str>) -> HttpResponse {
+    let t = lang.texts();
+    match session {
+        None => see_other("/console/login").finish(),
+        Some(s) => page(
+            StatusCode::FORBIDDEN,
+            MessagePage {
+                t,
+                lang,
+                langs: Lang::ALL,
+                back: "/console",
+                user: Some(user_view(s, t)),
+                csrf: token.map(csrf_token).unwrap_or_default(),
+                heading: t.console,
+                message: t.not_staff,
+                link: "/console/login",
+                link_text: t.log_in,
+            }
+            .render(),
+        ),
+    }
+}
+
+async fn login_page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if let Some((s, _)) = session(&state, &req).await {
+        if s.role >= Role::Staff {
+            return see_other("/console").finish();
+        }
+    }
+    render_login(&state, Lang::of(&req), StatusCode::OK, None, "")
+}
+
+fn render_login(
+    state: &AppState,
+    lang: Lang,
+    status: StatusCode,
+    message: Option<&'static str>,
+    nickname: &str,
+) -> HttpResponse {
+    let Some(csrf) = state.oauth.new_csrf() else {
+        return page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Ok(lang.texts().login_busy.to_owned()),
+        );
+    };
+    let body = LoginPage {
+        t: lang.texts(),
+        lang,
+        langs: Lang::ALL,
+        back: "/console/login",
+        user: None,
+        csrf: csrf.clone(),
+        message,
+        nickname,
+    }
+    .render();
+    let mut response = page(status, body);
+    let secure = if state.oauth.https() { "; Secure" } else { "" };
+    if let Ok(v) = header::HeaderValue::from_str(&format!(
+        "{LOGIN_CSRF_COOKIE}={csrf}; Path=/console; HttpOnly; SameSite=Strict{secure}"
+    )) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+}
+
+/// The login form.
+#[derive(Debug, serde::Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    nickname: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: Result<web::Form<LoginForm>, actix_web::Error>,
+) -> HttpResponse {
+    let lang = Lang::of(&req);
+    let t = lang.texts();
+    let form = match form {
+        Ok(f) => f.into_inner(),
+        Err(_) => {
+            return render_login(
+                &state,
+                lang,
+                StatusCode::BAD_REQUEST,
+                Some(t.form_expired),
+                "",
+            )
+        }
+    };
+    let planted = cookie(&req, LOGIN_CSRF_COOKIE);
+    let csrf_ok =
+        planted.as_deref() == Some(form.csrf.as_str()) && state.oauth.csrf_is_ours(&form.csrf);
+    if !csrf_ok {
+        return render_login(
+            &state,
+            lang,
+            StatusCode::FORBIDDEN,
+            Some(t.form_expired),
+            "",
+        );
+    }
+    if form.nickname.len() > 64 || form.password.len() > 200 {
+        return render_login(&state, lang, StatusCode::OK, Some(t.login_refused), "");
+    }
+    let who = state.peer_ip(&req);
+    let (st, now) = (state.clone(), state.clock.now());
+    let (nickname, password) = (form.nickname.clone(), form.password);
+    let opened = web::block(move || {
+        let (token, _) = st
+            .sessions
+            .log_in(&nickname, &password, &who, Instant::now(), now)?;
+        let session = st.sessions.check(&token, now).map_err(SessionError::from)?;
+        Ok::<_, SessionError>((token, session))
+    })
+    .await;
+    let (token, session) = match opened {
+        Ok(Ok((token, Some(session)))) => (token, session),
+        Ok(Err(SessionError::Login(zhima_app::login::LoginError::Refused))) | Ok(Ok((_, None))) => {
+            return render_login(
+                &state,
+                lang,
+                StatusCode::OK,
+                Some(t.login_refused),
+                &form.nickname,
+            )
+        }
+        Ok(Err(SessionError::Login(
+            zhima_app::login::LoginError::TooMany(_) | zhima_app::login::LoginError::Busy,
+        ))) => {
+            return render_login(
+                &state,
+                lang,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(t.login_busy),
+                &form.nickname,
+            )
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "console login failed");
+            return render_login(
+                &state,
+                lang,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(t.login_busy),
+                &form.nickname,
+            );
+        }
+        Err(_) => {
+            return render_login(
+                &state,
+                lang,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(t.login_busy),
+                &form.nickname,
+            )
+        }
+    };
+    if session.role < Role::Staff {
+        // the member pages come later; a member's session opens nothing here
+        let st = state.clone();
+        let _ = web::block(move || st.sessions.log_out(&token)).await;
+        return not_allowed(lang, Some(&session), None);
+    }
+    let mut response = see_other("/console");
+    set_cookie(
+        &state,
+        &mut response,
+        session_cookie_name(&state),
+        &token,
+        None,
+    );
+    response.finish()
+}
+
+/// A form that carries only its CSRF token.
+#[derive(Debug, serde::Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: Result<web::Form<CsrfForm>, actix_web::Error>,
+) -> HttpResponse {
+    let lang = Lang::of(&req);
+    let Some(token) = cookie(&req, session_cookie_name(&state)) else {
+        return see_other("/console/login").finish();
+    };
+    let given = form.map(|f| f.into_inner().csrf).unwrap_or_default();
+    if !csrf_matches(&token, &given) {
+        let t = lang.texts();
+        return page(
+            StatusCode::FORBIDDEN,
+            MessagePage {
+                t,
+                lang,
+                langs: Lang::ALL,
+                back: "/console",
+                user: None,
+                csrf: String::new(),
+                heading: t.console,
+                message: t.form_expired,
+                link: "/console",
+                link_text: t.dashboard,
+            }
+            .render(),
+        );
+    }
+    let st = state.clone();
+    if let Ok(Err(e)) = web::block(move || st.sessions.log_out(&token)).await {
+        tracing::warn!(error = %e, "console logout failed");
+    }
+    let mut response = see_other("/console/login");
+    set_cookie(
+        &state,
+        &mut response,
+        session_cookie_name(&state),
+        "",
+        Some(0),
+    );
+    response.finish()
+}
+
+async fn dashboard(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let lang = Lang::of(&req);
+    let t = lang.texts();
+    let found = session(&state, &req).await;
+    let (session, token) = match found {
+        Some((s, token)) if s.role >= Role::Staff => (s, token),
+        other => {
+            return not_allowed(
+                lang,
+                other.as_ref().map(|(s, _)| s),
+                other.as_ref().map(|(_, t)| t.as_str()),
+            )
+        }
+    };
+    let now = state.clock.now();
+    let midnight = local_midnight(now, state.tz);
+    let st = state.clone();
+    let data = web::block(move || {
+        let today = st.entrance.events(EventQuery {
+            since: Some(midnight),
+            before: None,
+            limit: zhima_storage::access::PAGE_MAX,
+        })?;
+        let members = st.members.count()?;
+        Ok::<_, zhima_app::AppError>((today, members))
+    })
+    .await;
+    let (today, members_total) = match data {
+        Ok(Ok(d)) => d,
+        _ => return page(StatusCode::SERVICE_UNAVAILABLE, Ok(t.login_busy.to_owned())),
+    };
+    let full = today.len() >= zhima_storage::access::PAGE_MAX as usize;
+    let count = |o: Outcome| {
+        let n = today.iter().filter(|e| e.event.outcome == o).count();
+        if full {
+            format!("{n}+")
+        } else {
+            n.to_string()
+        }
+    };
+    let health = state.door.controller.health();
+    let (door_class, door_text) = if health.stopped || health.lock_failing {
+        ("bad", t.door_fault)
+    } else if state.door.controller.is_unlocked() {
+        ("warn", t.door_unlocked)
+    } else {
+        ("ok", t.door_locked)
+    };
+    let recent = today
+        .iter()
+        .take(20)
+        .map(|e| EventRow {
+            at: format_time(e.event.at, state.tz),
+            member: e
+                .event
+                .member
+                .map_or(String::new(), |m| format!("#{}", m.0)),
+            method: e.event.method.as_str(),
+            outcome: e.event.outcome.as_str(),
+            reason: e.event.reason.clone(),
+        })
+        .collect();
+    page(
+        StatusCode::OK,
+        DashboardPage {
+            t,
+            lang,
+            langs: Lang::ALL,
+            back: "/console",
+            user: Some(user_view(&session, t)),
+            csrf: csrf_token(&token),
+            door_class,
+            door_text,
+            granted_today: count(Outcome::Granted),
+            refused_today: count(Outcome::Refused),
+            members_total,
+            recent,
+        }
+        .render(),
+    )
+}
+
+/// `HH:MM` today, else `YYYY-MM-DD HH:MM`, in the space's zone.
+fn format_time(t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
+    let s = format_local_timestamp(t, tz);
+    format!(
+        "{}-{}-{} {}:{}",
+        &s[0..4],
+        &s[4..6],
+        &s[6..8],
+        &s[8..10],
+        &s[10..12]
+    )
+}
+
+/// The start of `now`'s local day in `tz` (24 hours back where the zone
+/// skips midnight).
+fn local_midnight(now: DateTime<Utc>, tz: chrono_tz::Tz) -> DateTime<Utc> {
+    use chrono::TimeZone as _;
+    let date = zhima_domain::time::local_date(now, tz);
+    date.and_hms_opt(0, 0, 0)
+        .and_then(|midnight| tz.from_local_datetime(&midnight).earliest())
+        .map_or(now - chrono::Duration::hours(24), |t| t.with_timezone(&Utc))
+}
+
+async fn switch_language(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let lang = req
+        .match_info()
+        .get("tag")
+        .and_then(Lang::from_tag)
+        .unwrap_or(Lang::Zh);
+    let back =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.get("back").cloned())
+            .filter(|b| local_path(b))
+            .unwrap_or_else(|| "/console".to_owned());
+    let mut response = see_other(&back);
+    set_cookie(
+        &state,
+        &mut response,
+        LANG_COOKIE,
+        lang.tag(),
+        Some(365 * 24 * 3600),
+    );
+    response.finish()
+}
+
+/// A path on this server (`/console`), never another site (`//evil`, `/\evil`).
+fn local_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.contains('\\')
+        && path.len() <= 200
+        && path.bytes().all(|b| b.is_ascii_graphic())
+}
+
+async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/css; charset=utf-8"))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .body(STYLESHEET)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn only_local_paths_are_followed_back() {
+        assert!(local_path("/console"));
+        assert!(local_path("/console/login"));
+        assert!(!local_path("//evil.example/"));
+        assert!(!local_path("/\\evil.example"));
+        assert!(!local_path("https://evil.example/"));
+        assert!(!local_path("/a b"));
+        assert!(!local_path(""));
+    }
+}

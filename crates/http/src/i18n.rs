@@ -1,0 +1,217 @@
+//! The words people read on zhima's pages, in Simplified Chinese and
+//! English. Every string is one entry of [`catalogue!`], which takes both
+//! languages at once: a string missing in one language does not compile,
+//! and the tests refuse an empty one or a Chinese entry with no Chinese in
+//! it (an untranslated copy).
+//!
+//! The language of a request: the `lang` cookie if the person chose one,
+//! else the first of `Accept-Language` zhima speaks (by q-value), else
+//! Chinese, the space's language.
+
+use actix_web::HttpRequest;
+
+/// A language of the pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lang {
+    /// Simplified Chinese (`zh-CN`).
+    Zh,
+    /// English (`en`).
+    En,
+}
+
+/// The cookie that remembers a person's choice of language.
+pub const LANG_COOKIE: &str = "lang";
+
+impl Lang {
+    /// Both, in the order the language switch shows them.
+    pub const ALL: [Lang; 2] = [Lang::Zh, Lang::En];
+
+    /// The BCP 47 tag (`<html lang>`, the cookie).
+    pub const fn tag(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh-CN",
+            Lang::En => "en",
+        }
+    }
+
+    /// The language's own name, for the switch.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Lang::Zh => "中文",
+            Lang::En => "English",
+        }
+    }
+
+    /// From a tag: `zh`, `zh-CN`, `zh-Hans`… or `en`, `en-GB`… (any case).
+    pub fn from_tag(tag: &str) -> Option<Lang> {
+        let primary = tag.trim().split(['-', '_']).next()?.to_ascii_lowercase();
+        match primary.as_str() {
+            "zh" => Some(Lang::Zh),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    /// The best of an `Accept-Language` value (highest q first; the first
+    /// listed among equals), if it names one zhima speaks. At most 32 entries
+    /// are read.
+    pub fn from_accept_language(value: &str) -> Option<Lang> {
+        let mut best: Option<(u16, Lang)> = None;
+        for entry in value.split(',').take(32) {
+            let mut parts = entry.split(';');
+            let Some(lang) = parts.next().and_then(Lang::from_tag) else {
+                continue;
+            };
+            let q = parts
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .map_or(Some(1000), parse_q);
+            let Some(q) = q.filter(|q| *q > 0) else {
+                continue;
+            };
+            if best.is_none_or(|(b, _)| q > b) {
+                best = Some((q, lang));
+            }
+        }
+        best.map(|(_, lang)| lang)
+    }
+
+    /// The language of a request (cookie, then `Accept-Language`, then Chinese).
+    pub fn of(req: &HttpRequest) -> Lang {
+        crate::request::cookie(req, LANG_COOKIE)
+            .and_then(|c| Lang::from_tag(&c))
+            .or_else(|| {
+                req.headers()
+                    .get(actix_web::http::header::ACCEPT_LANGUAGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(Lang::from_accept_language)
+            })
+            .unwrap_or(Lang::Zh)
+    }
+
+    /// The words of this language.
+    pub const fn texts(self) -> &'static Texts {
+        match self {
+            Lang::Zh => &ZH,
+            Lang::En => &EN,
+        }
+    }
+}
+
+/// A q-value in thousandths (`1`, `0.8`, `0.125`), if well formed.
+fn parse_q(text: &str) -> Option<u16> {
+    let text = text.trim();
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole: u16 = match whole {
+        "0" => 0,
+        "1" => 1,
+        _ => return None,
+    };
+    let mut thousandths = 0u16;
+    for (i, b) in frac.bytes().enumerate() {
+        thousandths += u16::from(b - b'0') * [100, 10, 1][i];
+    }
+    let q = whole * 1000 + thousandths;
+    (q <= 1000).then_some(q)
+}
+
+/// Declares [`Texts`], its two instances and the list the tests walk.
+macro_rules! catalogue {
+    ($($key:ident: $en:literal, $zh:literal;)*) => {
+        /// Every string of the pages, in one language.
+        #[derive(Debug)]
+        pub struct Texts {
+            $(#[doc = $en] pub $key: &'static str,)*
+        }
+        /// English.
+        pub static EN: Texts = Texts { $($key: $en,)* };
+        /// Simplified Chinese.
+        pub static ZH: Texts = Texts { $($key: $zh,)* };
+        /// `(key, English, Chinese)` for every string.
+        pub const ENTRIES: &[(&str, &str, &str)] = &[$((stringify!($key), $en, $zh),)*];
+    };
+}
+
+catalogue! {
+    app_name: "zhima", "芝麻开门";
+    console: "Staff console", "工作台";
+    my_page: "My membership", "我的会员";
+    language: "Language", "语言";
+    nickname: "Nickname", "昵称";
+    password: "Password", "密码";
+    log_in: "Log in", "登录";
+    log_out: "Log out", "退出登录";
+    login_title: "Log in to zhima", "登录芝麻开门";
+    login_hint: "Use the nickname and password you use at the space. A new member has no password yet: ask staff to set one.", "请使用你在空间使用的昵称和密码。新会员还没有密码：请联系工作人员设置。";
+    login_refused: "Login failed. Check your nickname and password, or ask staff to set a password for you.", "登录失败。请检查昵称和密码，或请工作人员为你设置密码。";
+    login_busy: "Too many login attempts right now. Wait a moment and try again.", "登录尝试过多，请稍后再试。";
+    not_staff: "This page is for staff. Your own membership is on your member page.", "此页面仅限工作人员。你的会员信息在“我的会员”页面。";
+    session_ended: "Your session has ended. Please log in again.", "会话已结束，请重新登录。";
+    form_expired: "This form has expired. Please go back, reload the page and try again.", "表单已过期。请返回，刷新页面后重试。";
+    dashboard: "Dashboard", "概览";
+    door: "Door", "门禁";
+    door_locked: "Locked", "已锁";
+    door_unlocked: "Unlocked", "已开";
+    door_fault: "Fault: the door cannot lock", "故障：门无法上锁";
+    entries_today: "Entries today", "今日进门";
+    refused_today: "Refused today", "今日拒绝";
+    members_total: "Members", "会员总数";
+    expiring_soon: "Memberships ending within 14 days", "14 天内到期的会员";
+    recent_entries: "Recent entries", "最近进门记录";
+    time: "Time", "时间";
+    member: "Member", "会员";
+    method: "Method", "方式";
+    outcome: "Outcome", "结果";
+    reason: "Reason", "原因";
+    none_yet: "Nothing yet.", "暂无记录。";
+    signed_in_as: "Signed in as", "当前用户";
+    staff: "Staff", "工作人员";
+    admin: "Admin", "管理员";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `text` holds a CJK ideograph or CJK punctuation.
+    fn has_chinese(text: &str) -> bool {
+        text.chars().any(|c| {
+            ('\u{4e00}'..='\u{9fff}').contains(&c) || ('\u{3000}'..='\u{303f}').contains(&c)
+        })
+    }
+
+    #[test]
+    fn every_string_exists_in_both_languages() {
+        assert!(!ENTRIES.is_empty());
+        for (key, en, zh) in ENTRIES {
+            assert!(!en.trim().is_empty(), "{key}: no English");
+            assert!(!zh.trim().is_empty(), "{key}: no Chinese");
+            assert!(has_chinese(zh), "{key}: the Chinese is not Chinese: {zh:?}");
+            assert!(!has_chinese(en), "{key}: Chinese in the English: {en:?}");
+        }
+    }
+
+    #[test]
+    fn accept_language_picks_the_best_language_spoken() {
+        assert_eq!(Lang::from_accept_language("en-GB,en;q=0.9"), Some(Lang::En));
+        assert_eq!(
+            Lang::from_accept_language("zh-CN,zh;q=0.9,en;q=0.8"),
+            Some(Lang::Zh)
+        );
+        assert_eq!(
+            Lang::from_accept_language("fr, en;q=0.5, zh;q=0.7"),
+            Some(Lang::Zh)
+        );
+        assert_eq!(Lang::from_accept_language("de, fr;q=0.8"), None);
+        assert_eq!(
+            Lang::from_accept_language("en;q=0, zh;q=0.1"),
+            Some(Lang::Zh)
+        );
+        assert_eq!(Lang::from_accept_language("en;q=2, zh;q=x"), None);
+        assert_eq!(Lang::from_accept_language(""), None);
+        assert_eq!(Lang::from_tag("ZH-hans"), Some(Lang::Zh));
+        assert_eq!(Lang::from_tag("english"), None);
+    }
+}

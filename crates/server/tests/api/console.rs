@@ -1,0 +1,298 @@
+//! The staff console over HTTP, as a browser without script would use it:
+//! cookies and forms by hand, no redirect followed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failure is a test failure
+
+use std::collections::HashMap;
+
+use zhima_domain::ids::{NickName, OpenId};
+use zhima_domain::member::{NewMember, Profile};
+use zhima_domain::tags::Tags;
+
+use crate::support::{default_now, spawn_app, TestApp};
+
+struct Browser {
+    client: reqwest::Client,
+    base: String,
+    cookies: HashMap<String, String>,
+    lang: &'static str,
+}
+
+struct Page {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Browser {
+    fn new(app: &TestApp, lang: &'static str) -> Browser {
+        Browser {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: app.address.clone(),
+            cookies: HashMap::new(),
+            lang,
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn send(&mut self, method: &str, path: &str, form: Option<&[(&str, &str)]>) -> Page {
+        let url = format!("{}{path}", self.base);
+        let mut req = match method {
+            "POST" => self.client.post(&url),
+            _ => self.client.get(&url),
+        };
+        req = req
+            .header("Accept-Language", self.lang)
+            .header("Cookie", self.cookie_header());
+        if let Some(form) = form {
+            let body: String = form
+                .iter()
+                .map(|(k, v)| format!("{k}={}", urlencode(v)))
+                .collect::<Vec<_>>()
+                .join("&");
+            req = req
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(body);
+        }
+        let res = req.send().await.unwrap();
+        for value in res.headers().get_all("set-cookie") {
+            let text = value.to_str().unwrap();
+            let pair = text.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() || text.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        Page {
+            status: res.status().as_u16(),
+            headers: res.headers().clone(),
+            body: res.text().await.unwrap(),
+        }
+    }
+
+    async fn log_in(&mut self, nickname: &str, password: &str) -> Page {
+        let form = self.send("GET", "/console/login", None).await;
+        let csrf = hidden(&form.body, "csrf");
+        self.send(
+            "POST",
+            "/console/login",
+            Some(&[
+                ("nickname", nickname),
+                ("password", password),
+                ("csrf", &csrf),
+            ]),
+        )
+        .await
+    }
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The value of the hidden input `name` of a page.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+fn member(app: &TestApp, openid: &str, nickname: &str, tags: &str, password: Option<&str>) {
+    let openid = OpenId::parse(openid).unwrap();
+    app.store
+        .create_member(
+            &NewMember {
+                openid: openid.clone(),
+                nickname: NickName::parse(nickname).unwrap(),
+                rfid: None,
+                tags: Tags::from_stored(tags).unwrap(),
+                profile: Profile::default(),
+            },
+            None,
+            default_now(),
+        )
+        .unwrap();
+    if let Some(p) = password {
+        app.store
+            .set_password(&openid, p, false, default_now())
+            .unwrap();
+    }
+}
+
+#[actix_web::test]
+async fn staff_log_in_see_the_dashboard_in_either_language_and_log_out() {
+    let app = spawn_app().await;
+    member(
+        &app,
+        "desk-1",
+        "Desk",
+        "MEMBER,STAFF",
+        Some("front-desk-2026"),
+    );
+    let mut zh = Browser::new(&app, "zh-CN,zh;q=0.9");
+
+    // without a session the console sends you to the login page
+    let page = zh.send("GET", "/console", None).await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.headers["location"], "/console/login");
+
+    let page = zh.send("GET", "/console/login", None).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<html lang=\"zh-CN\">"), "{}", page.body);
+    assert!(page.body.contains("登录芝麻开门"), "{}", page.body);
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && !csp.contains("script-src"),
+        "{csp}"
+    );
+    assert!(!page.body.contains("<script"), "a page with script");
+
+    let page = zh.log_in("desk", "front-desk-2026").await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.headers["location"], "/console");
+    let set = page.headers["set-cookie"].to_str().unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+
+    let page = zh.send("GET", "/console", None).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("概览") && page.body.contains("今日进门"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Desk"));
+
+    // the language switch: remembered in a cookie, back to the same page
+    let page = zh.send("GET", "/lang/en?back=/console", None).await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.headers["location"], "/console");
+    let page = zh.send("GET", "/console", None).await;
+    assert!(page.body.contains("<html lang=\"en\">"));
+    assert!(page.body.contains("Dashboard") && page.body.contains("Entries today"));
+    assert!(
+        !page.body.contains("概览"),
+        "Chinese left on the English page"
+    );
+    // a switch never sends you to another site
+    let page = zh
+        .send("GET", "/lang/zh-CN?back=//evil.example/", None)
+        .await;
+    assert_eq!(page.headers["location"], "/console");
+
+    // logging out needs the session's CSRF token
+    let dashboard = zh.send("GET", "/console", None).await;
+    let csrf = hidden(&dashboard.body, "csrf");
+    let stolen = zh.cookies.clone();
+    let page = zh
+        .send("POST", "/console/logout", Some(&[("csrf", "forged")]))
+        .await;
+    assert_eq!(page.status, 403);
+    assert_eq!(
+        zh.send("GET", "/console", None).await.status,
+        200,
+        "a forged form logged out"
+    );
+    let page = zh
+        .send("POST", "/console/logout", Some(&[("csrf", &csrf)]))
+        .await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.headers["location"], "/console/login");
+    // the old cookie opens nothing
+    zh.cookies = stolen;
+    let page = zh.send("GET", "/console", None).await;
+    assert_eq!(page.status, 303, "the session outlived its logout");
+}
+
+#[actix_web::test]
+async fn members_default_passwords_and_forged_forms_open_nothing() {
+    let app = spawn_app().await;
+    member(&app, "plain-1", "Plain", "MEMBER", Some("member-pass-2026"));
+    member(&app, "new-staff", "Fresh", "MEMBER,STAFF", None);
+    let mut en = Browser::new(&app, "en-GB,en;q=0.9");
+
+    // a plain member: refused the console (403), no session kept
+    let page = en.log_in("plain", "member-pass-2026").await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.body.contains("This page is for staff"));
+    assert_eq!(en.send("GET", "/console", None).await.status, 303);
+
+    // staff still on the default password: the same refusal as a wrong password
+    let wrong = en.log_in("fresh", "not-the-password").await;
+    let default = en
+        .log_in("fresh", zhima_domain::password::DEFAULT_PASSWORD)
+        .await;
+    assert_eq!(wrong.status, 200);
+    assert_eq!(default.status, 200);
+    assert!(default.body.contains("Login failed"), "{}", default.body);
+    assert_eq!(
+        wrong.body.replace(&hidden(&wrong.body, "csrf"), ""),
+        default.body.replace(&hidden(&default.body, "csrf"), ""),
+        "the default password answered differently from a wrong one"
+    );
+
+    // a login form without its token, or with another browser's, does nothing
+    app.store
+        .set_password(
+            &OpenId::parse("new-staff").unwrap(),
+            "fresh-pass-2026",
+            false,
+            default_now(),
+        )
+        .unwrap();
+    let page = en
+        .send(
+            "POST",
+            "/console/login",
+            Some(&[("nickname", "fresh"), ("password", "fresh-pass-2026")]),
+        )
+        .await;
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains("This form has expired"));
+    let mut other = Browser::new(&app, "en");
+    let theirs = other.send("GET", "/console/login", None).await;
+    let page = en
+        .send(
+            "POST",
+            "/console/login",
+            Some(&[
+                ("nickname", "fresh"),
+                ("password", "fresh-pass-2026"),
+                ("csrf", &hidden(&theirs.body, "csrf")),
+            ]),
+        )
+        .await;
+    assert_eq!(page.status, 403, "another browser's token was accepted");
+    assert!(
+        !en.cookies.keys().any(|k| k.contains("session")),
+        "{:?}",
+        en.cookies
+    );
+    // and with its token it works
+    assert_eq!(en.log_in("fresh", "fresh-pass-2026").await.status, 303);
+    assert_eq!(en.send("GET", "/console", None).await.status, 200);
+}
