@@ -7,6 +7,7 @@
 mod support;
 
 mod api_docs;
+mod browser;
 mod console;
 mod door_api;
 mod hostile;

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a part of it
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failure is a test failure
 
+pub mod browser;
 pub mod oauth;
 pub mod process;
 

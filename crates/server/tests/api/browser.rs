@@ -1,0 +1,114 @@
+//! The console in a real browser (Debian's Chromium through chromedriver,
+//! headless): the journeys a person takes, each checked on the page and in
+//! the database. Screenshots go to `TEST_ZHIMA_SCREENSHOTS` (or the
+//! temporary directory).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failure is a test failure
+
+use zhima_domain::ids::{NickName, OpenId};
+use zhima_domain::member::{NewMember, Profile};
+use zhima_domain::tags::Tags;
+
+use crate::support::browser::{screenshot_dir, Browser};
+use crate::support::{default_now, spawn_app, TestApp};
+
+fn member(app: &TestApp, openid: &str, nickname: &str, tags: &str, password: Option<&str>) {
+    let openid = OpenId::parse(openid).unwrap();
+    app.store
+        .create_member(
+            &NewMember {
+                openid: openid.clone(),
+                nickname: NickName::parse(nickname).unwrap(),
+                rfid: None,
+                tags: Tags::from_stored(tags).unwrap(),
+                profile: Profile::default(),
+            },
+            None,
+            default_now(),
+        )
+        .unwrap();
+    if let Some(p) = password {
+        app.store
+            .set_password(&openid, p, false, default_now())
+            .unwrap();
+    }
+}
+
+/// Journey 7 and the login half of 5: staff log in on a phone-sized
+/// window, the dashboard shows in English, the language switch turns every
+/// visible string to Chinese and back, and after logout the console sends
+/// the browser to the login page.
+#[actix_web::test]
+async fn staff_log_in_switch_language_and_log_out_in_chromium() {
+    let Some(browser) = Browser::start(390, 844).await else {
+        return;
+    };
+    let app = spawn_app().await;
+    member(
+        &app,
+        "desk-b",
+        "Desk",
+        "MEMBER,STAFF",
+        Some("front-desk-2026"),
+    );
+    let shots = screenshot_dir();
+
+    browser.goto(&format!("{}/console", app.address)).await;
+    assert!(
+        browser.url().await.ends_with("/console/login"),
+        "{}",
+        browser.url().await
+    );
+    // Chromium asks for English (--lang=en-US)
+    let text = browser.text().await;
+    assert!(text.contains("Log in to zhima"), "{text}");
+    browser
+        .screenshot(&shots.join("console-login-en.png"))
+        .await;
+
+    browser.fill("#nickname", "desk").await;
+    browser.fill("#password", "wrong-password").await;
+    browser.click("button[type=submit]").await;
+    assert!(browser.text().await.contains("Login failed"));
+
+    browser.fill("#nickname", "desk").await;
+    browser.fill("#password", "front-desk-2026").await;
+    browser.click("main button[type=submit]").await;
+    assert!(
+        browser.url().await.ends_with("/console"),
+        "{}",
+        browser.url().await
+    );
+    let text = browser.text().await;
+    assert!(
+        text.contains("Dashboard") && text.contains("Entries today"),
+        "{text}"
+    );
+    assert!(text.contains("Desk"), "{text}");
+    browser
+        .screenshot(&shots.join("console-dashboard-en.png"))
+        .await;
+
+    browser.click("a[hreflang='zh-CN']").await;
+    let text = browser.text().await;
+    assert!(text.contains("概览") && text.contains("今日进门"), "{text}");
+    for english in ["Dashboard", "Entries today", "Log out", "Door"] {
+        assert!(
+            !text.contains(english),
+            "{english:?} left on the Chinese page: {text}"
+        );
+    }
+    browser
+        .screenshot(&shots.join("console-dashboard-zh.png"))
+        .await;
+    browser.click("a[hreflang='en']").await;
+    assert!(browser.text().await.contains("Dashboard"));
+
+    browser.click("form.logout button").await;
+    assert!(browser.url().await.ends_with("/console/login"));
+    browser.goto(&format!("{}/console", app.address)).await;
+    assert!(
+        browser.url().await.ends_with("/console/login"),
+        "the console opened after logout"
+    );
+}

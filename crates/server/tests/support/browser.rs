@@ -1,0 +1,220 @@
+//! A real browser for the page tests: Debian's Chromium, headless, driven
+//! through its WebDriver (`chromedriver`) over the W3C WebDriver protocol,
+//! spoken here with the test suite's own HTTP client (a few JSON calls; no
+//! extra crate).
+//!
+//! Without `chromedriver` on the PATH the browser tests skip, unless
+//! `REQUIRE_BROWSER=1` (as in CI), which makes that a failure.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// The key of an element reference in WebDriver answers.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A headless Chromium session; the driver is killed on drop.
+pub struct Browser {
+    driver: Child,
+    http: reqwest::Client,
+    session: String,
+    _profile: TempDir,
+}
+
+/// A directory removed on drop (the browser's profile).
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Browser {
+    /// A browser with a window of `width` × `height` CSS pixels, or `None`
+    /// (the test skips) when chromedriver is not installed and not required.
+    pub async fn start(width: u32, height: u32) -> Option<Browser> {
+        let Some(chromedriver) = which("chromedriver") else {
+            assert!(
+                std::env::var("REQUIRE_BROWSER").as_deref() != Ok("1"),
+                "chromedriver is required (REQUIRE_BROWSER=1) but not installed: apt-get install chromium chromium-driver"
+            );
+            eprintln!("skipping: chromedriver not installed");
+            return None;
+        };
+        let port = free_port();
+        let driver = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("a client");
+        let base = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if http.get(format!("{base}/status")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let profile = std::env::temp_dir().join(format!("zhima-chromium-{port}"));
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": which("chromium").map(|p| p.display().to_string()).unwrap_or_default(),
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--no-first-run", "--disable-extensions", "--lang=en-US",
+                    format!("--window-size={width},{height}"),
+                    format!("--user-data-dir={}", profile.display()),
+                ]
+            }
+        }}});
+        let answer: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .expect("chromedriver answers")
+            .json()
+            .await
+            .expect("JSON from chromedriver");
+        let session = answer["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no browser session: {answer}"))
+            .to_owned();
+        Some(Browser {
+            driver,
+            http,
+            session: format!("{base}/session/{session}"),
+            _profile: TempDir(profile),
+        })
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        let url = format!("{}{path}", self.session);
+        let req = match method {
+            "GET" => self.http.get(url),
+            _ => self.http.post(url).json(&body),
+        };
+        let answer: Value = req
+            .send()
+            .await
+            .expect("chromedriver answers")
+            .json()
+            .await
+            .expect("JSON from chromedriver");
+        if answer["value"]["error"].is_string() {
+            panic!("WebDriver {method} {path}: {}", answer["value"]);
+        }
+        answer["value"].clone()
+    }
+
+    /// Opens `url` and waits for the page to load.
+    pub async fn goto(&self, url: &str) {
+        self.call("POST", "/url", json!({ "url": url })).await;
+    }
+
+    /// The address shown now.
+    pub async fn url(&self) -> String {
+        self.call("GET", "/url", Value::Null)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The page's text as a person sees it.
+    pub async fn text(&self) -> String {
+        let body = self.find("body").await;
+        self.call("GET", &format!("/element/{body}/text"), Value::Null)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The first element matching the CSS `selector` (panics if none).
+    pub async fn find(&self, selector: &str) -> String {
+        let found = self
+            .call(
+                "POST",
+                "/element",
+                json!({ "using": "css selector", "value": selector }),
+            )
+            .await;
+        found[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {selector}: {found}"))
+            .to_owned()
+    }
+
+    /// Types `text` into the field matching `selector`.
+    pub async fn fill(&self, selector: &str, text: &str) {
+        let el = self.find(selector).await;
+        self.call("POST", &format!("/element/{el}/clear"), json!({}))
+            .await;
+        self.call(
+            "POST",
+            &format!("/element/{el}/value"),
+            json!({ "text": text }),
+        )
+        .await;
+    }
+
+    /// Clicks the element matching `selector` (and waits for a navigation
+    /// it starts).
+    pub async fn click(&self, selector: &str) {
+        let el = self.find(selector).await;
+        self.call("POST", &format!("/element/{el}/click"), json!({}))
+            .await;
+    }
+
+    /// Saves a PNG of the window to `path`.
+    pub async fn screenshot(&self, path: &std::path::Path) {
+        use base64::Engine as _;
+        let data = self.call("GET", "/screenshot", Value::Null).await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(data.as_str().unwrap_or_default())
+            .expect("a base64 screenshot");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("a screenshot directory");
+        }
+        std::fs::write(path, png).expect("the screenshot is written");
+    }
+}
+
+/// Where the page tests leave their screenshots: `TEST_ZHIMA_SCREENSHOTS` if set
+/// (CI keeps them as artefacts outside the clone), else the temporary
+/// directory.
+pub fn screenshot_dir() -> std::path::PathBuf {
+    std::env::var_os("TEST_ZHIMA_SCREENSHOTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("zhima-screenshots"))
+}
+
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| std::path::Path::new(dir).join(program))
+        .find(|p| p.is_file())
+}
