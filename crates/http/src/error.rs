@@ -333,6 +333,10 @@ impl From<zhima_app::AppError> for ApiError {
     }
 }
 
+/// Words of the pages, picked from a language's catalogue
+/// (`|t| t.server_failed`).
+pub type Words = fn(&'static crate::i18n::Texts) -> &'static str;
+
 /// An error of the OAuth login and consent pages: an HTML page with its
 /// status (and `Retry-After` when coming back later helps), or, for an
 /// authorization request the client must hear about, a redirect to its
@@ -344,9 +348,11 @@ pub enum PageError {
         /// The HTTP status.
         status: StatusCode,
         /// What the person is told.
-        message: &'static str,
+        message: Words,
         /// Seconds after which to try again.
         retry_after: Option<u64>,
+        /// The language of the page (the handler sets the request's).
+        lang: crate::i18n::Lang,
     },
     /// Back to the partner with `error` and `state` (RFC 6749 §4.1.2.1).
     Redirect(zhima_oauth::Url),
@@ -354,33 +360,53 @@ pub enum PageError {
 
 impl PageError {
     /// An error page.
-    pub fn page(status: StatusCode, message: &'static str) -> PageError {
+    pub fn page(status: StatusCode, message: Words) -> PageError {
         PageError::Page {
             status,
             message,
             retry_after: None,
+            lang: crate::i18n::Lang::Zh,
         }
     }
 
     /// The same, with `Retry-After`.
-    pub fn retry_after(status: StatusCode, message: &'static str, secs: u64) -> PageError {
+    pub fn retry_after(status: StatusCode, message: Words, secs: u64) -> PageError {
         PageError::Page {
             status,
             message,
             retry_after: Some(secs.max(1)),
+            lang: crate::i18n::Lang::Zh,
         }
     }
 
     /// 500: the cause is in the log, never on the page.
     pub fn internal() -> PageError {
-        PageError::page(StatusCode::INTERNAL_SERVER_ERROR, "The server failed.")
+        PageError::page(StatusCode::INTERNAL_SERVER_ERROR, |t| t.server_failed)
+    }
+
+    /// The same error, on a page in `lang`.
+    pub fn in_lang(self, lang: crate::i18n::Lang) -> PageError {
+        match self {
+            PageError::Page {
+                status,
+                message,
+                retry_after,
+                ..
+            } => PageError::Page {
+                status,
+                message,
+                retry_after,
+                lang,
+            },
+            redirect => redirect,
+        }
     }
 }
 
 impl std::fmt::Display for PageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PageError::Page { message, .. } => f.write_str(message),
+            PageError::Page { message, .. } => f.write_str(message(&crate::i18n::EN)),
             PageError::Redirect(_) => f.write_str("redirect back to the partner with an error"),
         }
     }
@@ -391,16 +417,12 @@ impl From<zhima_oauth::OAuthError> for PageError {
         use zhima_oauth::OAuthError;
         match e {
             OAuthError::RedirectWithError(url) => PageError::Redirect(url),
-            OAuthError::BadAuthorizationRequest(_) => PageError::page(
-                StatusCode::BAD_REQUEST,
-                "This link does not come from a registered partner (unknown client or redirect URI). You have not been sent anywhere.",
-            ),
+            OAuthError::BadAuthorizationRequest(_) => {
+                PageError::page(StatusCode::BAD_REQUEST, |t| t.unknown_partner)
+            }
             e => {
                 tracing::error!(error = %e, "authorization failed");
-                PageError::page(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "The server cannot finish this now. Try again shortly.",
-                )
+                PageError::page(StatusCode::SERVICE_UNAVAILABLE, |t| t.cannot_finish)
             }
         }
     }
@@ -408,10 +430,7 @@ impl From<zhima_oauth::OAuthError> for PageError {
 
 impl From<actix_web::error::BlockingError> for PageError {
     fn from(_: actix_web::error::BlockingError) -> PageError {
-        PageError::page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The server is busy. Try again.",
-        )
+        PageError::page(StatusCode::SERVICE_UNAVAILABLE, |t| t.server_busy)
     }
 }
 
@@ -429,8 +448,9 @@ impl ResponseError for PageError {
                 status,
                 message,
                 retry_after,
+                lang,
             } => {
-                let mut page = crate::oauth::error_page(*status, message);
+                let mut page = crate::oauth::error_page(*status, *lang, message(lang.texts()));
                 if let Some(secs) = retry_after {
                     if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&secs.to_string())
                     {

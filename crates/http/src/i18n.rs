@@ -169,6 +169,31 @@ catalogue! {
     signed_in_as: "Signed in as", "当前用户";
     staff: "Staff", "工作人员";
     admin: "Admin", "管理员";
+    oauth_login_title: "Log in", "登录";
+    oauth_login_intro: "{name} asks to act for you. Log in with your member nickname and password.", "{name} 请求代表你操作。请用你的会员昵称和密码登录。";
+    oauth_login_refused: "Wrong nickName or password. If you have never chosen a password, ask the space's staff to set one for you; the default password does not open this page.", "昵称或密码错误。如果你从未设置过密码，请联系空间工作人员为你设置；默认密码不能在此登录。";
+    oauth_login_expired: "Your login has expired, or the request changed; log in again.", "登录已过期，或请求已改变；请重新登录。";
+    consent_title: "Allow access?", "允许访问？";
+    consent_asks: "{name} asks to:", "{name} 请求：";
+    consent_back: "It will send you back to {uri}.", "之后将返回 {uri}。";
+    allow: "Allow", "允许";
+    deny: "Deny", "拒绝";
+    scope_profile: "read your nickname, email, gender, VIP level and token balances", "读取你的昵称、邮箱、性别、VIP 等级和代币余额";
+    scope_vip: "buy VIP membership for you with your tokens", "用你的代币为你购买 VIP 会员";
+    cannot_continue: "Cannot continue", "无法继续";
+    form_too_large: "The form is too large.", "表单过大。";
+    form_unreadable: "The form could not be read.", "无法读取表单。";
+    form_too_slow: "The form did not arrive in time.", "表单未能及时送达。";
+    oauth_form_expired: "This form has expired or did not come from this site. Go back to the partner and start again.", "此表单已过期或并非来自本站。请返回合作方重新开始。";
+    already_answered: "This request was already answered. Go back to the partner and start again.", "此请求已处理。请返回合作方重新开始。";
+    unknown_action: "Unknown action.", "未知操作。";
+    too_many_logins: "Too many failed logins. Wait a few minutes and try again.", "登录失败次数过多，请等几分钟再试。";
+    logins_busy: "The server is busy checking other logins. Try again in a moment.", "服务器正忙于验证其他登录，请稍后再试。";
+    cannot_check_password: "The server cannot check your password now. Try again shortly.", "服务器暂时无法验证密码，请稍后再试。";
+    server_failed: "The server failed.", "服务器出错。";
+    unknown_partner: "This link does not come from a registered partner (unknown client or redirect URI). You have not been sent anywhere.", "此链接并非来自已登记的合作方（客户端或回调地址未知）。你没有被转到任何地方。";
+    cannot_finish: "The server cannot finish this now. Try again shortly.", "服务器现在无法完成此操作，请稍后再试。";
+    server_busy: "The server is busy. Try again.", "服务器繁忙，请重试。";
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use crate::error::PageError;
 use crate::AppState;
 
 use super::*;
+use crate::i18n::Lang;
 
 pub(super) fn query_params(req: &HttpRequest) -> Params {
     Params::from_pairs(url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned())
@@ -33,38 +34,69 @@ pub(super) async fn check_request(
     Ok((consent?, params))
 }
 
-/// `GET /oauth/authorize`: check the request, then show the login form.
+/// `GET /oauth/authorize`: check the request, then show the login form,
+/// in the request's language (errors too).
 pub(super) async fn authorize_page(
     state: web::Data<AppState>,
     req: HttpRequest,
+) -> Result<HttpResponse, PageError> {
+    let lang = Lang::of(&req);
+    show_login(state, req, lang)
+        .await
+        .map_err(|e| e.in_lang(lang))
+}
+
+async fn show_login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    lang: Lang,
 ) -> Result<HttpResponse, PageError> {
     let now = state.clock.now();
     let (consent, params) = check_request(&state, query_params(&req), now).await?;
     // a fresh token for every login page, whatever the browser sent
     let csrf = new_csrf(&state.oauth.ticket_key).ok_or_else(PageError::internal)?;
-    Ok(login_page(&state.oauth, &consent, &params, &csrf, None))
+    Ok(login_page(
+        &state.oauth,
+        lang,
+        &consent,
+        &params,
+        &csrf,
+        None,
+    ))
 }
 
-/// `POST /oauth/authorize`: the login, password and consent forms.
+/// `POST /oauth/authorize`: the login and consent forms, in the request's
+/// language (errors too).
 pub(super) async fn authorize_post(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, PageError> {
+    let lang = Lang::of(&req);
+    answer_form(state, req, payload, lang)
+        .await
+        .map_err(|e| e.in_lang(lang))
+}
+
+async fn answer_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+    lang: Lang,
+) -> Result<HttpResponse, PageError> {
     let now = state.clock.now();
     let body = read_limited(&req, payload).await.map_err(|e| match e {
-        BodyError::TooLarge => PageError::page(
-            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-            "The form is too large.",
-        ),
-        BodyError::Unreadable => PageError::page(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            "The form could not be read.",
-        ),
-        BodyError::TimedOut => PageError::page(
-            actix_web::http::StatusCode::REQUEST_TIMEOUT,
-            "The form did not arrive in time.",
-        ),
+        BodyError::TooLarge => {
+            PageError::page(actix_web::http::StatusCode::PAYLOAD_TOO_LARGE, |t| {
+                t.form_too_large
+            })
+        }
+        BodyError::Unreadable => PageError::page(actix_web::http::StatusCode::BAD_REQUEST, |t| {
+            t.form_unreadable
+        }),
+        BodyError::TimedOut => PageError::page(actix_web::http::StatusCode::REQUEST_TIMEOUT, |t| {
+            t.form_too_slow
+        }),
     })?;
     let mut ours: HashMap<String, String> = HashMap::new();
     let mut oauth: Vec<(String, String)> = Vec::new();
@@ -81,7 +113,7 @@ pub(super) async fn authorize_post(
     else {
         return Err(PageError::page(
             actix_web::http::StatusCode::FORBIDDEN,
-            "This form has expired or did not come from this site. Go back to the partner and start again.",
+            |t| t.oauth_form_expired,
         ));
     };
     let (consent, params) = check_request(&state, Params::from_pairs(oauth), now).await?;
@@ -107,10 +139,11 @@ pub(super) async fn authorize_post(
             else {
                 return Ok(login_page(
                     &state.oauth,
+                    lang,
                     &consent,
                     &params,
                     &csrf,
-                    Some("Your login has expired, or the request changed; log in again."),
+                    Some(|t| t.oauth_login_expired),
                 ));
             };
             let allow = action == "allow";
@@ -135,24 +168,16 @@ pub(super) async fn authorize_post(
                     .finish()),
                 None => Err(PageError::page(
                     actix_web::http::StatusCode::CONFLICT,
-                    "This request was already answered. Go back to the partner and start again.",
+                    |t| t.already_answered,
                 )),
             }
         }
         _ => Err(PageError::page(
             actix_web::http::StatusCode::BAD_REQUEST,
-            "Unknown action.",
+            |t| t.unknown_action,
         )),
     }
 }
-
-/// What a failed login is told, whatever the reason: unknown nickName,
-/// wrong password, a deactivated member, or a member still on the default
-/// password (which never opens a web login).
-pub(super) const LOGIN_REFUSED: &str =
-    "Wrong nickName or password. If you have never chosen a password, \
-     ask the space's staff to set one for you; the default password does not open this page. \
-     / 昵称或密码错误。如果您从未设置过密码，请联系空间工作人员为您设置；默认密码不能在此登录。";
 
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn login(
@@ -176,26 +201,33 @@ pub(super) async fn login(
             tracing::warn!(%address, "login refused: too many failures");
             return Err(PageError::retry_after(
                 actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-                "Too many failed logins. Wait a few minutes and try again.",
+                |t| t.too_many_logins,
                 wait.as_secs(),
             ));
         }
         Err(LoginError::Refused) => {
             tracing::info!(%address, "failed login");
-            let again = login_page(&state.oauth, consent, params, csrf, Some(LOGIN_REFUSED));
+            let again = login_page(
+                &state.oauth,
+                Lang::of(req),
+                consent,
+                params,
+                csrf,
+                Some(|t| t.oauth_login_refused),
+            );
             return Ok(again);
         }
         Err(LoginError::Busy) => {
             return Err(PageError::retry_after(
                 actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-                "The server is busy checking other logins. Try again in a moment.",
+                |t| t.logins_busy,
                 1,
             ))
         }
         Err(LoginError::Storage(_)) => {
             return Err(PageError::page(
                 actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-                "The server cannot check your password now. Try again shortly.",
+                |t| t.cannot_check_password,
             ))
         }
     };
@@ -203,5 +235,5 @@ pub(super) async fn login(
     let binding = consent_binding(consent, params);
     let ticket = issue_ticket(key, member, &consent.client_id, &binding, csrf, now)
         .ok_or_else(PageError::internal)?;
-    Ok(consent_page(consent, params, csrf, &ticket))
+    Ok(consent_page(Lang::of(req), consent, params, csrf, &ticket))
 }

@@ -69,16 +69,16 @@ async fn staff_log_in_switch_language_and_log_out_in_chromium() {
     browser.fill("#nickname", "desk").await;
     browser.fill("#password", "wrong-password").await;
     browser.click("button[type=submit]").await;
-    assert!(browser.text().await.contains("Login failed"));
+    assert!(
+        browser.shows("Login failed").await,
+        "{}",
+        browser.text().await
+    );
 
     browser.fill("#nickname", "desk").await;
     browser.fill("#password", "front-desk-2026").await;
     browser.click("main button[type=submit]").await;
-    assert!(
-        browser.url().await.ends_with("/console"),
-        "{}",
-        browser.url().await
-    );
+    assert!(browser.reaches("/console").await, "{}", browser.url().await);
     let text = browser.text().await;
     assert!(
         text.contains("Dashboard") && text.contains("Entries today"),
@@ -90,6 +90,7 @@ async fn staff_log_in_switch_language_and_log_out_in_chromium() {
         .await;
 
     browser.click("a[hreflang='zh-CN']").await;
+    assert!(browser.shows("概览").await, "{}", browser.text().await);
     let text = browser.text().await;
     assert!(text.contains("概览") && text.contains("今日进门"), "{text}");
     for english in ["Dashboard", "Entries today", "Log out", "Door"] {
@@ -102,10 +103,14 @@ async fn staff_log_in_switch_language_and_log_out_in_chromium() {
         .screenshot(&shots.join("console-dashboard-zh.png"))
         .await;
     browser.click("a[hreflang='en']").await;
-    assert!(browser.text().await.contains("Dashboard"));
+    assert!(browser.shows("Dashboard").await, "{}", browser.text().await);
 
     browser.click("form.logout button").await;
-    assert!(browser.url().await.ends_with("/console/login"));
+    assert!(
+        browser.reaches("/console/login").await,
+        "{}",
+        browser.url().await
+    );
     browser.goto(&format!("{}/console", app.address)).await;
     assert!(
         browser.url().await.ends_with("/console/login"),

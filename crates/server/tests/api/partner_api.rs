@@ -33,9 +33,17 @@ struct Partner {
 }
 
 fn http() -> reqwest::Client {
-    // an OAuth2 client must not follow redirects from the token endpoint
+    // an OAuth2 client must not follow redirects from the token endpoint;
+    // the pages are read as an English-speaking browser asks for them
+    // (without Accept-Language they are in Chinese, the space's language)
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "Accept-Language",
+        reqwest::header::HeaderValue::from_static("en-US,en;q=0.9"),
+    );
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
         .build()
         .unwrap()
 }
@@ -750,6 +758,69 @@ async fn bad_client_or_redirect_uri_shows_an_error_page_and_never_redirects() {
     assert_eq!(r.error.as_deref(), Some("invalid_scope"));
     assert_eq!(r.state.as_deref(), Some("xyz"));
     assert!(r.code.is_none());
+}
+
+/// The login and error pages of `/oauth/authorize` speak the browser's
+/// language: Chinese for a Chinese browser (and for one that names none),
+/// English for an English one; no English word is left on a Chinese page.
+#[actix_web::test]
+async fn the_login_and_error_pages_speak_chinese_and_english() {
+    let app = spawn_app().await;
+    let partner = register(&app, false, "profile vip");
+    let base = format!("{}/oauth/authorize", app.address);
+    let login_url = format!(
+        "{base}?response_type=code&client_id={}&redirect_uri={REDIRECT}&state=s&scope=profile%20vip\
+         &code_challenge={CHALLENGE}&code_challenge_method=S256",
+        partner.client_id
+    );
+    let bad_url = format!("{base}?response_type=code&client_id=nobody&redirect_uri={REDIRECT}");
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let fetch = |url: String, lang: Option<&'static str>| {
+        let plain = plain.clone();
+        async move {
+            let mut req = plain.get(url);
+            if let Some(l) = lang {
+                req = req.header("Accept-Language", l);
+            }
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    for lang in [Some("zh-CN,zh;q=0.9,en;q=0.5"), None] {
+        let (status, body) = fetch(login_url.clone(), lang).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("<html lang=\"zh-CN\">"), "{body}");
+        assert!(
+            body.contains("请求代表你操作") && body.contains("昵称") && body.contains("密码"),
+            "{body}"
+        );
+        for english in ["Log in", "Password", "asks to act"] {
+            assert!(
+                !body.contains(english),
+                "{english:?} on the Chinese page: {body}"
+            );
+        }
+        let (status, body) = fetch(bad_url.clone(), lang).await;
+        assert_eq!(status, 400);
+        assert!(
+            body.contains("无法继续") && body.contains("合作方"),
+            "{body}"
+        );
+        assert!(!body.contains("Cannot continue"), "{body}");
+    }
+    let (_, body) = fetch(login_url.clone(), Some("en-GB")).await;
+    assert!(
+        body.contains("<html lang=\"en\">") && body.contains("asks to act for you"),
+        "{body}"
+    );
+    let (_, body) = fetch(bad_url.clone(), Some("en")).await;
+    assert!(
+        body.contains("Cannot continue") && !body.contains("无法继续"),
+        "{body}"
+    );
 }
 
 #[actix_web::test]

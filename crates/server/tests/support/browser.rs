@@ -142,6 +142,30 @@ impl Browser {
             .to_owned()
     }
 
+    /// Waits (up to 10 s) until the address ends with `suffix`, and says
+    /// whether it did: a click's navigation may still be under way when the
+    /// click answers (a slow database behind the form).
+    pub async fn reaches(&self, suffix: &str) -> bool {
+        for _ in 0..200 {
+            if self.url().await.ends_with(suffix) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    /// Waits (up to 10 s) until the page's text holds `needle`.
+    pub async fn shows(&self, needle: &str) -> bool {
+        for _ in 0..200 {
+            if self.text().await.contains(needle) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
     /// The page's text as a person sees it.
     pub async fn text(&self) -> String {
         let body = self.find("body").await;
