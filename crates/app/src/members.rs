@@ -127,6 +127,23 @@ impl Members {
             .map_err(|_| AppError::Stopping)?
     }
 
+    /// Members the front desk looks for (see `Store::search_members`), at
+    /// most `limit`, each with its validity at `now`. Blocking.
+    pub fn search(
+        &self,
+        text: &str,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<MemberView>, AppError> {
+        let mut views = Vec::new();
+        for member in self.store.search_members(text, limit)? {
+            if let Some(record) = self.store.member(MemberKey::Id(member.id))? {
+                views.push(self.view(record, now));
+            }
+        }
+        Ok(views)
+    }
+
     /// How many members there are. Blocking.
     pub fn count(&self) -> Result<i64, AppError> {
         Ok(self.store.member_count()?)

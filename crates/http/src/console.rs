@@ -28,6 +28,8 @@ use crate::AppState;
 /// Routes of the console.
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(crate::resource("/console").route(web::get().to(dashboard)))
+        .service(crate::resource("/console/members").route(web::get().to(members)))
+        .service(crate::resource("/console/members/{id}").route(web::get().to(member)))
         .service(
             crate::resource("/console/login")
                 .route(web::get().to(login_page))
@@ -497,6 +499,243 @@ async fn dashboard(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse
             refused_today: count(Outcome::Refused),
             members_total,
             recent,
+        }
+        .render(),
+    )
+}
+
+struct MemberRow {
+    id: i64,
+    nickname: String,
+    status: &'static str,
+    status_text: &'static str,
+    expires: String,
+    openid: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/members.html")]
+struct MembersPage<'a> {
+    t: &'static Texts,
+    lang: Lang,
+    langs: [Lang; 2],
+    back: &'a str,
+    user: Option<UserView>,
+    csrf: String,
+    query: String,
+    rows: Vec<MemberRow>,
+}
+
+struct PaymentRow {
+    paid_at: String,
+    plan: String,
+    amount: String,
+    pay_index: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/member.html")]
+struct MemberPage<'a> {
+    t: &'static Texts,
+    lang: Lang,
+    langs: [Lang; 2],
+    back: &'a str,
+    user: Option<UserView>,
+    csrf: String,
+    id: i64,
+    nickname: String,
+    openid: String,
+    status: &'static str,
+    status_text: &'static str,
+    expires: String,
+    entries_left: String,
+    last_entry: String,
+    tags: String,
+    rfid: String,
+    email: String,
+    tokens: String,
+    payments: Vec<PaymentRow>,
+}
+
+fn status_text(status: zhima_domain::membership::MemberStatus, t: &'static Texts) -> &'static str {
+    use zhima_domain::membership::MemberStatus;
+    match status {
+        MemberStatus::Ok => t.status_ok,
+        MemberStatus::NotOk => t.status_not_ok,
+        MemberStatus::Invalid => t.status_invalid,
+    }
+}
+
+/// The staff session of a console page, or the answer for one without.
+async fn staff(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    lang: Lang,
+) -> Result<(Session, String), HttpResponse> {
+    match session(state, req).await {
+        Some((s, token)) if s.role >= Role::Staff => Ok((s, token)),
+        other => Err(not_allowed(
+            lang,
+            other.as_ref().map(|(s, _)| s),
+            other.as_ref().map(|(_, t)| t.as_str()),
+        )),
+    }
+}
+
+/// `GET /console/members?q=`: the search.
+async fn members(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let lang = Lang::of(&req);
+    let t = lang.texts();
+    let (session, token) = match staff(&state, &req, lang).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let query: String =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.get("q").cloned())
+            .unwrap_or_default()
+            .chars()
+            .take(64)
+            .collect();
+    let (st, q, now) = (state.clone(), query.clone(), state.clock.now());
+    let found = match web::block(move || st.members.search(&q, 50, now)).await {
+        Ok(Ok(found)) => found,
+        _ => {
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Ok(t.server_busy.to_owned()),
+            )
+        }
+    };
+    let rows = found
+        .iter()
+        .map(|v| MemberRow {
+            id: v.record.member.id.0,
+            nickname: v.record.member.nickname.as_str().to_owned(),
+            status: v.validity.status.wire_name(),
+            status_text: status_text(v.validity.status, t),
+            expires: v
+                .validity
+                .valid_until
+                .map_or_else(|| t.dash.to_owned(), |u| format_time(u, state.tz)),
+            openid: v.record.member.openid.as_str().to_owned(),
+        })
+        .collect();
+    page(
+        StatusCode::OK,
+        MembersPage {
+            t,
+            lang,
+            langs: Lang::ALL,
+            back: "/console/members",
+            user: Some(user_view(&session, t)),
+            csrf: csrf_token(&token),
+            query,
+            rows,
+        }
+        .render(),
+    )
+}
+
+/// `GET /console/members/{id}`: one member, read-only for now.
+async fn member(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let lang = Lang::of(&req);
+    let t = lang.texts();
+    let (session, token) = match staff(&state, &req, lang).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let id = req
+        .match_info()
+        .get("id")
+        .and_then(|i| i.parse::<i64>().ok())
+        .filter(|i| *i > 0);
+    let found = match id {
+        None => None,
+        Some(id) => {
+            let lookup = zhima_app::members::Lookup::Id(zhima_domain::ids::MemberId(id));
+            match state.members.fetch(lookup, state.clock.now()).await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(error = %e, "console: a member could not be read");
+                    return page(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        Ok(t.server_busy.to_owned()),
+                    );
+                }
+            }
+        }
+    };
+    let Some(view) = found else {
+        return page(
+            StatusCode::NOT_FOUND,
+            MessagePage {
+                t,
+                lang,
+                langs: Lang::ALL,
+                back: "/console/members",
+                user: Some(user_view(&session, t)),
+                csrf: csrf_token(&token),
+                heading: t.members,
+                message: t.not_found,
+                link: "/console/members",
+                link_text: t.members,
+            }
+            .render(),
+        );
+    };
+    let (m, v) = (&view.record.member, &view.validity);
+    let time_or_dash = |at: Option<DateTime<Utc>>| {
+        at.map_or_else(|| t.dash.to_owned(), |u| format_time(u, state.tz))
+    };
+    let mut payments: Vec<PaymentRow> = view
+        .record
+        .payments
+        .iter()
+        .map(|p| PaymentRow {
+            paid_at: format_time(p.paid_at, state.tz),
+            plan: p.pay_type.clone(),
+            amount: p.amount.to_string(),
+            pay_index: p.pay_index.as_str().to_owned(),
+        })
+        .collect();
+    payments.reverse();
+    page(
+        StatusCode::OK,
+        MemberPage {
+            t,
+            lang,
+            langs: Lang::ALL,
+            back: "/console/members",
+            user: Some(user_view(&session, t)),
+            csrf: csrf_token(&token),
+            id: m.id.0,
+            nickname: m.nickname.as_str().to_owned(),
+            openid: m.openid.as_str().to_owned(),
+            status: v.status.wire_name(),
+            status_text: status_text(v.status, t),
+            expires: time_or_dash(v.valid_until),
+            entries_left: v
+                .entry_days_left
+                .map_or_else(|| t.dash.to_owned(), |n| n.to_string()),
+            last_entry: time_or_dash(view.record.last_entry),
+            tags: m.tags.names().join(", "),
+            rfid: m
+                .rfid
+                .as_ref()
+                .map_or_else(|| t.dash.to_owned(), |r| r.as_str().to_owned()),
+            email: if m.profile.email.is_empty() {
+                t.dash.to_owned()
+            } else {
+                m.profile.email.clone()
+            },
+            tokens: format!(
+                "{} / {}",
+                view.record.balance.paid.as_f64(),
+                view.record.balance.free.as_f64()
+            ),
+            payments,
         }
         .render(),
     )

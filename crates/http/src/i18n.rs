@@ -194,6 +194,28 @@ catalogue! {
     unknown_partner: "This link does not come from a registered partner (unknown client or redirect URI). You have not been sent anywhere.", "此链接并非来自已登记的合作方（客户端或回调地址未知）。你没有被转到任何地方。";
     cannot_finish: "The server cannot finish this now. Try again shortly.", "服务器现在无法完成此操作，请稍后再试。";
     server_busy: "The server is busy. Try again.", "服务器繁忙，请重试。";
+    members: "Members", "会员";
+    search: "Search", "搜索";
+    search_hint: "Nickname (or its beginning), openid, member number or card", "昵称（或开头几个字）、openid、会员编号或门卡";
+    no_match: "No member matches.", "没有匹配的会员。";
+    status: "Status", "状态";
+    status_ok: "OK", "有效";
+    status_not_ok: "Not OK", "无效";
+    status_invalid: "Deactivated", "已停用";
+    expires: "Valid until", "有效期至";
+    member_id: "Member number", "会员编号";
+    entries_left: "Entry days left", "剩余次数";
+    last_entry: "Last entry", "最近进门";
+    tags: "Tags", "标签";
+    card: "Card", "门卡";
+    email: "Email", "邮箱";
+    tokens: "Tokens (paid / free)", "代币（付费／赠送）";
+    payments: "Payments", "付款记录";
+    paid_at: "Paid", "付款时间";
+    plan: "Plan", "套餐";
+    amount: "Amount (CNY)", "金额（元）";
+    not_found: "No such member.", "没有这个会员。";
+    dash: "none", "无";
 }
 
 #[cfg(test)]

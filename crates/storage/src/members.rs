@@ -367,6 +367,52 @@ impl Store {
         )
     }
 
+    /// Members a person at the front desk is looking for, at most `limit`
+    /// (capped at 100), by nickname: the member with that database ID (all
+    /// digits), that openid, that RFID card, and those whose nickname starts
+    /// with `text` ignoring case. Every lookup is one probe or one range of a
+    /// unique index, so the cost does not grow with the number of members.
+    /// An empty `text` lists members by nickname.
+    pub fn search_members(&self, text: &str, limit: u32) -> Result<Vec<Member>, StorageError> {
+        let text = text.trim();
+        let limit = i64::from(limit.clamp(1, 100));
+        let mut conn = self.conn()?;
+        let mut found: Vec<MemberRow> = Vec::new();
+        if !text.is_empty() {
+            let exact = members::table
+                .select(MemberRow::as_select())
+                .filter(
+                    members::openid
+                        .eq(text)
+                        .or(members::rfid.eq(text))
+                        .or(members::id.eq(text.parse::<i64>().unwrap_or(-1))),
+                )
+                .limit(3)
+                .load(&mut *conn)?;
+            found.extend(exact);
+        }
+        // a nickname prefix: the range [key, key + U+10FFFF) of the unique
+        // index on the case-folded nickname
+        let key = zhima_domain::ids::NickName::parse(text)
+            .map(|n| n.key())
+            .unwrap_or_else(|_| text.to_lowercase());
+        let upper = format!("{key}\u{10FFFF}");
+        let by_name = members::table
+            .select(MemberRow::as_select())
+            .filter(members::nickname_key.ge(&key))
+            .filter(members::nickname_key.lt(&upper))
+            .order(members::nickname_key.asc())
+            .limit(limit)
+            .load(&mut *conn)?;
+        for row in by_name {
+            if !found.iter().any(|f| f.id == row.id) {
+                found.push(row);
+            }
+        }
+        found.truncate(usize::try_from(limit).unwrap_or(100));
+        found.into_iter().map(MemberRow::into_domain).collect()
+    }
+
     /// How many members there are.
     pub fn member_count(&self) -> Result<i64, StorageError> {
         let mut conn = self.conn()?;

@@ -54,6 +54,60 @@ fn payment(index: &str, yuan: &str, pay_type: &str) -> NewPayment {
 }
 
 #[test]
+fn the_front_desk_finds_members_by_id_openid_card_and_nickname_prefix() {
+    let (_db, store) = store();
+    for (openid, nick) in [
+        ("s-ann", "Ann"),
+        ("s-anna", "ANNABEL"),
+        ("s-bob", "Bob"),
+        ("s-zed", "Zed"),
+    ] {
+        store
+            .create_member(&new_member(openid, nick), None, now())
+            .unwrap();
+    }
+    let bob = store
+        .member(MemberKey::OpenId(&OpenId::parse("s-bob").unwrap()))
+        .unwrap()
+        .unwrap();
+    store
+        .update_member(
+            &OpenId::parse("s-zed").unwrap(),
+            &[MemberChange::Rfid(Some(Rfid::parse("CAFE01").unwrap()))],
+            now(),
+        )
+        .unwrap();
+    let names = |text: &str, limit: u32| -> Vec<String> {
+        store
+            .search_members(text, limit)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.nickname.as_str().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        names("an", 10),
+        ["Ann", "ANNABEL"],
+        "a case-insensitive prefix"
+    );
+    assert_eq!(names("ANNA", 10), ["ANNABEL"]);
+    assert_eq!(names("s-bob", 10), ["Bob"], "by openid");
+    assert_eq!(
+        names(&bob.member.id.0.to_string(), 10),
+        ["Bob"],
+        "by member id"
+    );
+    assert_eq!(names("CAFE01", 10), ["Zed"], "by card");
+    assert_eq!(
+        names("", 2),
+        ["Ann", "ANNABEL"],
+        "everyone by nickname, limited"
+    );
+    assert!(names("nobody", 10).is_empty());
+    assert!(names("%", 10).is_empty(), "LIKE patterns mean nothing here");
+}
+
+#[test]
 fn migrations_apply_once() {
     let (_db, store) = store();
     assert_eq!(store.pending_migrations().unwrap(), 0);

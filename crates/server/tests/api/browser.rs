@@ -105,6 +105,25 @@ async fn staff_log_in_switch_language_and_log_out_in_chromium() {
     browser.click("a[hreflang='en']").await;
     assert!(browser.shows("Dashboard").await, "{}", browser.text().await);
 
+    // the member search, from the navigation
+    browser.click("nav.main a[href='/console/members']").await;
+    assert!(browser.reaches("/console/members").await);
+    browser.fill("#q", "de").await;
+    browser.click("form.search button").await;
+    assert!(browser.shows("desk-b").await, "{}", browser.text().await);
+    browser
+        .screenshot(&shots.join("console-members-en.png"))
+        .await;
+    browser.click("td a").await;
+    assert!(
+        browser.shows("Member number").await,
+        "{}",
+        browser.text().await
+    );
+    browser
+        .screenshot(&shots.join("console-member-en.png"))
+        .await;
+
     browser.click("form.logout button").await;
     assert!(
         browser.reaches("/console/login").await,

@@ -296,3 +296,99 @@ async fn members_default_passwords_and_forged_forms_open_nothing() {
     assert_eq!(en.log_in("fresh", "fresh-pass-2026").await.status, 303);
     assert_eq!(en.send("GET", "/console", None).await.status, 200);
 }
+
+#[actix_web::test]
+async fn staff_find_a_member_and_read_their_page_and_members_cannot() {
+    let app = spawn_app().await;
+    member(
+        &app,
+        "desk-s",
+        "Desk",
+        "MEMBER,STAFF",
+        Some("front-desk-2026"),
+    );
+    member(
+        &app,
+        "wx-annabel",
+        "Annabel",
+        "MEMBER",
+        Some("member-pass-2026"),
+    );
+    member(&app, "wx-ann", "Ann", "MEMBER", None);
+    let openid = OpenId::parse("wx-annabel").unwrap();
+    app.store
+        .add_payment(
+            &openid,
+            &zhima_domain::member::NewPayment {
+                pay_index: zhima_domain::ids::PayIndex::parse("desk-cash-1").unwrap(),
+                amount: zhima_domain::money::Fen::parse_yuan("200").unwrap(),
+                pay_type: "1M MEMBERSHIP".into(),
+                paid_at: default_now() - chrono::Duration::days(1),
+                until_days: None,
+            },
+            default_now(),
+        )
+        .unwrap();
+    let annabel = app
+        .store
+        .member(zhima_storage::MemberKey::OpenId(&openid))
+        .unwrap()
+        .unwrap();
+
+    let mut en = Browser::new(&app, "en");
+    en.log_in("desk", "front-desk-2026").await;
+    let page = en.send("GET", "/console/members?q=ANN", None).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let (ann, belle) = (
+        page.body.find(">Ann<").unwrap(),
+        page.body.find(">Annabel<").unwrap(),
+    );
+    assert!(ann < belle, "by nickname: {}", page.body);
+    assert!(!page.body.contains(">Desk</a>"), "{}", page.body);
+    let detail = format!("/console/members/{}", annabel.member.id.0);
+    assert!(
+        page.body.contains(&format!("href=\"{detail}\"")),
+        "{}",
+        page.body
+    );
+    let page = en.send("GET", "/console/members?q=wx-annabel", None).await;
+    assert!(
+        page.body.contains(">Annabel<") && !page.body.contains(">Ann<"),
+        "{}",
+        page.body
+    );
+
+    let page = en.send("GET", &detail, None).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("Annabel") && page.body.contains("desk-cash-1"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("1M MEMBERSHIP") && page.body.contains("200.00"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("class=\"status OK\""), "{}", page.body);
+    assert_eq!(
+        en.send("GET", "/console/members/999999", None).await.status,
+        404
+    );
+    assert_eq!(
+        en.send("GET", "/console/members/abc", None).await.status,
+        404
+    );
+
+    // a plain member's own session opens neither page
+    let mut plain = Browser::new(&app, "en");
+    assert_eq!(
+        plain.log_in("annabel", "member-pass-2026").await.status,
+        403
+    );
+    for path in ["/console/members?q=a", detail.as_str()] {
+        let page = plain.send("GET", path, None).await;
+        assert_eq!(page.status, 303, "{path}: {}", page.body);
+        assert!(!page.body.contains("desk-cash-1"));
+    }
+}

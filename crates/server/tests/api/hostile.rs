@@ -83,6 +83,8 @@ const ROUTES: &[(&str, &str, Guard)] = &[
     ("POST", "/partner/1/profile", Guard::Bearer("profile")),
     ("POST", "/partner/1/vip", Guard::Bearer("vip")),
     ("GET", "/console", Guard::Session),
+    ("GET", "/console/members", Guard::Session),
+    ("GET", "/console/members/{id}", Guard::Session),
     ("GET", "/console/login", Guard::Open),
     ("POST", "/console/login", Guard::Csrf),
     ("POST", "/console/logout", Guard::Session),
