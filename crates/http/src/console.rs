@@ -188,27 +188,54 @@ fn user_view(session: &Session, t: &'static Texts) -> UserView {
     }
 }
 
+/// A page that says one thing, with a link onwards.
+#[allow(clippy::too_many_arguments)]
+fn message_page(
+    status: StatusCode,
+    lang: Lang,
+    session: Option<(&Session, &str)>,
+    heading: &'static str,
+    message: &'static str,
+    link: &'static str,
+    link_text: &'static str,
+) -> HttpResponse {
+    let t = lang.texts();
+    page(
+        status,
+        MessagePage {
+            t,
+            lang,
+            langs: Lang::ALL,
+            back: link,
+            user: session.map(|(s, _)| user_view(s, t)),
+            csrf: session
+                .map(|(_, token)| token)
+                .filter(|token| !token.is_empty())
+                .map(csrf_token)
+                .unwrap_or_default(),
+            heading,
+            message,
+            link,
+            link_text,
+        }
+        .render(),
+    )
+}
+
 /// The answer for a page that needs staff: to the login page without a
 /// session, a refusal (403) for a member who is not staff.
 fn not_allowed(lang: Lang, session: Option<&Session>, token: Option<&str>) -> HttpResponse {
     let t = lang.texts();
     match session {
         None => see_other("/console/login").finish(),
-        Some(s) => page(
+        Some(s) => message_page(
             StatusCode::FORBIDDEN,
-            MessagePage {
-                t,
-                lang,
-                langs: Lang::ALL,
-                back: "/console",
-                user: Some(user_view(s, t)),
-                csrf: token.map(csrf_token).unwrap_or_default(),
-                heading: t.console,
-                message: t.not_staff,
-                link: "/console/login",
-                link_text: t.log_in,
-            }
-            .render(),
+            lang,
+            Some((s, token.unwrap_or_default())),
+            t.console,
+            t.not_staff,
+            "/console/login",
+            t.log_in,
         ),
     }
 }
@@ -390,21 +417,14 @@ async fn logout(
     let given = form.map(|f| f.into_inner().csrf).unwrap_or_default();
     if !csrf_matches(&token, &given) {
         let t = lang.texts();
-        return page(
+        return message_page(
             StatusCode::FORBIDDEN,
-            MessagePage {
-                t,
-                lang,
-                langs: Lang::ALL,
-                back: "/console",
-                user: None,
-                csrf: String::new(),
-                heading: t.console,
-                message: t.form_expired,
-                link: "/console",
-                link_text: t.dashboard,
-            }
-            .render(),
+            lang,
+            None,
+            t.console,
+            t.form_expired,
+            "/console",
+            t.dashboard,
         );
     }
     let st = state.clone();
@@ -668,21 +688,14 @@ async fn member(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
         }
     };
     let Some(view) = found else {
-        return page(
+        return message_page(
             StatusCode::NOT_FOUND,
-            MessagePage {
-                t,
-                lang,
-                langs: Lang::ALL,
-                back: "/console/members",
-                user: Some(user_view(&session, t)),
-                csrf: csrf_token(&token),
-                heading: t.members,
-                message: t.not_found,
-                link: "/console/members",
-                link_text: t.members,
-            }
-            .render(),
+            lang,
+            Some((&session, &token)),
+            t.members,
+            t.not_found,
+            "/console/members",
+            t.members,
         );
     };
     let (m, v) = (&view.record.member, &view.validity);

@@ -41,14 +41,7 @@ pub(super) fn with_csrf_cookie(
 
 /// This browser's CSRF token, if it is one this server minted.
 pub(super) fn csrf_cookie(oauth: &OAuthState, req: &HttpRequest) -> Option<String> {
-    let name = csrf_cookie_name(oauth);
-    req.headers()
-        .get_all(header::COOKIE)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, value)| value.to_owned())
+    crate::request::cookie(req, csrf_cookie_name(oauth))
         .filter(|v| csrf_signed(&oauth.ticket_key, v))
 }
 

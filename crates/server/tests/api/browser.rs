@@ -5,34 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failure is a test failure
 
-use zhima_domain::ids::{NickName, OpenId};
-use zhima_domain::member::{NewMember, Profile};
-use zhima_domain::tags::Tags;
-
 use crate::support::browser::{screenshot_dir, Browser};
-use crate::support::{default_now, spawn_app, TestApp};
-
-fn member(app: &TestApp, openid: &str, nickname: &str, tags: &str, password: Option<&str>) {
-    let openid = OpenId::parse(openid).unwrap();
-    app.store
-        .create_member(
-            &NewMember {
-                openid: openid.clone(),
-                nickname: NickName::parse(nickname).unwrap(),
-                rfid: None,
-                tags: Tags::from_stored(tags).unwrap(),
-                profile: Profile::default(),
-            },
-            None,
-            default_now(),
-        )
-        .unwrap();
-    if let Some(p) = password {
-        app.store
-            .set_password(&openid, p, false, default_now())
-            .unwrap();
-    }
-}
+use crate::support::{add_member, spawn_app};
 
 /// Journey 7 and the login half of 5: staff log in on a phone-sized
 /// window, the dashboard shows in English, the language switch turns every
@@ -44,7 +18,7 @@ async fn staff_log_in_switch_language_and_log_out_in_chromium() {
         return;
     };
     let app = spawn_app().await;
-    member(
+    add_member(
         &app,
         "desk-b",
         "Desk",

@@ -5,11 +5,9 @@
 
 use std::collections::HashMap;
 
-use zhima_domain::ids::{NickName, OpenId};
-use zhima_domain::member::{NewMember, Profile};
-use zhima_domain::tags::Tags;
+use zhima_domain::ids::OpenId;
 
-use crate::support::{default_now, spawn_app, TestApp};
+use crate::support::{add_member, default_now, spawn_app, TestApp};
 
 struct Browser {
     client: reqwest::Client,
@@ -119,32 +117,10 @@ fn hidden(html: &str, name: &str) -> String {
     html[start..start + html[start..].find('"').unwrap()].to_owned()
 }
 
-fn member(app: &TestApp, openid: &str, nickname: &str, tags: &str, password: Option<&str>) {
-    let openid = OpenId::parse(openid).unwrap();
-    app.store
-        .create_member(
-            &NewMember {
-                openid: openid.clone(),
-                nickname: NickName::parse(nickname).unwrap(),
-                rfid: None,
-                tags: Tags::from_stored(tags).unwrap(),
-                profile: Profile::default(),
-            },
-            None,
-            default_now(),
-        )
-        .unwrap();
-    if let Some(p) = password {
-        app.store
-            .set_password(&openid, p, false, default_now())
-            .unwrap();
-    }
-}
-
 #[actix_web::test]
 async fn staff_log_in_see_the_dashboard_in_either_language_and_log_out() {
     let app = spawn_app().await;
-    member(
+    add_member(
         &app,
         "desk-1",
         "Desk",
@@ -231,8 +207,8 @@ async fn staff_log_in_see_the_dashboard_in_either_language_and_log_out() {
 #[actix_web::test]
 async fn members_default_passwords_and_forged_forms_open_nothing() {
     let app = spawn_app().await;
-    member(&app, "plain-1", "Plain", "MEMBER", Some("member-pass-2026"));
-    member(&app, "new-staff", "Fresh", "MEMBER,STAFF", None);
+    add_member(&app, "plain-1", "Plain", "MEMBER", Some("member-pass-2026"));
+    add_member(&app, "new-staff", "Fresh", "MEMBER,STAFF", None);
     let mut en = Browser::new(&app, "en-GB,en;q=0.9");
 
     // a plain member: refused the console (403), no session kept
@@ -300,21 +276,21 @@ async fn members_default_passwords_and_forged_forms_open_nothing() {
 #[actix_web::test]
 async fn staff_find_a_member_and_read_their_page_and_members_cannot() {
     let app = spawn_app().await;
-    member(
+    add_member(
         &app,
         "desk-s",
         "Desk",
         "MEMBER,STAFF",
         Some("front-desk-2026"),
     );
-    member(
+    add_member(
         &app,
         "wx-annabel",
         "Annabel",
         "MEMBER",
         Some("member-pass-2026"),
     );
-    member(&app, "wx-ann", "Ann", "MEMBER", None);
+    add_member(&app, "wx-ann", "Ann", "MEMBER", None);
     let openid = OpenId::parse("wx-annabel").unwrap();
     app.store
         .add_payment(

@@ -110,6 +110,13 @@ impl Browser {
     }
 
     async fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        self.try_call(method, path, body)
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"))
+    }
+
+    /// A WebDriver call, its error as text.
+    async fn try_call(&self, method: &str, path: &str, body: Value) -> Result<Value, String> {
         let url = format!("{}{path}", self.session);
         let req = match method {
             "GET" => self.http.get(url),
@@ -123,9 +130,9 @@ impl Browser {
             .await
             .expect("JSON from chromedriver");
         if answer["value"]["error"].is_string() {
-            panic!("WebDriver {method} {path}: {}", answer["value"]);
+            return Err(answer["value"].to_string());
         }
-        answer["value"].clone()
+        Ok(answer["value"].clone())
     }
 
     /// Opens `url` and waits for the page to load.
@@ -146,19 +153,23 @@ impl Browser {
     /// whether it did: a click's navigation may still be under way when the
     /// click answers (a slow database behind the form).
     pub async fn reaches(&self, suffix: &str) -> bool {
-        for _ in 0..200 {
-            if self.url().await.ends_with(suffix) {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        false
+        self.within_10s(|b| async move { b.url().await.ends_with(suffix) })
+            .await
     }
 
     /// Waits (up to 10 s) until the page's text holds `needle`.
     pub async fn shows(&self, needle: &str) -> bool {
+        self.within_10s(|b| async move { b.text().await.contains(needle) })
+            .await
+    }
+
+    async fn within_10s<'a, F, Fut>(&'a self, check: F) -> bool
+    where
+        F: Fn(&'a Browser) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
         for _ in 0..200 {
-            if self.text().await.contains(needle) {
+            if check(self).await {
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -166,14 +177,36 @@ impl Browser {
         false
     }
 
-    /// The page's text as a person sees it.
+    /// The page's text as a person sees it. The page may be replaced
+    /// between finding its body and reading it (a navigation finishing): then
+    /// it is read again.
     pub async fn text(&self) -> String {
-        let body = self.find("body").await;
-        self.call("GET", &format!("/element/{body}/text"), Value::Null)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+        let mut last = String::new();
+        for _ in 0..50 {
+            let body = self
+                .try_call(
+                    "POST",
+                    "/element",
+                    json!({ "using": "css selector", "value": "body" }),
+                )
+                .await;
+            let read = match body {
+                Ok(found) => match found[ELEMENT].as_str() {
+                    Some(el) => {
+                        self.try_call("GET", &format!("/element/{el}/text"), Value::Null)
+                            .await
+                    }
+                    None => Err(format!("no body: {found}")),
+                },
+                Err(e) => Err(e),
+            };
+            match read {
+                Ok(text) => return text.as_str().unwrap_or_default().to_owned(),
+                Err(e) => last = e,
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the page's text could not be read: {last}")
     }
 
     /// The first element matching the CSS `selector` (panics if none).

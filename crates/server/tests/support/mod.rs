@@ -234,3 +234,27 @@ pub fn stored_pay_indexes(store: &Store, openid: &str) -> std::collections::BTre
     );
     unique
 }
+
+/// A member made straight in storage with `tags` (`"MEMBER,STAFF"`) and, if
+/// given, a password of their own.
+pub fn add_member(app: &TestApp, openid: &str, nickname: &str, tags: &str, password: Option<&str>) {
+    let openid = zhima_domain::ids::OpenId::parse(openid).expect("an openid");
+    app.store
+        .create_member(
+            &zhima_domain::member::NewMember {
+                openid: openid.clone(),
+                nickname: zhima_domain::ids::NickName::parse(nickname).expect("a nickname"),
+                rfid: None,
+                tags: zhima_domain::tags::Tags::from_stored(tags).expect("tags"),
+                profile: zhima_domain::member::Profile::default(),
+            },
+            None,
+            default_now(),
+        )
+        .expect("the member is created");
+    if let Some(p) = password {
+        app.store
+            .set_password(&openid, p, false, default_now())
+            .expect("the password is set");
+    }
+}
