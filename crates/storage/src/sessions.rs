@@ -105,19 +105,21 @@ impl Store {
 
     /// Marks a session used at `now`.
     pub fn touch_session(&self, id: i64, now: DateTime<Utc>) -> Result<(), StorageError> {
-        let mut conn = self.conn()?;
-        diesel::update(sessions::table.filter(sessions::id.eq(id)))
-            .set(sessions::last_seen_at.eq(secs(now)))
-            .execute(&mut *conn)?;
-        Ok(())
+        self.write(|conn| {
+            diesel::update(sessions::table.filter(sessions::id.eq(id)))
+                .set(sessions::last_seen_at.eq(secs(now)))
+                .execute(conn)?;
+            Ok(())
+        })
     }
 
     /// Ends the session whose token hashes to `token_hash` (logout); `false`
     /// if there was none.
     pub fn end_session(&self, token_hash: &str) -> Result<bool, StorageError> {
-        let mut conn = self.conn()?;
-        let n = diesel::delete(sessions::table.filter(sessions::token_hash.eq(token_hash)))
-            .execute(&mut *conn)?;
-        Ok(n > 0)
+        self.write(|conn| {
+            let n = diesel::delete(sessions::table.filter(sessions::token_hash.eq(token_hash)))
+                .execute(conn)?;
+            Ok(n > 0)
+        })
     }
 }
