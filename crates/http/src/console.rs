@@ -31,6 +31,9 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .service(crate::resource("/console/members").route(web::get().to(members)))
         .service(crate::resource("/console/members/{id}").route(web::get().to(member)))
         .service(
+            crate::resource("/console/members/{id}/payments").route(web::post().to(record_payment)),
+        )
+        .service(
             crate::resource("/console/login")
                 .route(web::get().to(login_page))
                 .route(web::post().to(login)),
@@ -575,6 +578,10 @@ struct MemberPage<'a> {
     email: String,
     tokens: String,
     payments: Vec<PaymentRow>,
+    notice: Option<&'static str>,
+    pay_index: String,
+    plans: Vec<(String, String)>,
+    now_local: String,
 }
 
 fn status_text(status: zhima_domain::membership::MemberStatus, t: &'static Texts) -> &'static str {
@@ -749,9 +756,177 @@ async fn member(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
                 view.record.balance.free.as_f64()
             ),
             payments,
+            notice: match query_value(&req, "paid").as_deref() {
+                Some("new") => Some(t.payment_recorded),
+                Some("again") => Some(t.payment_already),
+                _ => None,
+            },
+            // made with the form: sending the same form again is a replay
+            pay_index: zhima_storage::credentials::random_hex::<8>()
+                .map(|h| format!("desk-{h}"))
+                .unwrap_or_default(),
+            plans: state
+                .plans
+                .iter()
+                .map(|p| (p.name().to_owned(), p.price.to_string()))
+                .collect(),
+            now_local: {
+                let s = format_local_timestamp(state.clock.now(), state.tz);
+                format!(
+                    "{}-{}-{}T{}:{}",
+                    &s[0..4],
+                    &s[4..6],
+                    &s[6..8],
+                    &s[8..10],
+                    &s[10..12]
+                )
+            },
         }
         .render(),
     )
+}
+
+/// One value of the query string.
+fn query_value(req: &HttpRequest, name: &str) -> Option<String> {
+    web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.get(name).cloned())
+}
+
+/// The desk's payment form.
+#[derive(Debug, serde::Deserialize)]
+struct PaymentForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    pay_index: String,
+    #[serde(default)]
+    plan: String,
+    #[serde(default)]
+    amount: String,
+    #[serde(default)]
+    paid_at: String,
+}
+
+/// `POST /console/members/{id}/payments`: a payment taken at the desk,
+/// recorded once per form (its payIndex is made with the form).
+async fn record_payment(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: Result<web::Form<PaymentForm>, actix_web::Error>,
+) -> HttpResponse {
+    let lang = Lang::of(&req);
+    let t = lang.texts();
+    let (session, token) = match staff(&state, &req, lang).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let form = form.map(|f| f.into_inner()).ok();
+    let Some(form) = form.filter(|f| csrf_matches(&token, &f.csrf)) else {
+        return message_page(
+            StatusCode::FORBIDDEN,
+            lang,
+            Some((&session, &token)),
+            t.console,
+            t.form_expired,
+            "/console/members",
+            t.members,
+        );
+    };
+    let Some(id) = req
+        .match_info()
+        .get("id")
+        .and_then(|i| i.parse::<i64>().ok())
+        .filter(|i| *i > 0)
+    else {
+        return message_page(
+            StatusCode::NOT_FOUND,
+            lang,
+            Some((&session, &token)),
+            t.members,
+            t.not_found,
+            "/console/members",
+            t.members,
+        );
+    };
+    let back = format!("/console/members/{id}");
+    let digits: String = form.paid_at.chars().filter(char::is_ascii_digit).collect();
+    let payment = (|| {
+        let plan = state.plans.get(&form.plan).ok()?;
+        Some(zhima_domain::member::NewPayment {
+            pay_index: zhima_domain::ids::PayIndex::parse(&form.pay_index).ok()?,
+            amount: zhima_domain::money::Fen::parse_yuan(form.amount.trim()).ok()?,
+            pay_type: plan.name().to_owned(),
+            paid_at: zhima_domain::time::parse_paid_time(&digits, state.tz).ok()?,
+            until_days: None,
+        })
+    })();
+    let Some(payment) = payment.filter(|p| p.pay_index.as_str().starts_with("desk-")) else {
+        return message_page(
+            StatusCode::BAD_REQUEST,
+            lang,
+            Some((&session, &token)),
+            t.record_payment,
+            t.payment_invalid,
+            "/console/members",
+            t.members,
+        );
+    };
+    let (st, now) = (state.clone(), state.clock.now());
+    let recorded = web::block(move || {
+        let found = st.members.read(
+            zhima_storage::MemberKey::Id(zhima_domain::ids::MemberId(id)),
+            now,
+        )?;
+        match found {
+            Some(view) => st
+                .members
+                .add_payment(&view.record.member.openid, &payment, now)
+                .map(Some),
+            None => Ok(None),
+        }
+    })
+    .await;
+    match recorded {
+        Ok(Ok(Some(r))) => {
+            let to = format!("{back}?paid={}", if r.duplicate { "again" } else { "new" });
+            see_other(&to).finish()
+        }
+        Ok(Ok(None)) => message_page(
+            StatusCode::NOT_FOUND,
+            lang,
+            Some((&session, &token)),
+            t.members,
+            t.not_found,
+            "/console/members",
+            t.members,
+        ),
+        Ok(Err(zhima_app::AppError::Storage(zhima_storage::StorageError::PaymentConflict(_)))) => {
+            message_page(
+                StatusCode::CONFLICT,
+                lang,
+                Some((&session, &token)),
+                t.record_payment,
+                t.payment_invalid,
+                "/console/members",
+                t.members,
+            )
+        }
+        other => {
+            if let Ok(Err(e)) = other {
+                tracing::warn!(error = %e, "console: a desk payment failed");
+            }
+            message_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                lang,
+                Some((&session, &token)),
+                t.record_payment,
+                t.server_busy,
+                "/console/members",
+                t.members,
+            )
+        }
+    }
 }
 
 /// `HH:MM` today, else `YYYY-MM-DD HH:MM`, in the space's zone.

@@ -216,6 +216,11 @@ catalogue! {
     amount: "Amount (CNY)", "金额（元）";
     not_found: "No such member.", "没有这个会员。";
     dash: "none", "无";
+    record_payment: "Record a payment", "登记付款";
+    record_payment_hint: "For cash or a transfer checked by hand. Sending this form twice records the payment once.", "用于现金或人工核对的转账。同一表单提交两次只会登记一次。";
+    payment_recorded: "Payment recorded.", "付款已登记。";
+    payment_already: "This payment was already recorded; nothing was added.", "这笔付款已登记过，没有重复登记。";
+    payment_invalid: "The payment was not recorded: check the plan, the amount (like 200 or 200.50) and the time.", "付款未登记：请检查套餐、金额（如 200 或 200.50）和时间。";
 }
 
 #[cfg(test)]

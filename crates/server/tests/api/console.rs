@@ -368,3 +368,108 @@ async fn staff_find_a_member_and_read_their_page_and_members_cannot() {
         assert!(!page.body.contains("desk-cash-1"));
     }
 }
+
+/// Journey 1 over HTTP: staff find a member and record a cash payment; the
+/// member turns OK; the same form sent again records nothing more; a form
+/// without its token, or a payIndex not made by the desk, records nothing.
+#[actix_web::test]
+async fn a_desk_payment_is_recorded_once_per_form() {
+    let app = spawn_app().await;
+    add_member(
+        &app,
+        "desk-p",
+        "Desk",
+        "MEMBER,STAFF",
+        Some("front-desk-2026"),
+    );
+    add_member(&app, "wx-cash", "Cash", "MEMBER", None);
+    let openid = OpenId::parse("wx-cash").unwrap();
+    let cash = app
+        .store
+        .member(zhima_storage::MemberKey::OpenId(&openid))
+        .unwrap()
+        .unwrap();
+    let payments = || {
+        app.store
+            .member(zhima_storage::MemberKey::OpenId(&openid))
+            .unwrap()
+            .unwrap()
+            .payments
+    };
+    let mut en = Browser::new(&app, "en");
+    en.log_in("desk", "front-desk-2026").await;
+    let detail = format!("/console/members/{}", cash.member.id.0);
+    let page = en.send("GET", &detail, None).await;
+    assert!(
+        page.body.contains("class=\"status NOT_OK\""),
+        "{}",
+        page.body
+    );
+    let csrf = hidden(&page.body, "csrf");
+    let pay_index = hidden(&page.body, "pay_index");
+    assert!(pay_index.starts_with("desk-"), "{pay_index}");
+    let path = format!("{detail}/payments");
+    // the form offers the test clock's "now" on the space's wall clock
+    assert!(
+        page.body
+            .contains("type=\"datetime-local\" required value=\"2018-03-12T20:00\""),
+        "{}",
+        page.body
+    );
+    let paid_at = "2018-03-12T09:30";
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("pay_index", pay_index.as_str()),
+        ("plan", "1M MEMBERSHIP"),
+        ("amount", "200"),
+        ("paid_at", paid_at),
+    ];
+
+    // without the session's token: refused, nothing recorded
+    let mut forged = form;
+    forged[0] = ("csrf", "forged");
+    assert_eq!(en.send("POST", &path, Some(&forged)).await.status, 403);
+    // a payIndex the desk did not make: refused
+    let mut foreign = form;
+    foreign[1] = ("pay_index", "wx-pay-123");
+    assert_eq!(en.send("POST", &path, Some(&foreign)).await.status, 400);
+    assert!(payments().is_empty(), "a refused form recorded a payment");
+
+    let page = en.send("POST", &path, Some(&form)).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(
+        page.headers["location"],
+        format!("{detail}?paid=new").as_str()
+    );
+    let page = en.send("GET", &format!("{detail}?paid=new"), None).await;
+    assert!(page.body.contains("Payment recorded."), "{}", page.body);
+    assert!(page.body.contains("class=\"status OK\""), "{}", page.body);
+    assert!(page.body.contains(&pay_index), "{}", page.body);
+
+    // the same form again (a double click, a resubmit): recorded once
+    let page = en.send("POST", &path, Some(&form)).await;
+    assert_eq!(
+        page.headers["location"],
+        format!("{detail}?paid=again").as_str()
+    );
+    let stored = payments();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].pay_type, "1M MEMBERSHIP");
+    assert_eq!(stored[0].amount.to_string(), "200.00");
+
+    // nonsense in the form: refused with the words, nothing recorded
+    for (field, value) in [
+        ("plan", "NO SUCH PLAN"),
+        ("amount", "-5"),
+        ("paid_at", "1999-01-01T00:00"),
+    ] {
+        let mut bad = form;
+        bad[1] = ("pay_index", "desk-other");
+        let i = bad.iter().position(|(k, _)| *k == field).unwrap();
+        bad[i] = (field, value);
+        let page = en.send("POST", &path, Some(&bad)).await;
+        assert_eq!(page.status, 400, "{field}={value}: {}", page.body);
+        assert!(page.body.contains("The payment was not recorded"));
+    }
+    assert_eq!(payments().len(), 1);
+}
