@@ -287,13 +287,11 @@ fn render_login(
 }
 
 /// The login form.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
 struct LoginForm {
-    #[serde(default)]
     nickname: String,
-    #[serde(default)]
     password: String,
-    #[serde(default)]
     csrf: String,
 }
 
@@ -402,9 +400,9 @@ async fn login(
 }
 
 /// A form that carries only its CSRF token.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
 struct CsrfForm {
-    #[serde(default)]
     csrf: String,
 }
 
@@ -794,17 +792,13 @@ fn query_value(req: &HttpRequest, name: &str) -> Option<String> {
 }
 
 /// The desk's payment form.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
 struct PaymentForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     pay_index: String,
-    #[serde(default)]
     plan: String,
-    #[serde(default)]
     amount: String,
-    #[serde(default)]
     paid_at: String,
 }
 
