@@ -32,7 +32,26 @@ impl Drop for TempDir {
 }
 
 impl Drop for Browser {
+    /// Ends the session first (chromedriver then closes Chromium; killing
+    /// chromedriver alone leaves Chromium running), then the driver.
     fn drop(&mut self) {
+        use std::io::{Read as _, Write as _};
+        // `http://127.0.0.1:PORT/session/ID`: a DELETE by hand, as drop
+        // cannot wait for the async client
+        if let Some(rest) = self.session.strip_prefix("http://") {
+            if let Some((host, path)) = rest.split_once('/') {
+                if let Ok(mut stream) = std::net::TcpStream::connect(host) {
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                    let request = format!(
+                        "DELETE /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                    if stream.write_all(request.as_bytes()).is_ok() {
+                        let mut answer = Vec::new();
+                        let _ = stream.read_to_end(&mut answer);
+                    }
+                }
+            }
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
