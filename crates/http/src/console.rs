@@ -34,6 +34,11 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             crate::resource("/console/members/{id}/payments").route(web::post().to(record_payment)),
         )
         .service(
+            crate::resource("/console/door")
+                .route(web::get().to(door_page))
+                .route(web::post().to(unlock)),
+        )
+        .service(
             crate::resource("/console/login")
                 .route(web::get().to(login_page))
                 .route(web::post().to(login)),
@@ -483,14 +488,7 @@ async fn dashboard(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse
             n.to_string()
         }
     };
-    let health = state.door.controller.health();
-    let (door_class, door_text) = if health.stopped || health.lock_failing {
-        ("bad", t.door_fault)
-    } else if state.door.controller.is_unlocked() {
-        ("warn", t.door_unlocked)
-    } else {
-        ("ok", t.door_locked)
-    };
+    let (door_class, door_text) = door_tile(&state, t);
     let recent = today
         .iter()
         .take(20)
@@ -782,6 +780,167 @@ async fn member(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
         }
         .render(),
     )
+}
+
+#[derive(Template)]
+#[template(path = "console/door.html")]
+struct DoorPage<'a> {
+    t: &'static Texts,
+    lang: Lang,
+    langs: [Lang; 2],
+    back: &'a str,
+    user: Option<UserView>,
+    csrf: String,
+    door_class: &'static str,
+    door_text: &'static str,
+    max_secs: u32,
+    notice: Option<&'static str>,
+    problem: Option<&'static str>,
+}
+
+/// The door's state as a tile: its class and words.
+fn door_tile(state: &AppState, t: &'static Texts) -> (&'static str, &'static str) {
+    let health = state.door.controller.health();
+    if health.stopped || health.lock_failing {
+        ("bad", t.door_fault)
+    } else if state.door.controller.is_unlocked() {
+        ("warn", t.door_unlocked)
+    } else {
+        ("ok", t.door_locked)
+    }
+}
+
+fn render_door(
+    state: &AppState,
+    lang: Lang,
+    session: &Session,
+    token: &str,
+    status: StatusCode,
+    notice: Option<&'static str>,
+    problem: Option<&'static str>,
+) -> HttpResponse {
+    let t = lang.texts();
+    let (door_class, door_text) = door_tile(state, t);
+    page(
+        status,
+        DoorPage {
+            t,
+            lang,
+            langs: Lang::ALL,
+            back: "/console/door",
+            user: Some(user_view(session, t)),
+            csrf: csrf_token(token),
+            door_class,
+            door_text,
+            max_secs: state.door.max_unlock_secs,
+            notice,
+            problem,
+        }
+        .render(),
+    )
+}
+
+/// `GET /console/door`: the door's state and the unlock form.
+async fn door_page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let lang = Lang::of(&req);
+    let (session, token) = match staff(&state, &req, lang).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let notice =
+        (query_value(&req, "opened").as_deref() == Some("1")).then_some(lang.texts().door_opened);
+    render_door(&state, lang, &session, &token, StatusCode::OK, notice, None)
+}
+
+/// The unlock form.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct UnlockForm {
+    csrf: String,
+    seconds: String,
+    reason: String,
+}
+
+/// `POST /console/door`: a staff member unlocks the door with a reason,
+/// written to the access log with their name before the door moves.
+async fn unlock(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: Result<web::Form<UnlockForm>, actix_web::Error>,
+) -> HttpResponse {
+    let lang = Lang::of(&req);
+    let t = lang.texts();
+    let (session, token) = match staff(&state, &req, lang).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let Some(form) = form
+        .map(|f| f.into_inner())
+        .ok()
+        .filter(|f| csrf_matches(&token, &f.csrf))
+    else {
+        return message_page(
+            StatusCode::FORBIDDEN,
+            lang,
+            Some((&session, &token)),
+            t.door,
+            t.form_expired,
+            "/console/door",
+            t.door,
+        );
+    };
+    let seconds = form
+        .seconds
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|s| (1..=u64::from(state.door.max_unlock_secs)).contains(s));
+    let Some(seconds) = seconds else {
+        return render_door(
+            &state,
+            lang,
+            &session,
+            &token,
+            StatusCode::BAD_REQUEST,
+            None,
+            Some(t.unlock_refused),
+        );
+    };
+    let opened = state
+        .entrance
+        .unlock_by_staff(
+            std::time::Duration::from_secs(seconds),
+            &session.member,
+            &form.reason,
+            state.clock.now(),
+        )
+        .await;
+    match opened {
+        Ok(_) => see_other("/console/door?opened=1").finish(),
+        Err(zhima_app::AppError::Invalid { .. } | zhima_app::AppError::BadSeconds(_)) => {
+            render_door(
+                &state,
+                lang,
+                &session,
+                &token,
+                StatusCode::BAD_REQUEST,
+                None,
+                Some(t.unlock_refused),
+            )
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "console: the door could not be unlocked");
+            render_door(
+                &state,
+                lang,
+                &session,
+                &token,
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                Some(t.door_fault),
+            )
+        }
+    }
 }
 
 /// One value of the query string.

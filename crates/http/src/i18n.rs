@@ -216,6 +216,11 @@ catalogue! {
     amount: "Amount (CNY)", "金额（元）";
     not_found: "No such member.", "没有这个会员。";
     dash: "none", "无";
+    unlock: "Unlock the door", "开门";
+    seconds: "Seconds", "秒数";
+    unlock_reason: "Reason (kept in the access log with your name)", "原因（会和你的名字一起记入门禁日志）";
+    door_opened: "The door is unlocked; it locks again by itself.", "门已打开，会自动重新上锁。";
+    unlock_refused: "The door was not unlocked: give a reason and a number of seconds in the range shown.", "门未打开：请填写原因，并在所示范围内填写秒数。";
     record_payment: "Record a payment", "登记付款";
     record_payment_hint: "For cash or a transfer checked by hand. Sending this form twice records the payment once.", "用于现金或人工核对的转账。同一表单提交两次只会登记一次。";
     payment_recorded: "Payment recorded.", "付款已登记。";

@@ -8,7 +8,7 @@
 use crate::support::browser::{screenshot_dir, Browser};
 use crate::support::{add_member, spawn_app};
 
-/// Journey 7 and the login half of 5: staff log in on a phone-sized
+/// Journeys 7 and 3, and the login half of 5: staff log in on a phone-sized
 /// window, the dashboard shows in English, the language switch turns every
 /// visible string to Chinese and back, and after logout the console sends
 /// the browser to the login page.
@@ -97,6 +97,41 @@ async fn staff_log_in_switch_language_and_log_out_in_chromium() {
     browser
         .screenshot(&shots.join("console-member-en.png"))
         .await;
+
+    // journey 3: unlock the door from the door page, with a reason
+    let before = app.door.unlock_count();
+    browser.click("nav.main a[href='/console/door']").await;
+    assert!(browser.reaches("/console/door").await);
+    browser.fill("#seconds", "2").await;
+    browser.fill("#reason", "courier at the door").await;
+    browser.click("main button[type=submit]").await;
+    assert!(
+        browser.shows("The door is unlocked").await,
+        "{}",
+        browser.text().await
+    );
+    browser.screenshot(&shots.join("console-door-en.png")).await;
+    let events = app
+        .store
+        .access_events(zhima_storage::access::EventQuery {
+            since: None,
+            before: None,
+            limit: 5,
+        })
+        .unwrap();
+    assert!(
+        events.iter().any(|e| e.event.reason == "console_unlock"
+            && e.event.detail.contains("Desk")
+            && e.event.detail.contains("courier at the door")),
+        "{events:?}"
+    );
+    for _ in 0..100 {
+        if app.door.unlock_count() > before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(app.door.unlock_count() > before, "the relay never released");
 
     browser.click("form.logout button").await;
     assert!(

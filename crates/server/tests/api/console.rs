@@ -473,3 +473,106 @@ async fn a_desk_payment_is_recorded_once_per_form() {
     }
     assert_eq!(payments().len(), 1);
 }
+
+/// Journey 3 over HTTP: staff unlock the door from the door page with a
+/// reason; the access log names them; a forged form, a bad number of
+/// seconds or no reason moves nothing.
+#[actix_web::test]
+async fn staff_unlock_the_door_with_a_reason_and_the_log_names_them() {
+    let app = spawn_app().await;
+    add_member(
+        &app,
+        "desk-d",
+        "Desk",
+        "MEMBER,STAFF",
+        Some("front-desk-2026"),
+    );
+    let mut en = Browser::new(&app, "en");
+    en.log_in("desk", "front-desk-2026").await;
+    let page = en.send("GET", "/console/door", None).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Locked"), "{}", page.body);
+    let csrf = hidden(&page.body, "csrf");
+    let before = app.door.unlock_count();
+
+    for (form, status) in [
+        (
+            [("csrf", "forged"), ("seconds", "3"), ("reason", "delivery")],
+            403,
+        ),
+        (
+            [
+                ("csrf", csrf.as_str()),
+                ("seconds", "0"),
+                ("reason", "delivery"),
+            ],
+            400,
+        ),
+        (
+            [
+                ("csrf", csrf.as_str()),
+                ("seconds", "9999"),
+                ("reason", "delivery"),
+            ],
+            400,
+        ),
+        (
+            [("csrf", csrf.as_str()), ("seconds", "3"), ("reason", "   ")],
+            400,
+        ),
+    ] {
+        let page = en.send("POST", "/console/door", Some(&form)).await;
+        assert_eq!(page.status, status, "{form:?}: {}", page.body);
+    }
+    assert_eq!(
+        app.door.unlock_count(),
+        before,
+        "a refused form moved the door"
+    );
+
+    let page = en
+        .send(
+            "POST",
+            "/console/door",
+            Some(&[
+                ("csrf", csrf.as_str()),
+                ("seconds", "2"),
+                ("reason", "courier at the door"),
+            ]),
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.headers["location"], "/console/door?opened=1");
+    let page = en.send("GET", "/console/door?opened=1", None).await;
+    assert!(page.body.contains("The door is unlocked"), "{}", page.body);
+    let mut moved = false;
+    for _ in 0..100 {
+        if app.door.unlock_count() > before {
+            moved = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(moved, "the relay never released");
+    let events = app
+        .store
+        .access_events(zhima_storage::access::EventQuery {
+            since: None,
+            before: None,
+            limit: 10,
+        })
+        .unwrap();
+    let logged = events
+        .iter()
+        .find(|e| e.event.reason == "console_unlock")
+        .expect("the unlock is in the access log");
+    assert!(
+        logged.event.detail.contains("Desk") && logged.event.detail.contains("courier at the door"),
+        "{:?}",
+        logged.event
+    );
+    assert!(
+        logged.event.member.is_none(),
+        "the unlock counted as the staff member's own entry"
+    );
+}

@@ -86,6 +86,8 @@ const ROUTES: &[(&str, &str, Guard)] = &[
     ("GET", "/console/members", Guard::Session),
     ("GET", "/console/members/{id}", Guard::Session),
     ("POST", "/console/members/{id}/payments", Guard::Session),
+    ("GET", "/console/door", Guard::Session),
+    ("POST", "/console/door", Guard::Session),
     ("GET", "/console/login", Guard::Open),
     ("POST", "/console/login", Guard::Csrf),
     ("POST", "/console/logout", Guard::Session),

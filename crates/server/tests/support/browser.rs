@@ -46,8 +46,10 @@ impl Drop for Browser {
                         "DELETE /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                     );
                     if stream.write_all(request.as_bytes()).is_ok() {
-                        let mut answer = Vec::new();
-                        let _ = stream.read_to_end(&mut answer);
+                        // the answer comes once the browser is closed; the
+                        // driver may keep the connection open after it
+                        let mut answer = [0u8; 512];
+                        let _ = stream.read(&mut answer);
                     }
                 }
             }
