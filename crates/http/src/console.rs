@@ -33,6 +33,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .service(
             crate::resource("/console/members/{id}/payments").route(web::post().to(record_payment)),
         )
+        .service(crate::resource("/console/log").route(web::get().to(access_log)))
+        .service(crate::resource("/console/log.csv").route(web::get().to(access_log_csv)))
         .service(
             crate::resource("/console/door")
                 .route(web::get().to(door_page))
@@ -88,6 +90,20 @@ struct MessagePage<'a> {
     message: &'static str,
     link: &'static str,
     link_text: &'static str,
+}
+
+/// An access event as a row of a table.
+fn event_row(e: &zhima_domain::access::AccessEvent, tz: chrono_tz::Tz) -> EventRow {
+    EventRow {
+        at: format_time(e.event.at, tz),
+        member: e
+            .event
+            .member
+            .map_or(String::new(), |m| format!("#{}", m.0)),
+        method: e.event.method.as_str(),
+        outcome: e.event.outcome.as_str(),
+        reason: e.event.reason.clone(),
+    }
 }
 
 struct EventRow {
@@ -470,6 +486,7 @@ async fn dashboard(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse
             since: Some(midnight),
             before: None,
             limit: zhima_storage::access::PAGE_MAX,
+            ..Default::default()
         })?;
         let members = st.members.count()?;
         Ok::<_, zhima_app::AppError>((today, members))
@@ -941,6 +958,155 @@ async fn unlock(
             )
         }
     }
+}
+
+#[derive(Template)]
+#[template(path = "console/log.html")]
+struct LogPage<'a> {
+    t: &'static Texts,
+    lang: Lang,
+    langs: [Lang; 2],
+    back: &'a str,
+    user: Option<UserView>,
+    csrf: String,
+    outcomes: [&'static str; 4],
+    outcome: String,
+    member: String,
+    rows: Vec<EventRow>,
+    next: Option<String>,
+    csv_link: String,
+}
+
+const LOG_PAGE: u32 = 50;
+
+/// The log's filters from the query string: outcome, member number, cursor.
+fn log_query(req: &HttpRequest, limit: u32) -> (EventQuery, String, String) {
+    let outcome_text = query_value(req, "outcome").unwrap_or_default();
+    let member_text: String = query_value(req, "member")
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(18)
+        .collect();
+    let query = EventQuery {
+        outcome: Outcome::parse(&outcome_text).ok(),
+        member: member_text
+            .parse::<i64>()
+            .ok()
+            .filter(|m| *m > 0)
+            .map(zhima_domain::ids::MemberId),
+        before: query_value(req, "before")
+            .and_then(|b| b.parse::<i64>().ok())
+            .filter(|b| *b > 0),
+        limit,
+        ..EventQuery::default()
+    };
+    let outcome = query
+        .outcome
+        .map_or(String::new(), |o| o.as_str().to_owned());
+    (query, outcome, member_text)
+}
+
+/// `GET /console/log`: the access log, newest first, 50 a page, filtered.
+async fn access_log(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let lang = Lang::of(&req);
+    let t = lang.texts();
+    let (session, token) = match staff(&state, &req, lang).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let (query, outcome, member) = log_query(&req, LOG_PAGE);
+    let st = state.clone();
+    let events = match web::block(move || st.entrance.events(query)).await {
+        Ok(Ok(events)) => events,
+        _ => {
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Ok(t.server_busy.to_owned()),
+            )
+        }
+    };
+    let filters = format!("outcome={outcome}&member={member}");
+    let next = (events.len() == LOG_PAGE as usize)
+        .then(|| {
+            events
+                .last()
+                .map(|e| format!("/console/log?{filters}&before={}", e.id))
+        })
+        .flatten();
+    let rows = events.iter().map(|e| event_row(e, state.tz)).collect();
+    page(
+        StatusCode::OK,
+        LogPage {
+            t,
+            lang,
+            langs: Lang::ALL,
+            back: "/console/log",
+            user: Some(user_view(&session, t)),
+            csrf: csrf_token(&token),
+            outcomes: ["granted", "refused", "event", "fault"],
+            outcome,
+            member,
+            rows,
+            next,
+            csv_link: format!("/console/log.csv?{filters}"),
+        }
+        .render(),
+    )
+}
+
+/// A CSV cell: quoted, and never read as a formula by a spreadsheet (a
+/// leading `=`, `+`, `-`, `@`, tab or carriage return gets a `'`).
+fn csv_cell(text: &str) -> String {
+    let guarded = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    };
+    format!("\"{}\"", guarded.replace('"', "\"\""))
+}
+
+/// `GET /console/log.csv`: the same filters, up to 500 events, as CSV for
+/// a spreadsheet (UTF-8 with a byte-order mark, times in the space's zone).
+async fn access_log_csv(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let lang = Lang::of(&req);
+    if let Err(answer) = staff(&state, &req, lang).await {
+        return answer;
+    }
+    let (query, _, _) = log_query(&req, zhima_storage::access::PAGE_MAX);
+    let st = state.clone();
+    let events = match web::block(move || st.entrance.events(query)).await {
+        Ok(Ok(events)) => events,
+        _ => {
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Ok(lang.texts().server_busy.to_owned()),
+            )
+        }
+    };
+    let mut csv = String::from("\u{feff}id,time,door,method,outcome,reason,member,detail\r\n");
+    for e in &events {
+        let cells = [
+            e.id.to_string(),
+            format_time(e.event.at, state.tz),
+            e.event.door.clone(),
+            e.event.method.as_str().to_owned(),
+            e.event.outcome.as_str().to_owned(),
+            e.event.reason.clone(),
+            e.event.member.map_or(String::new(), |m| m.0.to_string()),
+            e.event.detail.clone(),
+        ];
+        let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
+        csv.push_str(&line.join(","));
+        csv.push_str("\r\n");
+    }
+    with_page_headers(HttpResponse::Ok())
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            "attachment; filename=\"access-log.csv\"",
+        ))
+        .body(csv)
 }
 
 /// One value of the query string.

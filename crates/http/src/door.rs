@@ -127,6 +127,7 @@ async fn entries(
         since,
         before,
         limit,
+        ..EventQuery::default()
     };
     let st = state.clone();
     let events = web::block(move || st.entrance.events(query))

@@ -216,6 +216,10 @@ catalogue! {
     amount: "Amount (CNY)", "金额（元）";
     not_found: "No such member.", "没有这个会员。";
     dash: "none", "无";
+    access_log: "Access log", "门禁日志";
+    all: "All", "全部";
+    download_csv: "Download CSV", "下载 CSV";
+    older: "Older entries", "更早的记录";
     unlock: "Unlock the door", "开门";
     seconds: "Seconds", "秒数";
     unlock_reason: "Reason (kept in the access log with your name)", "原因（会和你的名字一起记入门禁日志）";

@@ -14,7 +14,7 @@ use crate::{StorageError, Store};
 pub const PAGE_MAX: u32 = 500;
 
 /// Which events to list: newest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct EventQuery {
     /// Only events at or after this time.
     pub since: Option<DateTime<Utc>>,
@@ -22,6 +22,10 @@ pub struct EventQuery {
     pub before: Option<i64>,
     /// At most this many (capped at [`PAGE_MAX`]).
     pub limit: u32,
+    /// Only events with this outcome.
+    pub outcome: Option<Outcome>,
+    /// Only events of this member.
+    pub member: Option<MemberId>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -153,6 +157,12 @@ impl Store {
         }
         if let Some(before) = query.before {
             select = select.filter(access_events::id.lt(before));
+        }
+        if let Some(outcome) = query.outcome {
+            select = select.filter(access_events::outcome.eq(outcome.as_str()));
+        }
+        if let Some(member) = query.member {
+            select = select.filter(access_events::member_id.eq(member.0));
         }
         let rows: Vec<EventRow> = select.load(&mut *conn)?;
         rows.into_iter().map(EventRow::into_domain).collect()

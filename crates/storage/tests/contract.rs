@@ -510,6 +510,7 @@ fn the_access_log_pages_newest_first_and_feeds_member_entries() {
                 since,
                 before,
                 limit,
+                ..EventQuery::default()
             })
             .unwrap()
     };

@@ -117,6 +117,7 @@ async fn staff_log_in_switch_language_and_log_out_in_chromium() {
             since: None,
             before: None,
             limit: 5,
+            ..Default::default()
         })
         .unwrap();
     assert!(

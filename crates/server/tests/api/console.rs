@@ -560,6 +560,7 @@ async fn staff_unlock_the_door_with_a_reason_and_the_log_names_them() {
             since: None,
             before: None,
             limit: 10,
+            ..Default::default()
         })
         .unwrap();
     let logged = events
@@ -575,4 +576,117 @@ async fn staff_unlock_the_door_with_a_reason_and_the_log_names_them() {
         logged.event.member.is_none(),
         "the unlock counted as the staff member's own entry"
     );
+}
+
+/// The access-log page and its CSV: filters by outcome and member, pages
+/// of 50 with a link to older ones, and a CSV a spreadsheet opens without
+/// running anything a stranger wrote into the log.
+#[actix_web::test]
+async fn the_access_log_filters_pages_and_downloads_safely() {
+    use zhima_domain::access::{AccessMethod, NewAccessEvent, Outcome};
+    let app = spawn_app().await;
+    add_member(
+        &app,
+        "desk-l",
+        "Desk",
+        "MEMBER,STAFF",
+        Some("front-desk-2026"),
+    );
+    add_member(
+        &app,
+        "wx-visitor",
+        "Visitor",
+        "MEMBER",
+        Some("member-pass-2026"),
+    );
+    let visitor = app
+        .store
+        .member(zhima_storage::MemberKey::OpenId(
+            &OpenId::parse("wx-visitor").unwrap(),
+        ))
+        .unwrap()
+        .unwrap()
+        .member
+        .id;
+    let at = default_now();
+    for i in 0..60 {
+        let event = NewAccessEvent::new(at, "front", AccessMethod::Qr, Outcome::Granted, "qr_ok")
+            .for_member(visitor)
+            .detail(format!("entry {i}"));
+        app.store.record_access(&event).unwrap();
+    }
+    let refused = NewAccessEvent::new(
+        at,
+        "front",
+        AccessMethod::Qr,
+        Outcome::Refused,
+        "qr_bad_signature",
+    )
+    .detail("=HYPERLINK(\"http://evil.example\")");
+    app.store.record_access(&refused).unwrap();
+
+    let mut en = Browser::new(&app, "en");
+    en.log_in("desk", "front-desk-2026").await;
+    let page = en.send("GET", "/console/log?outcome=refused", None).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("qr_bad_signature") && !page.body.contains("qr_ok"),
+        "{}",
+        page.body
+    );
+
+    let page = en
+        .send("GET", &format!("/console/log?member={}", visitor.0), None)
+        .await;
+    assert_eq!(
+        page.body.matches("<tr class=\"granted\">").count(),
+        50,
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("qr_bad_signature"));
+    let next = page
+        .body
+        .split("href=\"")
+        .find(|h| h.starts_with("/console/log?"))
+        .unwrap();
+    let next = &next[..next.find('"').unwrap()]
+        .replace("&#38;", "&")
+        .replace("&amp;", "&");
+    assert!(next.contains("before="), "{next}");
+    let older = en.send("GET", next, None).await;
+    assert_eq!(
+        older.body.matches("<tr class=\"granted\">").count(),
+        10,
+        "{}",
+        older.body
+    );
+
+    let csv = en.send("GET", "/console/log.csv", None).await;
+    assert_eq!(csv.status, 200);
+    assert!(csv.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    assert!(csv.headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("attachment"));
+    let lines: Vec<&str> = csv.body.trim_start_matches('\u{feff}').lines().collect();
+    assert_eq!(lines[0], "id,time,door,method,outcome,reason,member,detail");
+    assert_eq!(lines.len(), 1 + 61, "{}", csv.body);
+    let evil = lines.iter().find(|l| l.contains("HYPERLINK")).unwrap();
+    assert!(
+        evil.ends_with("\"'=HYPERLINK(\"\"http://evil.example\"\")\""),
+        "a formula reached the spreadsheet: {evil}"
+    );
+
+    // a plain member gets neither
+    let mut plain = Browser::new(&app, "en");
+    plain.log_in("visitor", "member-pass-2026").await;
+    for path in ["/console/log", "/console/log.csv"] {
+        let page = plain.send("GET", path, None).await;
+        assert_eq!(page.status, 303, "{path}");
+        assert!(!page.body.contains("qr_ok"));
+    }
 }

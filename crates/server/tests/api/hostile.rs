@@ -87,6 +87,8 @@ const ROUTES: &[(&str, &str, Guard)] = &[
     ("GET", "/console/members/{id}", Guard::Session),
     ("POST", "/console/members/{id}/payments", Guard::Session),
     ("GET", "/console/door", Guard::Session),
+    ("GET", "/console/log", Guard::Session),
+    ("GET", "/console/log.csv", Guard::Session),
     ("POST", "/console/door", Guard::Session),
     ("GET", "/console/login", Guard::Open),
     ("POST", "/console/login", Guard::Csrf),

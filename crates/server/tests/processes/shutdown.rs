@@ -56,6 +56,7 @@ async fn sigterm_during_an_unlock_locks_and_answers_at_once() {
                 since: None,
                 before: None,
                 limit: 10,
+                ..Default::default()
             })
             .unwrap();
         if events.iter().any(|e| e.event.reason == "api_unlock") {

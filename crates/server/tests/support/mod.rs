@@ -201,6 +201,7 @@ pub fn events(app: &TestApp) -> Vec<zhima_domain::access::AccessEvent> {
             since: None,
             before: None,
             limit: 500,
+            ..Default::default()
         })
         .unwrap()
 }
