@@ -14,11 +14,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
-use sha2::{Digest, Sha256};
 use zhima_domain::ids::MemberId;
 use zhima_domain::member::Member;
 use zhima_domain::tags::{Tag, Tags};
-use zhima_storage::credentials::{hash_api_key, random_hex};
+use zhima_storage::credentials::{constant_time_eq, hash_api_key, random_hex};
 use zhima_storage::Store;
 
 use crate::login::{LoginError, Logins};
@@ -65,25 +64,14 @@ pub struct Session {
 }
 
 /// The CSRF token of the session whose token is `session_token`: what every
-/// form of that session must carry.
+/// form of that session must carry (the SHA-256 of a label and the token).
 pub fn csrf_token(session_token: &str) -> String {
-    let digest = Sha256::digest(format!("zhima-csrf:{session_token}").as_bytes());
-    digest.iter().fold(String::with_capacity(64), |mut s, b| {
-        s.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        s.push(char::from(b"0123456789abcdef"[usize::from(b & 0x0f)]));
-        s
-    })
+    hash_api_key(&format!("zhima-csrf:{session_token}"))
 }
 
 /// Whether `given` is the CSRF token of `session_token` (in constant time).
 pub fn csrf_matches(session_token: &str, given: &str) -> bool {
-    let expected = csrf_token(session_token);
-    expected.len() == given.len()
-        && expected
-            .bytes()
-            .zip(given.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    constant_time_eq(csrf_token(session_token).as_bytes(), given.as_bytes())
 }
 
 /// Why a login did not open a session.

@@ -260,6 +260,12 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], StorageError> {
     Ok(buf)
 }
 
+/// Whether `a` and `b` are equal, in time that depends only on their
+/// lengths (for comparing secrets and MACs).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 fn hex(bytes: &[u8]) -> String {
     // by table, not `write!("{b:02x}")`: every request with an API key or a
     // token hashes it, and the formatter cost more than the SHA-256
@@ -284,6 +290,14 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(hex(&[0x00, 0x0f, 0xf0, 0xff]), "000ff0ff");
+    }
+
+    #[test]
+    fn constant_time_eq_is_equality() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(constant_time_eq(b"", b""));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use hmac::Mac;
 use sha2::Sha256;
 use zhima_domain::ids::MemberId;
 use zhima_oauth::{Consent, Params};
+use zhima_storage::credentials::constant_time_eq;
 
 use super::*;
 
@@ -69,10 +70,6 @@ pub(super) fn csrf_signed(key: &[u8; 32], value: &str) -> bool {
             && csrf_mac(key, random)
                 .is_some_and(|expected| constant_time_eq(expected.as_bytes(), mac.as_bytes()))
     })
-}
-
-pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// What the consent page showed, as a digest a ticket is bound to: the
