@@ -135,13 +135,12 @@ impl Members {
         limit: u32,
         now: DateTime<Utc>,
     ) -> Result<Vec<MemberView>, AppError> {
-        let mut views = Vec::new();
-        for member in self.store.search_members(text, limit)? {
-            if let Some(record) = self.store.member(MemberKey::Id(member.id))? {
-                views.push(self.view(record, now));
-            }
-        }
-        Ok(views)
+        Ok(self
+            .store
+            .search_members(text, limit)?
+            .into_iter()
+            .map(|record| self.view(record, now))
+            .collect())
     }
 
     /// How many members there are. Blocking.

@@ -367,20 +367,26 @@ impl Store {
         )
     }
 
-    /// Members a person at the front desk is looking for, at most `limit`
+    /// Members a person at the front desk is looking for, with their
+    /// histories (as [`Store::member`] reads them), at most `limit`
     /// (capped at 100), by nickname: the member with that database ID (all
     /// digits), that openid, that RFID card, and those whose nickname starts
     /// with `text` ignoring case. Every lookup is one probe or one range of a
     /// unique index, so the cost does not grow with the number of members.
     /// An empty `text` lists members by nickname.
-    pub fn search_members(&self, text: &str, limit: u32) -> Result<Vec<Member>, StorageError> {
+    pub fn search_members(
+        &self,
+        text: &str,
+        limit: u32,
+    ) -> Result<Vec<MemberRecord>, StorageError> {
         let text = text.trim();
         let limit = i64::from(limit.clamp(1, 100));
         let mut conn = self.conn()?;
-        let mut found: Vec<MemberRow> = Vec::new();
+        let columns = (MemberRow::as_select(), members::history_version);
+        let mut found: Vec<(MemberRow, i64)> = Vec::new();
         if !text.is_empty() {
             let exact = members::table
-                .select(MemberRow::as_select())
+                .select(columns)
                 .filter(
                     members::openid
                         .eq(text)
@@ -397,20 +403,32 @@ impl Store {
             .map(|n| n.key())
             .unwrap_or_else(|_| text.to_lowercase());
         let upper = format!("{key}\u{10FFFF}");
-        let by_name = members::table
-            .select(MemberRow::as_select())
+        let by_name: Vec<(MemberRow, i64)> = members::table
+            .select(columns)
             .filter(members::nickname_key.ge(&key))
             .filter(members::nickname_key.lt(&upper))
             .order(members::nickname_key.asc())
             .limit(limit)
             .load(&mut *conn)?;
         for row in by_name {
-            if !found.iter().any(|f| f.id == row.id) {
+            if !found.iter().any(|(f, _)| f.id == row.0.id) {
                 found.push(row);
             }
         }
         found.truncate(usize::try_from(limit).unwrap_or(100));
-        found.into_iter().map(MemberRow::into_domain).collect()
+        // each member's history from the cache at its version, as a read
+        found
+            .into_iter()
+            .map(|(row, version)| {
+                complete_record(
+                    &mut conn,
+                    row,
+                    version,
+                    self.entry_windows.as_ref(),
+                    Some(&self.history),
+                )
+            })
+            .collect()
     }
 
     /// How many members there are.

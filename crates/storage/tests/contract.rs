@@ -82,7 +82,7 @@ fn the_front_desk_finds_members_by_id_openid_card_and_nickname_prefix() {
             .search_members(text, limit)
             .unwrap()
             .into_iter()
-            .map(|m| m.nickname.as_str().to_owned())
+            .map(|r| r.member.nickname.as_str().to_owned())
             .collect()
     };
     assert_eq!(
