@@ -622,6 +622,37 @@ async fn staff(
     }
 }
 
+/// The staff session of a form post and the form, when the form carries
+/// that session's CSRF token; else the answer (the login page, the refusal
+/// for a member who is not staff, or "this form has expired" with a link
+/// back to `back`, a path and its words). Nothing else happens for a
+/// refused form.
+async fn staff_form<F>(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    lang: Lang,
+    form: Result<web::Form<F>, actix_web::Error>,
+    csrf: fn(&F) -> &String,
+    back: (&'static str, crate::error::Words),
+) -> Result<(Session, String, F), HttpResponse> {
+    let (session, token) = staff(state, req, lang).await?;
+    match form.map(web::Form::into_inner) {
+        Ok(form) if csrf_matches(&token, csrf(&form)) => Ok((session, token, form)),
+        _ => {
+            let t = lang.texts();
+            Err(message_page(
+                StatusCode::FORBIDDEN,
+                lang,
+                Some((&session, &token)),
+                t.console,
+                t.form_expired,
+                back.0,
+                back.1(t),
+            ))
+        }
+    }
+}
+
 /// `GET /console/members?q=`: the search.
 async fn members(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let lang = Lang::of(&req);
@@ -887,24 +918,18 @@ async fn unlock(
 ) -> HttpResponse {
     let lang = Lang::of(&req);
     let t = lang.texts();
-    let (session, token) = match staff(&state, &req, lang).await {
-        Ok(s) => s,
+    let (session, token, form) = match staff_form(
+        &state,
+        &req,
+        lang,
+        form,
+        |f: &UnlockForm| &f.csrf,
+        ("/console/door", |t| t.door),
+    )
+    .await
+    {
+        Ok(found) => found,
         Err(answer) => return answer,
-    };
-    let Some(form) = form
-        .map(|f| f.into_inner())
-        .ok()
-        .filter(|f| csrf_matches(&token, &f.csrf))
-    else {
-        return message_page(
-            StatusCode::FORBIDDEN,
-            lang,
-            Some((&session, &token)),
-            t.door,
-            t.form_expired,
-            "/console/door",
-            t.door,
-        );
     };
     let seconds = form
         .seconds
@@ -1136,21 +1161,18 @@ async fn record_payment(
 ) -> HttpResponse {
     let lang = Lang::of(&req);
     let t = lang.texts();
-    let (session, token) = match staff(&state, &req, lang).await {
-        Ok(s) => s,
+    let (session, token, form) = match staff_form(
+        &state,
+        &req,
+        lang,
+        form,
+        |f: &PaymentForm| &f.csrf,
+        ("/console/members", |t| t.members),
+    )
+    .await
+    {
+        Ok(found) => found,
         Err(answer) => return answer,
-    };
-    let form = form.map(|f| f.into_inner()).ok();
-    let Some(form) = form.filter(|f| csrf_matches(&token, &f.csrf)) else {
-        return message_page(
-            StatusCode::FORBIDDEN,
-            lang,
-            Some((&session, &token)),
-            t.console,
-            t.form_expired,
-            "/console/members",
-            t.members,
-        );
     };
     let Some(id) = req
         .match_info()
