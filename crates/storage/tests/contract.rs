@@ -830,6 +830,34 @@ mod partners {
         assert_eq!(store.balance(id).unwrap().free, Tokens::whole(900));
     }
 
+    /// A code of `client_id` for `member`, issued and redeemed once: the
+    /// family its tokens belong to.
+    fn redeemed_code(
+        store: &Store,
+        client_id: &str,
+        member: zhima_domain::ids::MemberId,
+        code_hash: &str,
+    ) -> zhima_storage::oauth::StoredCode {
+        let code = NewCode {
+            code_hash,
+            client_id,
+            member_id: member,
+            redirect_uri: "https://goplay.example/cb",
+            scope: "profile",
+            pkce: None,
+            redirect_uri_sent: true,
+            expires_at: now() + Duration::minutes(5),
+        };
+        store.insert_oauth_code(&code, now()).unwrap();
+        let Redeemed::Fresh(stored) = store
+            .redeem_oauth_code(code_hash, client_id, now(), |_| true)
+            .unwrap()
+        else {
+            panic!("a fresh code")
+        };
+        stored
+    }
+
     /// The token and its member in one statement: the member as a member
     /// read answers it (with another server's latest write), and nothing
     /// once the member is deactivated.
@@ -841,23 +869,7 @@ mod partners {
         let m = store
             .create_member(&new_member("tm1", "TokenMember"), None, now())
             .unwrap();
-        let code = NewCode {
-            code_hash: "code-tm",
-            client_id: &client_id,
-            member_id: m.member.id,
-            redirect_uri: "https://goplay.example/cb",
-            scope: "profile",
-            pkce: None,
-            redirect_uri_sent: true,
-            expires_at: now() + Duration::minutes(5),
-        };
-        store.insert_oauth_code(&code, now()).unwrap();
-        let Redeemed::Fresh(stored) = store
-            .redeem_oauth_code("code-tm", &client_id, now(), |_| true)
-            .unwrap()
-        else {
-            panic!("a fresh code")
-        };
+        let stored = redeemed_code(&store, &client_id, m.member.id, "code-tm");
         let tokens = NewTokens {
             family: stored.id,
             client_id: &client_id,
@@ -907,23 +919,7 @@ mod partners {
         let m = store
             .create_member(&new_member("w3", "Race"), None, now())
             .unwrap();
-        let code = NewCode {
-            code_hash: "code-hash",
-            client_id: &client_id,
-            member_id: m.member.id,
-            redirect_uri: "https://goplay.example/cb",
-            scope: "profile",
-            pkce: None,
-            redirect_uri_sent: true,
-            expires_at: now() + Duration::minutes(5),
-        };
-        store.insert_oauth_code(&code, now()).unwrap();
-        let Redeemed::Fresh(stored) = store
-            .redeem_oauth_code("code-hash", &client_id, now(), |_| true)
-            .unwrap()
-        else {
-            panic!("a fresh code")
-        };
+        let stored = redeemed_code(&store, &client_id, m.member.id, "code-hash");
         assert!(matches!(
             store
                 .redeem_oauth_code("code-hash", &client_id, now(), |_| true)
