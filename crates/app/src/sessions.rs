@@ -16,7 +16,6 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, Utc};
 use zhima_domain::ids::MemberId;
 use zhima_domain::member::Member;
-use zhima_domain::tags::{Tag, Tags};
 use zhima_storage::credentials::{constant_time_eq, hash_api_key, random_hex};
 use zhima_storage::Store;
 
@@ -30,29 +29,7 @@ pub const ABSOLUTE: Duration = Duration::hours(12);
 /// A session's last use is written at most this often.
 const TOUCH_EVERY: Duration = Duration::seconds(60);
 
-/// What a person may do on the pages, from their tags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Role {
-    /// Their own member page only.
-    Member,
-    /// The console (tag `STAFF`).
-    Staff,
-    /// The console and its dangerous parts (tag `ADMIN`).
-    Admin,
-}
-
-impl Role {
-    /// The highest role `tags` give.
-    pub fn of(tags: &Tags) -> Role {
-        if tags.contains(Tag::Admin) {
-            Role::Admin
-        } else if tags.contains(Tag::Staff) {
-            Role::Staff
-        } else {
-            Role::Member
-        }
-    }
-}
+pub use zhima_domain::tags::Role;
 
 /// A live session.
 #[derive(Debug, Clone)]
@@ -152,6 +129,7 @@ mod tests {
     use super::*;
     use zhima_domain::ids::{NickName, OpenId};
     use zhima_domain::member::{NewMember, Profile};
+    use zhima_domain::tags::Tags;
     use zhima_storage::testing::TestDatabase;
     use zhima_storage::StoreOptions;
 
@@ -280,18 +258,5 @@ mod tests {
         assert!(!csrf_matches("session-b", &a));
         assert!(!csrf_matches("session-a", ""));
         assert!(!csrf_matches("session-a", &a[..63]));
-    }
-
-    #[test]
-    fn roles_come_from_tags() {
-        assert_eq!(
-            Role::of(&Tags::from_stored("MEMBER").unwrap()),
-            Role::Member
-        );
-        assert_eq!(Role::of(&Tags::from_stored("STAFF").unwrap()), Role::Staff);
-        assert_eq!(
-            Role::of(&Tags::from_stored("STAFF,ADMIN").unwrap()),
-            Role::Admin
-        );
     }
 }

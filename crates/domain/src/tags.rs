@@ -169,8 +169,43 @@ impl Tags {
     }
 }
 
+/// What a person may do on the web pages, from their tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Their own member page only.
+    Member,
+    /// The staff console (tag `STAFF`).
+    Staff,
+    /// The console and its dangerous parts (tag `ADMIN`).
+    Admin,
+}
+
+impl Role {
+    /// The highest role `tags` give (`ADMIN` over `STAFF` over anything).
+    pub fn of(tags: &Tags) -> Role {
+        if tags.contains(Tag::Admin) {
+            Role::Admin
+        } else if tags.contains(Tag::Staff) {
+            Role::Staff
+        } else {
+            Role::Member
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn roles_come_from_tags() {
+        let role = |t: &str| Role::of(&Tags::from_stored(t).unwrap());
+        assert_eq!(role("MEMBER"), Role::Member);
+        assert_eq!(role("VISITOR,MASTER"), Role::Member);
+        assert_eq!(role("STAFF"), Role::Staff);
+        assert_eq!(role("MEMBER,STAFF,ADMIN"), Role::Admin);
+        assert_eq!(role("ADMIN"), Role::Admin);
+        assert!(Role::Admin > Role::Staff && Role::Staff > Role::Member);
+    }
+
     use super::*;
 
     #[test]
