@@ -2,6 +2,7 @@
 
 pub mod access;
 mod api_keys;
+pub mod audit;
 mod connection;
 pub mod credentials;
 mod history;
@@ -264,6 +265,8 @@ pub struct Store {
     history: Arc<history::HistoryCache>,
     /// Whether taking a connection may wait (see [`Store::without_waiting`]).
     wait: bool,
+    /// Written in the transaction of each write (see [`Store::audited`]).
+    audit: Option<Arc<audit::AuditNote>>,
 }
 
 /// Given a member's payments, the spans in which their granted entries
@@ -318,6 +321,7 @@ impl Store {
             entry_windows: options.entry_windows.clone(),
             history: Arc::new(history::HistoryCache::new(options.history_cache)),
             wait: true,
+            audit: None,
         })
     }
 
@@ -449,8 +453,20 @@ impl Store {
                 use schema::write_lock::dsl::{n, write_lock};
                 diesel::update(write_lock).set(n.eq(n + 1)).execute(c)?;
             }
-            f(conn)
+            let value = f(conn)?;
+            if let Some(note) = &self.audit {
+                audit::record_in(conn, note)?;
+            }
+            Ok(value)
         })
+    }
+
+    /// This store without an audit note.
+    fn unaudited(&self) -> Store {
+        Store {
+            audit: None,
+            ..self.clone()
+        }
     }
 }
 

@@ -173,6 +173,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        at -> BigInt,
+        actor_id -> Nullable<BigInt>,
+        actor -> Text,
+        action -> Text,
+        subject -> Text,
+        before_value -> Text,
+        after_value -> Text,
+    }
+}
+
 diesel::joinable!(payments -> members (member_id));
 diesel::joinable!(sessions -> members (member_id));
 diesel::joinable!(oauth_tokens -> members (member_id));
@@ -189,5 +202,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     token_ledger,
     vip_periods,
     idempotency_keys,
-    sessions
+    sessions,
+    audit_log
 );

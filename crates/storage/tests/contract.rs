@@ -1049,3 +1049,55 @@ mod partners {
             .unwrap());
     }
 }
+
+/// An audited change and its audit row commit together; a change that fails
+/// leaves no row; the log refuses every update and delete, even in SQL.
+#[test]
+fn the_audit_log_records_each_change_with_it_and_cannot_be_changed() {
+    use zhima_storage::audit::AuditNote;
+    let (db, store) = store();
+    let m = store
+        .create_member(&new_member("audit-1", "Audited"), None, now())
+        .unwrap();
+    let note = |action: &str| AuditNote {
+        at: now(),
+        actor_id: Some(m.member.id),
+        actor: "Audited".into(),
+        action: action.into(),
+        subject: format!("member #{}", m.member.id.0),
+        before: "status=OK".into(),
+        after: "status=INVALID".into(),
+    };
+    store
+        .audited(note("member.deactivate"))
+        .set_deactivated(&m.member.openid, true, now())
+        .unwrap();
+    // a change that fails (no such member) records nothing
+    let missing = OpenId::parse("nobody-here").unwrap();
+    assert!(store
+        .audited(note("member.reactivate"))
+        .set_deactivated(&missing, false, now())
+        .is_err());
+    let log = store.audit_log(None, 50).unwrap();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0].note, note("member.deactivate"));
+    // an unaudited store records nothing
+    store
+        .set_deactivated(&m.member.openid, false, now())
+        .unwrap();
+    assert_eq!(store.audit_log(None, 50).unwrap().len(), 1);
+
+    for sql in [
+        "UPDATE audit_log SET actor = 'someone else'",
+        "DELETE FROM audit_log",
+    ] {
+        let refused = db.execute(sql);
+        assert!(refused.is_err(), "{sql} was allowed");
+    }
+    if db.is_postgres() {
+        assert!(db.execute("TRUNCATE audit_log").is_err(), "TRUNCATE was allowed");
+    }
+    let log = store.audit_log(None, 50).unwrap();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0].note.actor, "Audited");
+}
