@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod admin;
+pub mod audit;
 pub mod entrance;
 pub mod keys;
 pub mod login;

@@ -6,12 +6,16 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use std::sync::Arc;
 
-use zhima_domain::ids::{MemberId, OpenId, Rfid};
-use zhima_domain::member::{MemberChange, NewMember, NewPayment, Payment};
+use zhima_domain::ids::{MemberId, NickName, OpenId, PayIndex, Rfid};
+use zhima_domain::member::{MemberChange, NewMember, NewPayment, Payment, Profile};
 use zhima_domain::membership::{evaluate, History, Validity};
+use zhima_domain::money::Fen;
+use zhima_domain::plan::Grant;
 use zhima_domain::plan::Plans;
+use zhima_domain::tags::{Tag, Tags};
 use zhima_storage::{MemberKey, MemberRecord, StorageError, Store};
 
+use crate::audit::{describe_changes, member_subject, Actor};
 use crate::AppError;
 
 /// A member and their validity at one instant.
@@ -186,4 +190,199 @@ impl Members {
             duplicate: receipt.duplicate,
         })
     }
+
+    /// The member `lookup` names, or [`StorageError::MemberNotFound`].
+    fn existing(&self, key: MemberKey<'_>) -> Result<MemberRecord, AppError> {
+        Ok(self
+            .store
+            .member(key)?
+            .ok_or(StorageError::MemberNotFound)?)
+    }
+
+    /// Changes a member's fields from the console or the CLI; the audit log
+    /// keeps the changed fields before and after. Nothing is written when
+    /// nothing would change. Blocking.
+    pub fn update_by(
+        &self,
+        openid: &OpenId,
+        changes: &[MemberChange],
+        by: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<MemberView, AppError> {
+        let record = self.existing(MemberKey::OpenId(openid))?;
+        let Some((before, after)) = describe_changes(&record.member, changes) else {
+            return Ok(self.view(record, now));
+        };
+        let note = by.note(
+            "member.update",
+            member_subject(&record.member),
+            before,
+            after,
+            now,
+        );
+        let record = self
+            .store
+            .audited(note)
+            .update_member(openid, changes, now)?;
+        Ok(self.view(record, now))
+    }
+
+    /// [`Members::add_payment`] from the console: the audit log keeps the
+    /// payment (a replay records nothing, there or in the log). Blocking.
+    pub fn add_payment_by(
+        &self,
+        id: MemberId,
+        payment: &NewPayment,
+        by: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded, AppError> {
+        let record = self.existing(MemberKey::Id(id))?;
+        let note = by.note(
+            "payment.record",
+            member_subject(&record.member),
+            String::new(),
+            format!(
+                "payIndex={}\npayType={}\namount={}\npaidTime={}",
+                payment.pay_index,
+                payment.pay_type,
+                payment.amount,
+                payment.paid_at.to_rfc3339()
+            ),
+            now,
+        );
+        let receipt = self
+            .store
+            .audited(note)
+            .add_payment(&record.member.openid, payment, now)?;
+        Ok(Recorded {
+            view: self.view(receipt.record, now),
+            payment: receipt.payment,
+            duplicate: receipt.duplicate,
+        })
+    }
+
+    /// Issues a pass for a visitor: a new member (tag `VISITOR`, openid and
+    /// nickname made for the pass) with a payment of the day-pass plan
+    /// (`EVENT` in the standard catalogue) that starts at `starts` (now for
+    /// a day pass, the event day for an event pass) and lasts the plan's
+    /// span. The audit log names who issued it; the pass's QR code is signed
+    /// by the caller for the span the answer's validity shows. Blocking.
+    pub fn issue_pass(
+        &self,
+        pass: &Pass,
+        by: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<MemberView, AppError> {
+        let plan = self
+            .plans
+            .get("EVENT")
+            .ok()
+            .filter(|p| matches!(p.grant, Grant::DayPass { .. }))
+            .or_else(|| {
+                self.plans
+                    .iter()
+                    .find(|p| matches!(p.grant, Grant::DayPass { .. }))
+            })
+            .ok_or_else(|| AppError::Invalid {
+                field: "plan",
+                reason: "no plan of the catalogue is a day pass".into(),
+            })?;
+        if pass.starts < now - chrono::Duration::days(1) {
+            return Err(AppError::Invalid {
+                field: "starts",
+                reason: "a pass cannot start in the past".into(),
+            });
+        }
+        let visitor = pass.visitor.trim();
+        let visitor = if visitor.is_empty() {
+            "Visitor"
+        } else {
+            visitor
+        };
+        let tag = zhima_storage::credentials::random_hex::<6>()?;
+        let nickname = NickName::parse(&format!(
+            "{} · {}",
+            visitor.chars().take(40).collect::<String>(),
+            &tag[..6]
+        ))
+        .map_err(|e| AppError::Invalid {
+            field: "visitor",
+            reason: e.to_string(),
+        })?;
+        let new = NewMember {
+            openid: OpenId::parse(&format!("pass-{tag}")).map_err(|e| AppError::Invalid {
+                field: "openid",
+                reason: e.to_string(),
+            })?,
+            nickname,
+            rfid: None,
+            tags: Tags::from_stored(Tag::Visitor.name()).map_err(|e| AppError::Invalid {
+                field: "tags",
+                reason: e.to_string(),
+            })?,
+            profile: Profile {
+                memo: format!("{} pass issued by {}", pass.kind.name(), by.name()),
+                ..Profile::default()
+            },
+        };
+        let payment = NewPayment {
+            pay_index: PayIndex::parse(&format!("pass-{tag}")).map_err(|e| AppError::Invalid {
+                field: "payIndex",
+                reason: e.to_string(),
+            })?,
+            amount: pass.amount,
+            pay_type: plan.name().to_owned(),
+            paid_at: pass.starts,
+            until_days: None,
+        };
+        let note = by.note(
+            "pass.issue",
+            format!("{} pass {}", pass.kind.name(), new.nickname.as_str()),
+            String::new(),
+            format!(
+                "openid={}\namount={}\nstarts={}",
+                new.openid,
+                pass.amount,
+                pass.starts.to_rfc3339()
+            ),
+            now,
+        );
+        let record = self
+            .store
+            .audited(note)
+            .create_member(&new, Some(&payment), now)?;
+        Ok(self.view(record, now))
+    }
+}
+
+/// A day pass or an event pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassKind {
+    /// For today, from now.
+    Day,
+    /// For an event on a given day.
+    Event,
+}
+
+impl PassKind {
+    /// `day` or `event`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PassKind::Day => "day",
+            PassKind::Event => "event",
+        }
+    }
+}
+
+/// What a pass is for.
+#[derive(Debug, Clone)]
+pub struct Pass {
+    /// Day or event.
+    pub kind: PassKind,
+    /// The visitor's name as they give it (may be empty).
+    pub visitor: String,
+    /// What they paid (may be 0).
+    pub amount: Fen,
+    /// When it starts admitting.
+    pub starts: DateTime<Utc>,
 }

@@ -83,13 +83,15 @@ impl Wallet {
 
     /// Credits tokens to a member (a staff gift, a correction): the new
     /// balances. The amount must be more than 0 and the reason 1 to 200
-    /// characters (it stays in the ledger). Blocking.
+    /// characters (it stays in the ledger); the audit log names `by`.
+    /// Blocking.
     pub fn grant(
         &self,
         openid: &OpenId,
         kind: TokenKind,
         amount: Tokens,
         reason: &str,
+        by: &crate::audit::Actor,
         now: DateTime<Utc>,
     ) -> Result<Balance, AppError> {
         if amount == Tokens::ZERO {
@@ -105,7 +107,17 @@ impl Wallet {
                 reason: "must be 1 to 200 characters".into(),
             });
         }
-        Ok(self.store.grant_tokens(openid, kind, amount, reason, now)?)
+        let note = by.note(
+            "tokens.grant",
+            format!("member {openid}"),
+            String::new(),
+            format!("{kind:?} tokens +{amount}\nreason={reason}"),
+            now,
+        );
+        Ok(self
+            .store
+            .audited(note)
+            .grant_tokens(openid, kind, amount, reason, now)?)
     }
 
     /// A member's balances; `None` if there is no such member. Blocking.

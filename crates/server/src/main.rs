@@ -245,7 +245,8 @@ fn run(command: Command, settings: &Settings) -> Result<(), Box<dyn std::error::
             match cmd {
                 ApiKeyCommand::Create { name, scopes } => {
                     let scopes = Scopes::parse(&scopes).map_err(|e| format!("--scopes: {e}"))?;
-                    let (key, plaintext) = admin.create_api_key(&name, &scopes, Utc::now())?;
+                    let (key, plaintext) =
+                        admin.create_api_key(&name, &scopes, &operator(), Utc::now())?;
                     println!(
                         "created API key {:?} with scopes {}; it is shown only now:",
                         key.name, key.scopes
@@ -267,7 +268,7 @@ fn run(command: Command, settings: &Settings) -> Result<(), Box<dyn std::error::
                     }
                 }
                 ApiKeyCommand::Revoke { name } => {
-                    if !admin.revoke_api_key(&name, Utc::now())? {
+                    if !admin.revoke_api_key(&name, &operator(), Utc::now())? {
                         return Err(format!("no active API key named {name:?}").into());
                     }
                     println!("revoked API key {name:?}");
@@ -282,23 +283,32 @@ fn run(command: Command, settings: &Settings) -> Result<(), Box<dyn std::error::
                     let openid = OpenId::parse(&openid).map_err(|e| format!("--openid: {e}"))?;
                     let password = zhima_domain::password::Password::parse(&password)
                         .map_err(|e| format!("--password: {e}"))?;
-                    admin.set_password(&openid, &password, Utc::now())?;
+                    admin.set_password(&openid, &password, &operator(), Utc::now())?;
                     println!("password set for {openid}");
                 }
                 MemberCommand::Deactivate { openid } => {
                     let openid = OpenId::parse(&openid).map_err(|e| format!("--openid: {e}"))?;
-                    admin.set_deactivated(&openid, true, Utc::now())?;
+                    admin.set_deactivated(&openid, true, &operator(), Utc::now())?;
                     println!("{openid} is deactivated (status INVALID)");
                 }
                 MemberCommand::Reactivate { openid } => {
                     let openid = OpenId::parse(&openid).map_err(|e| format!("--openid: {e}"))?;
-                    admin.set_deactivated(&openid, false, Utc::now())?;
+                    admin.set_deactivated(&openid, false, &operator(), Utc::now())?;
                     println!("{openid} is active again");
                 }
             }
             Ok(())
         }
     }
+}
+
+/// The operator at the command line, as the audit log names them: the
+/// user who ran `sudo`, else the login user.
+fn operator() -> zhima_app::audit::Actor {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_default();
+    zhima_app::audit::Actor::operator(&user)
 }
 
 /// The administration use cases on the configured database.
@@ -318,8 +328,14 @@ fn partner(settings: &Settings, cmd: PartnerCommand) -> Result<(), Box<dyn std::
             scopes,
         } => {
             let scopes = PartnerScope::parse_set(&scopes).map_err(|e| format!("--scopes: {e}"))?;
-            let registered =
-                admin.register_partner(&name, &redirect_uris, public, &scopes, Utc::now())?;
+            let registered = admin.register_partner(
+                &name,
+                &redirect_uris,
+                public,
+                &scopes,
+                &operator(),
+                Utc::now(),
+            )?;
             let client = &registered.client;
             println!(
                 "registered {:?} ({}, scopes {}); shown only now:",
@@ -363,13 +379,13 @@ fn partner(settings: &Settings, cmd: PartnerCommand) -> Result<(), Box<dyn std::
         }
         PartnerCommand::Pkce { client_id, rule } => {
             let required = rule == "required";
-            if !admin.set_partner_pkce(&client_id, required)? {
+            if !admin.set_partner_pkce(&client_id, required, &operator(), Utc::now())? {
                 return Err(format!("no active partner with client_id {client_id:?}").into());
             }
             println!("PKCE is now {rule} for {client_id}");
         }
         PartnerCommand::Remove { client_id } => {
-            if !admin.remove_partner(&client_id, Utc::now())? {
+            if !admin.remove_partner(&client_id, &operator(), Utc::now())? {
                 return Err(format!("no active partner with client_id {client_id:?}").into());
             }
             println!("removed {client_id}; its tokens are revoked");
@@ -389,8 +405,14 @@ fn tokens(settings: &Settings, cmd: TokensCommand) -> Result<(), Box<dyn std::er
         } => {
             let openid = OpenId::parse(&openid).map_err(|e| format!("--openid: {e}"))?;
             let amount = Tokens::parse(&free).map_err(|e| format!("--free: {e}"))?;
-            let balance = match wallet.grant(&openid, TokenKind::Free, amount, &reason, Utc::now())
-            {
+            let balance = match wallet.grant(
+                &openid,
+                TokenKind::Free,
+                amount,
+                &reason,
+                &operator(),
+                Utc::now(),
+            ) {
                 Err(zhima_app::AppError::Invalid { field, reason }) => {
                     let flag = if field == "amount" {
                         "--free"

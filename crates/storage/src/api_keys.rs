@@ -65,28 +65,29 @@ impl Store {
     ) -> Result<(ApiKey, String), StorageError> {
         let name = parse_api_key_name(name).map_err(|e| e.field("name"))?;
         let key = generate_api_key()?;
-        let mut conn = self.conn()?;
-        let taken: Option<i64> = api_keys::table
-            .select(api_keys::id)
-            .filter(api_keys::name.eq(&name))
-            .get_result(&mut conn)
-            .optional()?;
-        if taken.is_some() {
-            return Err(StorageError::Duplicate(UniqueField::ApiKeyName));
-        }
-        diesel::insert_into(api_keys::table)
-            .values((
-                api_keys::name.eq(&name),
-                api_keys::key_hash.eq(hash_api_key(&key)),
-                api_keys::scopes.eq(scopes.to_string()),
-                api_keys::created_at.eq(secs(now)),
-            ))
-            .execute(&mut conn)
-            .map_err(|e| map_unique(e.into()))?;
-        let row = api_keys::table
-            .select(ApiKeyRow::as_select())
-            .filter(api_keys::name.eq(&name))
-            .get_result(&mut conn)?;
+        let row = self.write(|conn| {
+            let taken: Option<i64> = api_keys::table
+                .select(api_keys::id)
+                .filter(api_keys::name.eq(&name))
+                .get_result(conn)
+                .optional()?;
+            if taken.is_some() {
+                return Err(StorageError::Duplicate(UniqueField::ApiKeyName));
+            }
+            diesel::insert_into(api_keys::table)
+                .values((
+                    api_keys::name.eq(&name),
+                    api_keys::key_hash.eq(hash_api_key(&key)),
+                    api_keys::scopes.eq(scopes.to_string()),
+                    api_keys::created_at.eq(secs(now)),
+                ))
+                .execute(conn)
+                .map_err(|e| map_unique(e.into()))?;
+            Ok(api_keys::table
+                .select(ApiKeyRow::as_select())
+                .filter(api_keys::name.eq(&name))
+                .get_result(conn)?)
+        })?;
         Ok((row.into_domain()?, key))
     }
 
@@ -121,14 +122,18 @@ impl Store {
 
     /// Revokes the key named `name`; `false` if there is no live key of that name.
     pub fn revoke_api_key(&self, name: &str, now: DateTime<Utc>) -> Result<bool, StorageError> {
-        let mut conn = self.conn()?;
-        let n = diesel::update(
-            api_keys::table
-                .filter(api_keys::name.eq(name))
-                .filter(api_keys::revoked_at.is_null()),
+        self.write_noting(
+            |conn| {
+                let n = diesel::update(
+                    api_keys::table
+                        .filter(api_keys::name.eq(name))
+                        .filter(api_keys::revoked_at.is_null()),
+                )
+                .set(api_keys::revoked_at.eq(secs(now)))
+                .execute(conn)?;
+                Ok(n > 0)
+            },
+            |revoked| *revoked,
         )
-        .set(api_keys::revoked_at.eq(secs(now)))
-        .execute(&mut conn)?;
-        Ok(n > 0)
     }
 }

@@ -437,6 +437,17 @@ impl Store {
         &self,
         f: impl FnOnce(&mut AnyConnection) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
+        self.write_noting(f, |_| true)
+    }
+
+    /// [`Store::write`], writing the audit note (if any) only when
+    /// `changed` says the transaction changed something (a replayed payment
+    /// or a revocation of nothing is not a change).
+    fn write_noting<T>(
+        &self,
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, StorageError>,
+        changed: impl FnOnce(&T) -> bool,
+    ) -> Result<T, StorageError> {
         let _gate = match self.backend {
             Backend::Sqlite if !self.wait => match self.write_gate.try_lock() {
                 Ok(gate) => Some(gate),
@@ -454,7 +465,7 @@ impl Store {
                 diesel::update(write_lock).set(n.eq(n + 1)).execute(c)?;
             }
             let value = f(conn)?;
-            if let Some(note) = &self.audit {
+            if let Some(note) = self.audit.as_deref().filter(|_| changed(&value)) {
                 audit::record_in(conn, note)?;
             }
             Ok(value)

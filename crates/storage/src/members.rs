@@ -487,31 +487,36 @@ impl Store {
         let (member_id, payment_id, duplicate) = loop {
             attempt += 1;
             let outcome = self
-                .write(|conn| {
-                    let row = find_row(conn, MemberKey::OpenId(openid))?
-                        .ok_or(StorageError::MemberNotFound)?;
-                    let member_id = row.id;
-                    if let Some(existing) = find_payment(conn, payment.pay_index.as_str())? {
-                        let same_member = existing.member_id == member_id;
-                        let existing_id = existing.id;
-                        if same_member && payment.is_replay_of(&existing.into_domain()?) {
-                            return Ok((member_id, existing_id, true));
+                .write_noting(
+                    |conn| {
+                        let row = find_row(conn, MemberKey::OpenId(openid))?
+                            .ok_or(StorageError::MemberNotFound)?;
+                        let member_id = row.id;
+                        if let Some(existing) = find_payment(conn, payment.pay_index.as_str())? {
+                            let same_member = existing.member_id == member_id;
+                            let existing_id = existing.id;
+                            if same_member && payment.is_replay_of(&existing.into_domain()?) {
+                                return Ok((member_id, existing_id, true));
+                            }
+                            return Err(StorageError::PaymentConflict(
+                                payment.pay_index.to_string(),
+                            ));
                         }
-                        return Err(StorageError::PaymentConflict(payment.pay_index.to_string()));
-                    }
-                    diesel::insert_into(payments::table)
-                        .values(NewPaymentRow::new(MemberId(member_id), payment, now))
-                        .execute(conn)?;
-                    self.credit_tokens_for(conn, MemberId(member_id), payment, now)?;
-                    diesel::update(members::table.filter(members::id.eq(member_id)))
-                        .set(members::updated_at.eq(secs(now)))
-                        .execute(conn)?;
-                    let id: i64 = payments::table
-                        .select(payments::id)
-                        .filter(payments::pay_index.eq(payment.pay_index.as_str()))
-                        .get_result(conn)?;
-                    Ok((member_id, id, false))
-                })
+                        diesel::insert_into(payments::table)
+                            .values(NewPaymentRow::new(MemberId(member_id), payment, now))
+                            .execute(conn)?;
+                        self.credit_tokens_for(conn, MemberId(member_id), payment, now)?;
+                        diesel::update(members::table.filter(members::id.eq(member_id)))
+                            .set(members::updated_at.eq(secs(now)))
+                            .execute(conn)?;
+                        let id: i64 = payments::table
+                            .select(payments::id)
+                            .filter(payments::pay_index.eq(payment.pay_index.as_str()))
+                            .get_result(conn)?;
+                        Ok((member_id, id, false))
+                    },
+                    |(_, _, replay)| !replay,
+                )
                 .map_err(map_unique);
             match outcome {
                 // Another server inserted the same payIndex between our check and

@@ -404,23 +404,26 @@ impl Store {
         client_id: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StorageError> {
-        self.write(|conn| {
-            let n = diesel::update(
-                oauth_clients::table
-                    .filter(oauth_clients::client_id.eq(client_id))
-                    .filter(oauth_clients::removed_at.is_null()),
-            )
-            .set(oauth_clients::removed_at.eq(secs(now)))
-            .execute(conn)?;
-            diesel::update(
-                oauth_tokens::table
-                    .filter(oauth_tokens::client_id.eq(client_id))
-                    .filter(oauth_tokens::revoked_at.is_null()),
-            )
-            .set(oauth_tokens::revoked_at.eq(secs(now)))
-            .execute(conn)?;
-            Ok(n > 0)
-        })
+        self.write_noting(
+            |conn| {
+                let n = diesel::update(
+                    oauth_clients::table
+                        .filter(oauth_clients::client_id.eq(client_id))
+                        .filter(oauth_clients::removed_at.is_null()),
+                )
+                .set(oauth_clients::removed_at.eq(secs(now)))
+                .execute(conn)?;
+                diesel::update(
+                    oauth_tokens::table
+                        .filter(oauth_tokens::client_id.eq(client_id))
+                        .filter(oauth_tokens::revoked_at.is_null()),
+                )
+                .set(oauth_tokens::revoked_at.eq(secs(now)))
+                .execute(conn)?;
+                Ok(n > 0)
+            },
+            |removed| *removed,
+        )
     }
 
     /// Stores an authorization code.
@@ -572,15 +575,19 @@ impl Store {
         client_id: &str,
         required: bool,
     ) -> Result<bool, StorageError> {
-        let mut conn = self.conn()?;
-        let n = diesel::update(
-            oauth_clients::table
-                .filter(oauth_clients::client_id.eq(client_id))
-                .filter(oauth_clients::removed_at.is_null()),
+        self.write_noting(
+            |conn| {
+                let n = diesel::update(
+                    oauth_clients::table
+                        .filter(oauth_clients::client_id.eq(client_id))
+                        .filter(oauth_clients::removed_at.is_null()),
+                )
+                .set(oauth_clients::pkce_required.eq(required))
+                .execute(conn)?;
+                Ok(n > 0)
+            },
+            |changed| *changed,
         )
-        .set(oauth_clients::pkce_required.eq(required))
-        .execute(&mut conn)?;
-        Ok(n > 0)
     }
 
     /// Stores a new access token and its refresh token.

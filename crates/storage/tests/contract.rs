@@ -1095,7 +1095,10 @@ fn the_audit_log_records_each_change_with_it_and_cannot_be_changed() {
         assert!(refused.is_err(), "{sql} was allowed");
     }
     if db.is_postgres() {
-        assert!(db.execute("TRUNCATE audit_log").is_err(), "TRUNCATE was allowed");
+        assert!(
+            db.execute("TRUNCATE audit_log").is_err(),
+            "TRUNCATE was allowed"
+        );
     }
     let log = store.audit_log(None, 50).unwrap();
     assert_eq!(log.len(), 1, "{log:?}");
