@@ -115,6 +115,41 @@ impl Sessions {
         }))
     }
 
+    /// A member changes their own password: the current one is checked as
+    /// a login is (the limiter, argon2id), the new one replaces it (the
+    /// audit log says so, never what it is), every session of the member
+    /// ends, and a new session opens for this browser: its token. Blocking.
+    #[allow(clippy::too_many_arguments)]
+    pub fn change_password(
+        &self,
+        member: &Member,
+        current: &str,
+        new: &zhima_domain::password::Password,
+        address: &str,
+        at: Instant,
+        now: DateTime<Utc>,
+    ) -> Result<String, SessionError> {
+        self.logins
+            .login(member.nickname.as_str(), current, address, at)?;
+        let by = crate::audit::Actor::member(member);
+        let note = by.note(
+            "member.change_password",
+            crate::audit::member_subject(member),
+            String::new(),
+            "password changed by the member".into(),
+            now,
+        );
+        self.store
+            .audited(note)
+            .set_password(&member.openid, new.expose(), false, now)
+            .map_err(AppError::from)?;
+        let token = random_hex::<32>().map_err(AppError::from)?;
+        self.store
+            .create_session(&hash_api_key(&token), member.id, now, now + ABSOLUTE)
+            .map_err(AppError::from)?;
+        Ok(token)
+    }
+
     /// Ends the session of `token` (logout). Blocking (storage).
     pub fn log_out(&self, token: &str) -> Result<(), AppError> {
         self.store.end_session(&hash_api_key(token))?;

@@ -147,7 +147,8 @@ mod tests {
         );
         let nobody = OpenId::parse("nobody-0001").unwrap();
         let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
-        let zero = wallet.grant(&nobody, TokenKind::Free, Tokens::ZERO, "gift", now);
+        let op = crate::audit::Actor::operator("test");
+        let zero = wallet.grant(&nobody, TokenKind::Free, Tokens::ZERO, "gift", &op, now);
         assert!(
             matches!(
                 zero,
@@ -160,7 +161,7 @@ mod tests {
         );
         let one = Tokens::whole(1);
         for reason in ["", "  ", &"x".repeat(201)] {
-            let r = wallet.grant(&nobody, TokenKind::Free, one, reason, now);
+            let r = wallet.grant(&nobody, TokenKind::Free, one, reason, &op, now);
             assert!(
                 matches!(
                     r,
@@ -172,7 +173,7 @@ mod tests {
                 "{r:?}"
             );
         }
-        let r = wallet.grant(&nobody, TokenKind::Free, one, "gift", now);
+        let r = wallet.grant(&nobody, TokenKind::Free, one, "gift", &op, now);
         assert!(
             matches!(r, Err(AppError::Storage(StorageError::MemberNotFound))),
             "{r:?}"

@@ -59,6 +59,10 @@ pub struct AppState {
     pub members: Arc<zhima_app::members::Members>,
     /// The door's use cases: admitting people, writing the access log.
     pub entrance: Arc<zhima_app::entrance::Entrance>,
+    /// The admins' use cases: API keys, partners, passwords, tags.
+    pub admin: Arc<zhima_app::admin::Admin>,
+    /// The audit log of console and CLI changes.
+    pub audit: zhima_app::audit::Audit,
     /// Proxies whose forwarded headers are believed.
     pub proxies: net::TrustedProxies,
     /// How long a request body may take to arrive (`http.body_timeout_secs`).

@@ -147,6 +147,11 @@ fn main() {
                 zhima_domain::time::DEFAULT_TIMEZONE,
             )),
             entrance,
+            admin: Arc::new(zhima_app::admin::Admin::new(
+                store.clone(),
+                zhima_oauth::Provider::new(store.clone(), Default::default()),
+            )),
+            audit: zhima_app::audit::Audit::new(store.clone()),
             members: Arc::new(zhima_app::members::Members::new(
                 store.clone(),
                 Plans::standard(),

@@ -151,8 +151,13 @@ impl Application {
         let seed = keys::seed(&settings.qr)?;
         let qr = keys::qr_state_from_seed(&settings.qr, &seed);
         let store = open_store(settings)?;
+        let provider = Provider::new(store.clone(), settings.oauth.clone());
+        let admin = Arc::new(zhima_app::admin::Admin::new(
+            store.clone(),
+            provider.clone(),
+        ));
         let oauth = OAuthState::new(
-            Provider::new(store.clone(), settings.oauth.clone()),
+            provider,
             keys::ticket_key(&seed),
             settings.oauth_issuer.clone(),
             settings.cors_origins.clone(),
@@ -202,6 +207,8 @@ impl Application {
             logins.clone(),
         ));
         let state = web::Data::new(AppState {
+            admin,
+            audit: zhima_app::audit::Audit::new(store.clone()),
             logins,
             sessions,
             wallet: Arc::new(zhima_app::wallet::Wallet::new(

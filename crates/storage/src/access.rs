@@ -14,7 +14,7 @@ use crate::{StorageError, Store};
 pub const PAGE_MAX: u32 = 500;
 
 /// Which events to list: newest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EventQuery {
     /// Only events at or after this time.
     pub since: Option<DateTime<Utc>>,
@@ -26,6 +26,12 @@ pub struct EventQuery {
     pub outcome: Option<Outcome>,
     /// Only events of this member.
     pub member: Option<MemberId>,
+    /// Only events before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// Only events of this method.
+    pub method: Option<zhima_domain::access::AccessMethod>,
+    /// Only events at this door.
+    pub door: Option<String>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -163,6 +169,15 @@ impl Store {
         }
         if let Some(member) = query.member {
             select = select.filter(access_events::member_id.eq(member.0));
+        }
+        if let Some(until) = query.until {
+            select = select.filter(access_events::at.lt(secs(until)));
+        }
+        if let Some(method) = query.method {
+            select = select.filter(access_events::method.eq(method.as_str()));
+        }
+        if let Some(door) = query.door {
+            select = select.filter(access_events::door.eq(door));
         }
         let rows: Vec<EventRow> = select.load(&mut *conn)?;
         rows.into_iter().map(EventRow::into_domain).collect()

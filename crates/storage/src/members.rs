@@ -391,9 +391,10 @@ impl Store {
                     members::openid
                         .eq(text)
                         .or(members::rfid.eq(text))
-                        .or(members::id.eq(text.parse::<i64>().unwrap_or(-1))),
+                        .or(members::email.eq(text).and(members::email.ne(""))
+                        .or(members::id.eq(text.parse::<i64>().unwrap_or(-1)))),
                 )
-                .limit(3)
+                .limit(5)
                 .load(&mut *conn)?;
             found.extend(exact);
         }
@@ -419,6 +420,62 @@ impl Store {
         // each member's history from the cache at its version, as a read
         found
             .into_iter()
+            .map(|(row, version)| {
+                complete_record(
+                    &mut conn,
+                    row,
+                    version,
+                    self.entry_windows.as_ref(),
+                    Some(&self.history),
+                )
+            })
+            .collect()
+    }
+
+    /// The latest payments recorded, newest first, each with its member's
+    /// number and nickname.
+    pub fn recent_payments(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(MemberId, String, Payment)>, StorageError> {
+        let mut conn = self.conn()?;
+        let rows: Vec<(PaymentRow, String)> = payments::table
+            .inner_join(members::table)
+            .select((PaymentRow::as_select(), members::nickname))
+            .order(payments::id.desc())
+            .limit(i64::from(limit.clamp(1, 100)))
+            .load(&mut *conn)?;
+        rows.into_iter()
+            .map(|(row, nickname)| Ok((MemberId(row.member_id), nickname, row.into_domain()?)))
+            .collect()
+    }
+
+    /// The members (at most `limit`, latest payers first) with a payment
+    /// paid at or after `since`, with their histories: the candidates of
+    /// "membership ends soon" (one range of the index on payment times).
+    pub fn members_paid_since(
+        &self,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<MemberRecord>, StorageError> {
+        let mut conn = self.conn()?;
+        let ids: Vec<i64> = payments::table
+            .select(payments::member_id)
+            .filter(payments::paid_at.ge(secs(since)))
+            .order(payments::paid_at.desc())
+            .limit(i64::from(limit) * 4)
+            .load(&mut *conn)?;
+        let mut unique: Vec<i64> = Vec::new();
+        for id in ids {
+            if !unique.contains(&id) && unique.len() < limit as usize {
+                unique.push(id);
+            }
+        }
+        let rows: Vec<(MemberRow, i64)> = members::table
+            .select((MemberRow::as_select(), members::history_version))
+            .filter(members::id.eq_any(&unique))
+            .load(&mut *conn)?;
+        rows.into_iter()
             .map(|(row, version)| {
                 complete_record(
                     &mut conn,

@@ -20,3 +20,6 @@ CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log
     FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
+-- The console looks members up by email and lists the latest payers.
+CREATE INDEX members_email ON members (email);
+CREATE INDEX payments_paid_at ON payments (paid_at);

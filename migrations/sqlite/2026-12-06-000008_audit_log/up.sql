@@ -19,3 +19,6 @@ CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN
     SELECT RAISE(ABORT, 'the audit log is append-only');
 END;
+-- The console looks members up by email and lists the latest payers.
+CREATE INDEX members_email ON members (email);
+CREATE INDEX payments_paid_at ON payments (paid_at);
