@@ -191,6 +191,32 @@ impl Members {
         })
     }
 
+    /// The members with a payment paid at or after `since` (at most
+    /// `limit`, latest payers first), with their validity at `now`: the
+    /// candidates of "membership ends soon". Blocking.
+    pub fn paid_since(
+        &self,
+        since: DateTime<Utc>,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<MemberView>, AppError> {
+        Ok(self
+            .store
+            .members_paid_since(since, limit)?
+            .into_iter()
+            .map(|record| self.view(record, now))
+            .collect())
+    }
+
+    /// The latest payments recorded, newest first, with their member's
+    /// number and nickname. Blocking.
+    pub fn recent_payments(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(MemberId, String, Payment)>, AppError> {
+        Ok(self.store.recent_payments(limit)?)
+    }
+
     /// The member `lookup` names, or [`StorageError::MemberNotFound`].
     fn existing(&self, key: MemberKey<'_>) -> Result<MemberRecord, AppError> {
         Ok(self

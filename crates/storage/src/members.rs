@@ -391,8 +391,10 @@ impl Store {
                     members::openid
                         .eq(text)
                         .or(members::rfid.eq(text))
-                        .or(members::email.eq(text).and(members::email.ne(""))
-                        .or(members::id.eq(text.parse::<i64>().unwrap_or(-1)))),
+                        .or(members::email
+                            .eq(text)
+                            .and(members::email.ne(""))
+                            .or(members::id.eq(text.parse::<i64>().unwrap_or(-1)))),
                 )
                 .limit(5)
                 .load(&mut *conn)?;

@@ -211,11 +211,16 @@ async fn members_default_passwords_and_forged_forms_open_nothing() {
     add_member(&app, "new-staff", "Fresh", "MEMBER,STAFF", None);
     let mut en = Browser::new(&app, "en-GB,en;q=0.9");
 
-    // a plain member: refused the console (403), no session kept
+    // a plain member logs in to their own page and is refused the console
+    // (403), every page of it
     let page = en.log_in("plain", "member-pass-2026").await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.headers["location"], "/me");
+    let page = en.send("GET", "/console", None).await;
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(page.body.contains("This page is for staff"));
-    assert_eq!(en.send("GET", "/console", None).await.status, 303);
+    assert_eq!(en.send("GET", "/me", None).await.status, 200);
+    en.cookies.clear();
 
     // staff still on the default password: the same refusal as a wrong password
     let wrong = en.log_in("fresh", "not-the-password").await;
@@ -360,11 +365,11 @@ async fn staff_find_a_member_and_read_their_page_and_members_cannot() {
     let mut plain = Browser::new(&app, "en");
     assert_eq!(
         plain.log_in("annabel", "member-pass-2026").await.status,
-        403
+        303
     );
     for path in ["/console/members?q=a", detail.as_str()] {
         let page = plain.send("GET", path, None).await;
-        assert_eq!(page.status, 303, "{path}: {}", page.body);
+        assert_eq!(page.status, 403, "{path}: {}", page.body);
         assert!(!page.body.contains("desk-cash-1"));
     }
 }
@@ -439,9 +444,9 @@ async fn a_desk_payment_is_recorded_once_per_form() {
     assert_eq!(page.status, 303, "{}", page.body);
     assert_eq!(
         page.headers["location"],
-        format!("{detail}?paid=new").as_str()
+        format!("{detail}?done=paid").as_str()
     );
-    let page = en.send("GET", &format!("{detail}?paid=new"), None).await;
+    let page = en.send("GET", &format!("{detail}?done=paid"), None).await;
     assert!(page.body.contains("Payment recorded."), "{}", page.body);
     assert!(page.body.contains("class=\"status OK\""), "{}", page.body);
     assert!(page.body.contains(&pay_index), "{}", page.body);
@@ -450,7 +455,7 @@ async fn a_desk_payment_is_recorded_once_per_form() {
     let page = en.send("POST", &path, Some(&form)).await;
     assert_eq!(
         page.headers["location"],
-        format!("{detail}?paid=again").as_str()
+        format!("{detail}?done=again").as_str()
     );
     let stored = payments();
     assert_eq!(stored.len(), 1, "{stored:?}");
@@ -686,7 +691,7 @@ async fn the_access_log_filters_pages_and_downloads_safely() {
     plain.log_in("visitor", "member-pass-2026").await;
     for path in ["/console/log", "/console/log.csv"] {
         let page = plain.send("GET", path, None).await;
-        assert_eq!(page.status, 303, "{path}");
+        assert_eq!(page.status, 403, "{path}");
         assert!(!page.body.contains("qr_ok"));
     }
 }

@@ -90,6 +90,21 @@ const ROUTES: &[(&str, &str, Guard)] = &[
     ("GET", "/console/log", Guard::Session),
     ("GET", "/console/log.csv", Guard::Session),
     ("POST", "/console/door", Guard::Session),
+    ("POST", "/console/members/{id}/profile", Guard::Session),
+    ("POST", "/console/members/{id}/tags", Guard::Session),
+    ("POST", "/console/members/{id}/status", Guard::Session),
+    ("POST", "/console/members/{id}/password", Guard::Session),
+    ("GET", "/console/passes", Guard::Session),
+    ("POST", "/console/passes", Guard::Session),
+    ("GET", "/console/admin", Guard::Session),
+    ("POST", "/console/admin/keys", Guard::Session),
+    ("POST", "/console/admin/keys/revoke", Guard::Session),
+    ("POST", "/console/admin/partners", Guard::Session),
+    ("POST", "/console/admin/partners/remove", Guard::Session),
+    ("POST", "/console/admin/tokens", Guard::Session),
+    ("GET", "/console/audit", Guard::Session),
+    ("GET", "/me", Guard::Session),
+    ("POST", "/me/password", Guard::Session),
     ("GET", "/console/login", Guard::Open),
     ("POST", "/console/login", Guard::Csrf),
     ("POST", "/console/logout", Guard::Session),
@@ -155,6 +170,8 @@ fn every_registered_route_is_in_the_table() {
 fn described(path: &str) -> bool {
     !path.starts_with("/oauth/")
         && !path.starts_with("/console")
+        && path != "/me"
+        && !path.starts_with("/me/")
         && !path.starts_with("/lang/")
         && !path.starts_with("/static/")
         && !path.starts_with("/.well-known/")
