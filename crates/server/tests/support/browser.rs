@@ -141,6 +141,7 @@ impl Browser {
         let url = format!("{}{path}", self.session);
         let req = match method {
             "GET" => self.http.get(url),
+            "DELETE" => self.http.delete(url),
             _ => self.http.post(url).json(&body),
         };
         let answer: Value = req
@@ -264,6 +265,75 @@ impl Browser {
         let el = self.find(selector).await;
         self.call("POST", &format!("/element/{el}/click"), json!({}))
             .await;
+    }
+
+    /// Clicks the element matching `selector` twice in quick succession
+    /// (a double click, through the W3C actions: the second press may
+    /// arrive before the first one's navigation is done).
+    pub async fn double_click(&self, selector: &str) {
+        let el = self.find(selector).await;
+        let mut origin = serde_json::Map::new();
+        origin.insert(ELEMENT.to_owned(), Value::String(el));
+        let press = json!([
+            { "type": "pointerMove", "origin": origin, "x": 0, "y": 0 },
+            { "type": "pointerDown", "button": 0 },
+            { "type": "pointerUp", "button": 0 },
+            { "type": "pointerDown", "button": 0 },
+            { "type": "pointerUp", "button": 0 }
+        ]);
+        self.call(
+            "POST",
+            "/actions",
+            json!({ "actions": [{
+                "type": "pointer", "id": "mouse",
+                "parameters": { "pointerType": "mouse" },
+                "actions": press
+            }] }),
+        )
+        .await;
+        self.call("DELETE", "/actions", Value::Null).await;
+    }
+
+    /// The value of attribute `name` of the element matching `selector`.
+    pub async fn attribute(&self, selector: &str, name: &str) -> String {
+        let el = self.find(selector).await;
+        self.call(
+            "GET",
+            &format!("/element/{el}/attribute/{name}"),
+            Value::Null,
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+    }
+
+    /// The visible text of the element matching `selector`.
+    pub async fn text_of(&self, selector: &str) -> String {
+        let el = self.find(selector).await;
+        self.call("GET", &format!("/element/{el}/text"), Value::Null)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The value of the browser's cookie `name` for the current page.
+    pub async fn cookie(&self, name: &str) -> Option<String> {
+        self.try_call("GET", &format!("/cookie/{name}"), Value::Null)
+            .await
+            .ok()
+            .and_then(|c| c["value"].as_str().map(str::to_owned))
+    }
+
+    /// Sets cookie `name` for the current page's site.
+    pub async fn set_cookie(&self, name: &str, value: &str) {
+        self.call(
+            "POST",
+            "/cookie",
+            json!({ "cookie": { "name": name, "value": value, "path": "/" } }),
+        )
+        .await;
     }
 
     /// Saves a PNG of the window to `path`.
