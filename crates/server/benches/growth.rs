@@ -10,7 +10,11 @@
 //! - `GET /api/v1.0/member/openid/{openid}` of random members;
 //! - `PATCH … {"op": "add"}` payments for random members;
 //! - `POST /api/v1.0/door/scan` of random members (no hold, no replay window);
-//! - `GET` of the long-standing member.
+//! - `GET` of the long-standing member;
+//! - then, logged in to the staff console as an admin, each console page
+//!   (dashboard, member search, a member's page, the access log unfiltered
+//!   and by member, passes, door, admin, audit log, the member page), the
+//!   same number of times each.
 //!
 //! `cargo bench -p zhima-server --bench growth [-- REQUESTS HEAVY SIZES…]`
 //! (defaults 2000, 10000, then 1000 10000 100000). SQLite by default,
@@ -59,7 +63,11 @@ struct Row {
     pay: (Duration, Duration),
     scan: (Duration, Duration),
     heavy: (Duration, Duration),
+    pages: Vec<(&'static str, (Duration, Duration))>,
 }
+
+/// The admin who logs in to the console in the benchmark.
+const CONSOLE_ADMIN: (&str, &str) = ("bench-admin", "bench-console-2026");
 
 /// Fills the database: member 1 is the long-standing member (made through
 /// the store, so its row is a real one), members 2..=n+1 copy its columns.
@@ -126,6 +134,26 @@ fn seed(db: &TestDatabase, n: u64, heavy: u64) -> (String, Signer) {
         count(heavy)
     ))
     .unwrap();
+    // an admin for the console, made after the copies (which copy member 1)
+    let store = Store::open(db.url(), &StoreOptions::default()).unwrap();
+    let admin = OpenId::parse(CONSOLE_ADMIN.0).unwrap();
+    store
+        .create_member(
+            &NewMember {
+                openid: admin.clone(),
+                nickname: NickName::parse(CONSOLE_ADMIN.0).unwrap(),
+                rfid: None,
+                tags: Tags::from_stored("MEMBER,ADMIN").unwrap(),
+                profile: Profile::default(),
+            },
+            None,
+            now,
+        )
+        .unwrap();
+    store
+        .set_password(&admin, CONSOLE_ADMIN.1, false, now)
+        .unwrap();
+    drop(store);
     db.execute("ANALYZE").unwrap();
 
     let seed = [7u8; 32];
@@ -206,6 +234,31 @@ fn measure(n: u64, heavy: u64, requests: usize) -> Row {
             v.sort();
             (percentile(&v, 0.5), percentile(&v, 0.99))
         };
+        let cookie = console_login(&base).await;
+        let per_page = requests.div_ceil(8).max(50);
+        let mut pages = Vec::new();
+        for (name, path) in console_pages(n, &mut rng) {
+            let mut times = Vec::with_capacity(per_page);
+            for i in 0..=per_page {
+                let path = path(i);
+                let t0 = Instant::now();
+                let res = http
+                    .get(format!("{base}{path}"))
+                    .header("Cookie", &cookie)
+                    .header("Accept-Language", "zh-CN")
+                    .send()
+                    .await
+                    .unwrap();
+                let status = res.status().as_u16();
+                let body = res.bytes().await.unwrap();
+                let took = t0.elapsed();
+                assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+                if i > 0 {
+                    times.push(took); // the first request of a page warms it
+                }
+            }
+            pages.push((name, p(times)));
+        }
         Row {
             members: n,
             events: n * EVENTS_PER_MEMBER + heavy,
@@ -214,6 +267,7 @@ fn measure(n: u64, heavy: u64, requests: usize) -> Row {
             pay: p(pay),
             scan: p(scan),
             heavy: p(heavy_get),
+            pages,
         }
     });
     let _ = server.kill();
@@ -269,4 +323,119 @@ fn main() {
         );
     }
     println!("(× = p50 relative to the first size)");
+    println!();
+    println!("console pages, p50 / p99 ms (logged in as an admin, Chinese):");
+    print!("| page |");
+    for r in &rows {
+        print!(" {} members |", r.members);
+    }
+    println!();
+    println!("|---|{}", "---|".repeat(rows.len()));
+    for (i, (name, _)) in first.pages.iter().enumerate() {
+        print!("| {name} |");
+        for r in &rows {
+            let (p50, p99) = r.pages[i].1;
+            print!(" {:.2} / {:.2} |", ms(p50), ms(p99));
+        }
+        println!();
+    }
+    let worst = rows
+        .iter()
+        .flat_map(|r| {
+            r.pages
+                .iter()
+                .map(move |(name, (_, p99))| (r.members, *name, *p99))
+        })
+        .max_by_key(|(_, _, p99)| *p99);
+    if let Some((members, name, p99)) = worst {
+        println!(
+            "slowest console p99: {name} at {members} members, {:.2} ms",
+            ms(p99)
+        );
+    }
+}
+
+/// Logs the benchmark's admin in through the console's form: the session
+/// cookie (`name=value`).
+async fn console_login(base: &str) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = http
+        .get(format!("{base}/console/login"))
+        .send()
+        .await
+        .unwrap();
+    let planted = cookie_of(&res, "zhima_console_csrf");
+    let page = res.text().await.unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let res = http
+        .post(format!("{base}/console/login"))
+        .header("Cookie", format!("zhima_console_csrf={planted}"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("nickname", CONSOLE_ADMIN.0),
+            ("password", CONSOLE_ADMIN.1),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let session = (status == 303).then(|| cookie_of(&res, "zhima_session"));
+    let Some(session) = session else {
+        panic!(
+            "the console login failed: {status} {}",
+            res.text().await.unwrap_or_default()
+        );
+    };
+    format!("zhima_session={session}")
+}
+
+/// The value of the cookie `name` a response sets.
+fn cookie_of(res: &reqwest::Response, name: &str) -> String {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+        .to_owned()
+}
+
+type PagePath = Box<dyn Fn(usize) -> String>;
+
+/// The console pages measured, each with the path of its i-th request
+/// (random members and prefixes for the pages that name one).
+fn console_pages(n: u64, rng: &mut Lcg) -> Vec<(&'static str, PagePath)> {
+    let members: Vec<u64> = (0..4096).map(|_| 2 + rng.below(n)).collect();
+    let m = move |i: usize| members[i % members.len()];
+    let m2 = m.clone();
+    vec![
+        ("dashboard", Box::new(|_| "/console".to_owned()) as PagePath),
+        (
+            "member search (nickname prefix)",
+            Box::new(move |i| format!("/console/members?q=grow+{}", m(i) % 1000)),
+        ),
+        (
+            "a member's page",
+            Box::new(move |i| format!("/console/members/{}", m2(i))),
+        ),
+        ("access log", Box::new(|_| "/console/log".to_owned())),
+        (
+            "access log of a member",
+            Box::new(move |i| format!("/console/log?member={}", 2 + (i as u64 * 7919) % n)),
+        ),
+        ("passes", Box::new(|_| "/console/passes".to_owned())),
+        ("door", Box::new(|_| "/console/door".to_owned())),
+        ("admin", Box::new(|_| "/console/admin".to_owned())),
+        ("audit log", Box::new(|_| "/console/audit".to_owned())),
+        ("member page (/me)", Box::new(|_| "/me".to_owned())),
+    ]
 }
