@@ -239,8 +239,19 @@ pub fn stored_pay_indexes(store: &Store, openid: &str) -> std::collections::BTre
 /// A member made straight in storage with `tags` (`"MEMBER,STAFF"`) and, if
 /// given, a password of their own.
 pub fn add_member(app: &TestApp, openid: &str, nickname: &str, tags: &str, password: Option<&str>) {
+    add_member_to(&app.store, openid, nickname, tags, password);
+}
+
+/// [`add_member`] on any store.
+pub fn add_member_to(
+    store: &Store,
+    openid: &str,
+    nickname: &str,
+    tags: &str,
+    password: Option<&str>,
+) {
     let openid = zhima_domain::ids::OpenId::parse(openid).expect("an openid");
-    app.store
+    store
         .create_member(
             &zhima_domain::member::NewMember {
                 openid: openid.clone(),
@@ -254,7 +265,7 @@ pub fn add_member(app: &TestApp, openid: &str, nickname: &str, tags: &str, passw
         )
         .expect("the member is created");
     if let Some(p) = password {
-        app.store
+        store
             .set_password(&openid, p, false, default_now())
             .expect("the password is set");
     }
