@@ -319,6 +319,12 @@ impl Members {
                 reason: "a pass cannot start in the past".into(),
             });
         }
+        if pass.starts > now + chrono::Duration::days(PASS_HORIZON_DAYS) {
+            return Err(AppError::Invalid {
+                field: "starts",
+                reason: format!("a pass starts within {PASS_HORIZON_DAYS} days"),
+            });
+        }
         let visitor = pass.visitor.trim();
         let visitor = if visitor.is_empty() {
             "Visitor"
@@ -380,6 +386,9 @@ impl Members {
         Ok(self.view(record, now))
     }
 }
+
+/// How far ahead an event pass may start.
+pub const PASS_HORIZON_DAYS: i64 = 366;
 
 /// A day pass or an event pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -695,3 +695,101 @@ async fn the_access_log_filters_pages_and_downloads_safely() {
         assert!(!page.body.contains("qr_ok"));
     }
 }
+
+/// Passes: an event pass is refused for a day already over or more than a
+/// year ahead (nothing is created); a day pass makes one visitor member
+/// with the pass payment, and the audit log names who issued it. Staff are
+/// refused the admin pages and forms.
+#[actix_web::test]
+async fn passes_are_bounded_and_audited_and_staff_cannot_reach_the_admin_pages() {
+    let app = spawn_app().await;
+    add_member(
+        &app,
+        "desk-x",
+        "Desk",
+        "MEMBER,STAFF",
+        Some("front-desk-2026"),
+    );
+    let mut en = Browser::new(&app, "en");
+    en.log_in("desk", "front-desk-2026").await;
+    let page = en.send("GET", "/console/passes", None).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let csrf = hidden(&page.body, "csrf");
+    let members_before = app.store.member_count().unwrap();
+    for date in ["2018-03-11", "2019-03-14", "9999-12-31", "not-a-day"] {
+        let page = en
+            .send(
+                "POST",
+                "/console/passes",
+                Some(&[
+                    ("csrf", &csrf),
+                    ("kind", "event"),
+                    ("visitor", "Eve"),
+                    ("amount", "0"),
+                    ("date", date),
+                ]),
+            )
+            .await;
+        assert_eq!(page.status, 400, "{date}: {}", page.body);
+        assert!(page.body.contains("No pass was issued"), "{}", page.body);
+    }
+    assert_eq!(app.store.member_count().unwrap(), members_before);
+
+    let page = en
+        .send(
+            "POST",
+            "/console/passes",
+            Some(&[
+                ("csrf", &csrf),
+                ("kind", "event"),
+                ("visitor", "Eve"),
+                ("amount", "30"),
+                ("date", "2018-03-20"),
+            ]),
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Event pass: Eve"), "{}", page.body);
+    assert!(page.body.contains("2018-03-20 00:00"), "{}", page.body);
+    assert_eq!(app.store.member_count().unwrap(), members_before + 1);
+    let log = app.store.audit_log(None, 5).unwrap();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0].note.action, "pass.issue");
+    assert_eq!(log[0].note.actor, "Desk");
+    assert!(log[0].note.after.contains("amount=30.00"), "{log:?}");
+
+    // staff: every admin page and form refused, nothing changed
+    for path in ["/console/admin", "/console/audit"] {
+        let page = en.send("GET", path, None).await;
+        assert_eq!(page.status, 403, "{path}");
+        assert!(
+            page.body.contains("This page is for admins"),
+            "{}",
+            page.body
+        );
+    }
+    for (path, form) in [
+        (
+            "/console/admin/keys",
+            vec![("name", "sneaky"), ("scopes", "admin")],
+        ),
+        ("/console/members/1/tags", vec![("tags", "ADMIN")]),
+        (
+            "/console/members/1/password",
+            vec![("password", "taken-over-2026")],
+        ),
+        ("/console/members/1/status", vec![("action", "deactivate")]),
+    ] {
+        let mut form = form;
+        form.push(("csrf", &csrf));
+        let page = en.send("POST", path, Some(&form)).await;
+        assert_eq!(page.status, 403, "{path}: {}", page.body);
+    }
+    assert_eq!(app.store.audit_log(None, 5).unwrap().len(), 1);
+    assert!(app
+        .store
+        .list_api_keys()
+        .unwrap()
+        .iter()
+        .all(|k| k.name != "sneaky"));
+}
