@@ -226,12 +226,7 @@ async fn create_key(
         Some(Err(AppError::Storage(StorageError::Invalid(_) | StorageError::Duplicate(_)))) => {
             refused(&ctx, t.api_keys, t.key_invalid)
         }
-        other => {
-            if let Some(Err(e)) = other {
-                tracing::warn!(error = %e, "console: an API key could not be created");
-            }
-            ctx.busy()
-        }
+        other => ctx.failed(other, "console: an API key could not be created"),
     }
 }
 
@@ -292,12 +287,7 @@ async fn add_partner(
         Some(Err(zhima_oauth::OAuthError::BadClient(_))) => {
             refused(&ctx, t.partners, t.partner_invalid)
         }
-        other => {
-            if let Some(Err(e)) = other {
-                tracing::warn!(error = %e, "console: a partner could not be added");
-            }
-            ctx.busy()
-        }
+        other => ctx.failed(other, "console: a partner could not be added"),
     }
 }
 
@@ -361,12 +351,7 @@ async fn grant_tokens(
         Some(Err(AppError::Invalid { .. } | AppError::Storage(StorageError::MemberNotFound))) => {
             refused(&ctx, t.grant_tokens, t.tokens_invalid)
         }
-        other => {
-            if let Some(Err(e)) = other {
-                tracing::warn!(error = %e, "console: tokens could not be granted");
-            }
-            ctx.busy()
-        }
+        other => ctx.failed(other, "console: tokens could not be granted"),
     }
 }
 
@@ -477,12 +462,7 @@ fn after_member_change(
         Some(Err(AppError::Invalid { .. } | AppError::Storage(StorageError::Invalid(_)))) => {
             ctx.message(StatusCode::BAD_REQUEST, t.members, invalid, back, t.go_back)
         }
-        other => {
-            if let Some(Err(e)) = other {
-                tracing::warn!(error = %e, "console: a member change failed");
-            }
-            ctx.busy()
-        }
+        other => ctx.failed(other, "console: a member change failed"),
     }
 }
 

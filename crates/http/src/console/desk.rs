@@ -17,9 +17,9 @@ use zhima_storage::StorageError;
 
 use super::door::{door_tile, event_row, EventRow};
 use super::{
-    blocking, datetime_local, format_time, forms, gate, gate_form, local_day_start, local_midnight,
-    member_qr, page, page_struct, path_id, qr_data_uri, query_value, see_other, status_text,
-    time_or_dash, Ctx,
+    blocking, datetime_local, format_time, forms, gate, gate_form, latest_entries, local_day_start,
+    local_midnight, member_qr, page, page_struct, path_id, qr_data_uri, query_value, see_other,
+    status_text, time_or_dash, tokens_text, vip_rows, Ctx,
 };
 use crate::AppState;
 
@@ -269,17 +269,7 @@ async fn member(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
         }
     };
     let id = view.record.member.id;
-    let st = state.clone();
-    let entries = blocking(move || {
-        st.entrance.events(EventQuery {
-            member: Some(id),
-            limit: 10,
-            ..Default::default()
-        })
-    })
-    .await
-    .and_then(Result::ok)
-    .unwrap_or_default();
+    let entries = latest_entries(&state, id).await;
     let (m, v) = (&view.record.member, &view.validity);
     let tz = state.tz;
     let mut payments: Vec<MemberPayment> = view
@@ -322,17 +312,8 @@ async fn member(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
         email: m.profile.email.clone(),
         city: m.profile.city.clone(),
         memo: m.profile.memo.clone(),
-        tokens: format!(
-            "{} / {}",
-            view.record.balance.paid.as_f64(),
-            view.record.balance.free.as_f64()
-        ),
-        vip: view
-            .record
-            .vip
-            .iter()
-            .map(|p| (format_time(p.start, tz), format_time(p.end, tz)))
-            .collect(),
+        tokens: tokens_text(&view.record),
+        vip: vip_rows(&view.record, tz),
         payments,
         entries: entries.iter().map(|e| event_row(e, tz)).collect(),
         notice,
@@ -428,12 +409,7 @@ async fn record_payment(
             &back,
             t.go_back,
         ),
-        other => {
-            if let Some(Err(e)) = other {
-                tracing::warn!(error = %e, "console: a desk payment failed");
-            }
-            ctx.busy()
-        }
+        other => ctx.failed(other, "console: a desk payment failed"),
     }
 }
 
@@ -498,12 +474,7 @@ async fn edit_profile(
             &back,
             t.go_back,
         ),
-        other => {
-            if let Some(Err(e)) = other {
-                tracing::warn!(error = %e, "console: a profile could not be saved");
-            }
-            ctx.busy()
-        }
+        other => ctx.failed(other, "console: a profile could not be saved"),
     }
 }
 
@@ -622,12 +593,7 @@ async fn issue_pass(
                 None,
             )
         }
-        other => {
-            if let Some(Err(e)) = other {
-                tracing::warn!(error = %e, "console: a pass could not be issued");
-            }
-            return ctx.busy();
-        }
+        other => return ctx.failed(other, "console: a pass could not be issued"),
     };
     // the span the pass's payment grants, as the member's validity shows it
     // at its start

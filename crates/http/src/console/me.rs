@@ -9,12 +9,12 @@ use askama::Template;
 use zhima_app::members::Lookup;
 use zhima_app::sessions::{Role, SessionError};
 use zhima_domain::access::AccessMethod;
-use zhima_storage::access::EventQuery;
 
 use super::door::{event_row, EventRow};
 use super::{
-    blocking, format_time, forms, gate, gate_form, member_qr, page, page_struct, query_value,
-    see_other, session_cookie_name, set_cookie, status_text, time_or_dash, Ctx,
+    blocking, format_time, forms, gate, gate_form, latest_entries, member_qr, page, page_struct,
+    query_value, see_other, session_cookie_name, set_cookie, status_text, time_or_dash,
+    tokens_text, vip_rows, Ctx,
 };
 use crate::AppState;
 
@@ -64,17 +64,7 @@ async fn render_me(
         Ok(Some(view)) => view,
         _ => return ctx.busy(),
     };
-    let st = state.clone();
-    let entries = blocking(move || {
-        st.entrance.events(EventQuery {
-            member: Some(id),
-            limit: 10,
-            ..Default::default()
-        })
-    })
-    .await
-    .and_then(Result::ok)
-    .unwrap_or_default();
+    let entries = latest_entries(state, id).await;
     let tz = state.tz;
     let v = &view.validity;
     let body = MePage {
@@ -87,17 +77,8 @@ async fn render_me(
         entries_left: v
             .entry_days_left
             .map_or_else(|| t.dash.to_owned(), |n| n.to_string()),
-        tokens: format!(
-            "{} / {}",
-            view.record.balance.paid.as_f64(),
-            view.record.balance.free.as_f64()
-        ),
-        vip: view
-            .record
-            .vip
-            .iter()
-            .map(|p| (format_time(p.start, tz), format_time(p.end, tz)))
-            .collect(),
+        tokens: tokens_text(&view.record),
+        vip: vip_rows(&view.record, tz),
         payments: view
             .record
             .payments
@@ -210,11 +191,6 @@ async fn change_password(
             )
             .await
         }
-        other => {
-            if let Some(Err(e)) = other {
-                tracing::warn!(error = %e, "a password could not be changed");
-            }
-            ctx.busy()
-        }
+        other => ctx.failed(other, "a password could not be changed"),
     }
 }

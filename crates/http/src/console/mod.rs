@@ -162,6 +162,19 @@ impl Ctx {
         message_page(status, self.frame(link), heading, message, link, link_text)
     }
 
+    /// "The server is busy" after a use case that failed (logged with
+    /// `what`) or could not run.
+    fn failed<T, E: std::fmt::Display>(
+        &self,
+        outcome: Option<Result<T, E>>,
+        what: &str,
+    ) -> HttpResponse {
+        if let Some(Err(e)) = outcome {
+            tracing::warn!(error = %e, "console: {what}");
+        }
+        self.busy()
+    }
+
     /// "The server is busy": a page, 503.
     fn busy(&self) -> HttpResponse {
         let t = self.t;
@@ -620,6 +633,43 @@ fn qr_data_uri(
         "data:image/png;base64,{}",
         base64::engine::general_purpose::STANDARD.encode(png)
     ))
+}
+
+/// A member's latest access events (ten), newest first; none when they
+/// cannot be read (the page shows the rest).
+async fn latest_entries(
+    state: &web::Data<AppState>,
+    member: zhima_domain::ids::MemberId,
+) -> Vec<zhima_domain::access::AccessEvent> {
+    let st = state.clone();
+    blocking(move || {
+        st.entrance.events(zhima_storage::access::EventQuery {
+            member: Some(member),
+            limit: 10,
+            ..Default::default()
+        })
+    })
+    .await
+    .and_then(Result::ok)
+    .unwrap_or_default()
+}
+
+/// A member's token balances as the pages show them (`paid / free`).
+fn tokens_text(record: &zhima_storage::MemberRecord) -> String {
+    format!(
+        "{} / {}",
+        record.balance.paid.as_f64(),
+        record.balance.free.as_f64()
+    )
+}
+
+/// A member's VIP periods as `(start, end)` in the space's zone.
+fn vip_rows(record: &zhima_storage::MemberRecord, tz: chrono_tz::Tz) -> Vec<(String, String)> {
+    record
+        .vip
+        .iter()
+        .map(|p| (format_time(p.start, tz), format_time(p.end, tz)))
+        .collect()
 }
 
 /// A member's current QR code: signed from now until their validity ends,
