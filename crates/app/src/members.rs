@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use zhima_domain::ids::{MemberId, NickName, OpenId, PayIndex, Rfid};
 use zhima_domain::member::{MemberChange, NewMember, NewPayment, Payment, Profile};
-use zhima_domain::membership::{evaluate, History, Validity};
+use zhima_domain::membership::{evaluate, History, MemberStatus, Validity};
 use zhima_domain::money::Fen;
 use zhima_domain::plan::Grant;
 use zhima_domain::plan::Plans;
 use zhima_domain::tags::{Tag, Tags};
-use zhima_storage::{MemberKey, MemberRecord, StorageError, Store};
+use zhima_storage::{MemberKey, MemberRecord, MemberSearch, StorageError, Store};
 
 use crate::audit::{describe_changes, member_subject, Actor};
 use crate::AppError;
@@ -147,6 +147,53 @@ impl Members {
             .collect())
     }
 
+    /// [`Members::search`] with filters, a page at a time: up to `limit`
+    /// members matching `filters`, from the nickname after the cursor
+    /// `after`, and the cursor of the next page. A page reads at most
+    /// [`SEARCH_SCAN`] members, so a filter few members pass still answers
+    /// quickly (with fewer rows and a next page). Blocking.
+    pub fn find(
+        &self,
+        text: &str,
+        filters: &SearchFilters,
+        after: Option<String>,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<MemberView>, Option<String>), AppError> {
+        let deactivated = match filters.status {
+            Some(MemberStatus::Invalid) => Some(true),
+            Some(_) => Some(false),
+            None => None,
+        };
+        let window = 100;
+        let mut found = Vec::new();
+        let mut cursor = after;
+        for _ in 0..SEARCH_SCAN / window {
+            let (records, next) = self.store.find_members(&MemberSearch {
+                text,
+                tag: filters.tag,
+                deactivated,
+                after: cursor.clone(),
+                limit: window as u32,
+            })?;
+            for record in records {
+                let view = self.view(record, now);
+                if filters.admit(&view.validity) {
+                    found.push(view);
+                    if found.len() == limit {
+                        let last = found.last().map(|v| v.record.member.nickname.key());
+                        return Ok((found, last));
+                    }
+                }
+            }
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return Ok((found, None)),
+            }
+        }
+        Ok((found, cursor))
+    }
+
     /// How many members there are. Blocking.
     pub fn count(&self) -> Result<i64, AppError> {
         Ok(self.store.member_count()?)
@@ -206,6 +253,12 @@ impl Members {
             .into_iter()
             .map(|record| self.view(record, now))
             .collect())
+    }
+
+    /// Which of the member's payments grants which span (the validity
+    /// timeline), under the configured plans and zone.
+    pub fn timeline(&self, record: &MemberRecord) -> Vec<zhima_domain::membership::Span> {
+        zhima_domain::membership::timeline(&record.payments, &self.plans, self.tz)
     }
 
     /// The latest payments recorded, newest first, with their member's
@@ -384,6 +437,32 @@ impl Members {
             .audited(note)
             .create_member(&new, Some(&payment), now)?;
         Ok(self.view(record, now))
+    }
+}
+
+/// The most members one page of [`Members::find`] reads.
+pub const SEARCH_SCAN: usize = 1000;
+
+/// The filters of the member search.
+#[derive(Debug, Clone, Default)]
+pub struct SearchFilters {
+    /// Only members with this status now.
+    pub status: Option<MemberStatus>,
+    /// Only members with this tag.
+    pub tag: Option<zhima_domain::tags::Tag>,
+    /// Only members whose validity ends before this instant (already
+    /// expired ones included; with `status: OK`, those still valid).
+    pub expires_before: Option<DateTime<Utc>>,
+}
+
+impl SearchFilters {
+    /// Whether a member with `validity` passes (the tag is filtered by
+    /// storage).
+    fn admit(&self, validity: &Validity) -> bool {
+        self.status.is_none_or(|s| s == validity.status)
+            && self
+                .expires_before
+                .is_none_or(|d| validity.valid_until.is_some_and(|u| u < d))
     }
 }
 

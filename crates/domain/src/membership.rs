@@ -122,41 +122,24 @@ struct Pack {
 /// - payments for plans no longer configured grant nothing;
 /// - a deactivated member is `INVALID` whatever they paid.
 pub fn evaluate(history: History<'_>, plans: &Plans, tz: Tz, now: DateTime<Utc>) -> Validity {
-    let mut payments: Vec<&Payment> = history.payments.iter().collect();
-    payments.sort_by_key(|p| (p.paid_at, p.id));
-
     let mut access: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
     let mut membership_until: Option<DateTime<Utc>> = None;
     let mut tool_room_until: Option<DateTime<Utc>> = None;
     let mut packs: Vec<Pack> = Vec::new();
-    let (mut membership, mut tool_room) = (Line::default(), Line::default());
 
-    for payment in payments {
-        let Ok(plan) = plans.get(&payment.pay_type) else {
-            continue;
-        };
-        let grant = match payment.until_days {
-            Some(days) => plan.grant.with_days(days),
-            None => plan.grant,
-        };
-        match grant {
-            Grant::Membership { span } => {
-                let (start, end) = membership.stack(payment.paid_at, span, tz);
-                access.push((start, end));
-                membership_until = Some(end);
+    for span in timeline(history.payments, plans, tz) {
+        match span.grant {
+            SpanGrant::Membership => {
+                access.push((span.start, span.end));
+                membership_until = Some(span.end);
             }
-            Grant::DayPass { span } => {
-                access.push((payment.paid_at, span.after(payment.paid_at, tz)))
-            }
-            Grant::Entries { days, window } => packs.push(Pack {
-                start: payment.paid_at,
-                end: window.after(payment.paid_at, tz),
+            SpanGrant::DayPass => access.push((span.start, span.end)),
+            SpanGrant::Entries(days) => packs.push(Pack {
+                start: span.start,
+                end: span.end,
                 left: days,
             }),
-            Grant::ToolRoom { span } => {
-                tool_room_until = Some(tool_room.stack(payment.paid_at, span, tz).1);
-            }
-            Grant::Nothing => {}
+            SpanGrant::ToolRoom => tool_room_until = Some(span.end),
         }
     }
 
@@ -226,6 +209,86 @@ pub fn evaluate(history: History<'_>, plans: &Plans, tz: Tz, now: DateTime<Utc>)
     }
 }
 
+/// What a span of the timeline grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanGrant {
+    /// Door access, on the stacked membership line.
+    Membership,
+    /// Door access for a pass's span.
+    DayPass,
+    /// An entry pack: this many entry days usable within the span.
+    Entries(u32),
+    /// The tool room, on its own stacked line (not the door).
+    ToolRoom,
+}
+
+/// A span one payment grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    /// The payment's database id.
+    pub payment_id: i64,
+    /// Its payIndex.
+    pub pay_index: crate::ids::PayIndex,
+    /// Its plan.
+    pub pay_type: String,
+    /// What it grants.
+    pub grant: SpanGrant,
+    /// From (a stacked period starts where the line ended).
+    pub start: DateTime<Utc>,
+    /// Until.
+    pub end: DateTime<Utc>,
+}
+
+/// Which payment grants which span, in the order [`evaluate`] takes them
+/// (by payment time, then recording): the validity timeline the member pages
+/// show. Payments that grant nothing (donations, plans no longer
+/// configured) have no span.
+pub fn timeline(payments: &[Payment], plans: &Plans, tz: Tz) -> Vec<Span> {
+    let mut payments: Vec<&Payment> = payments.iter().collect();
+    payments.sort_by_key(|p| (p.paid_at, p.id));
+    let (mut membership, mut tool_room) = (Line::default(), Line::default());
+    let mut spans = Vec::new();
+    for payment in payments {
+        let Ok(plan) = plans.get(&payment.pay_type) else {
+            continue;
+        };
+        let grant = match payment.until_days {
+            Some(days) => plan.grant.with_days(days),
+            None => plan.grant,
+        };
+        let (grant, start, end) = match grant {
+            Grant::Membership { span } => {
+                let (start, end) = membership.stack(payment.paid_at, span, tz);
+                (SpanGrant::Membership, start, end)
+            }
+            Grant::DayPass { span } => (
+                SpanGrant::DayPass,
+                payment.paid_at,
+                span.after(payment.paid_at, tz),
+            ),
+            Grant::Entries { days, window } => (
+                SpanGrant::Entries(days),
+                payment.paid_at,
+                window.after(payment.paid_at, tz),
+            ),
+            Grant::ToolRoom { span } => {
+                let (start, end) = tool_room.stack(payment.paid_at, span, tz);
+                (SpanGrant::ToolRoom, start, end)
+            }
+            Grant::Nothing => continue,
+        };
+        spans.push(Span {
+            payment_id: payment.id,
+            pay_index: payment.pay_index.clone(),
+            pay_type: payment.pay_type.clone(),
+            grant,
+            start,
+            end,
+        });
+    }
+    spans
+}
+
 /// The windows of the member's entry packs, sorted and merged: the only
 /// spans in which a granted entry can change [`evaluate`]'s answer (an entry
 /// spends a day only from a pack whose window holds it, and only a spent day
@@ -284,6 +347,49 @@ mod tests {
             until_days: None,
             recorded_at: t(paid),
         }
+    }
+
+    /// The timeline says which payment grants which span: a month paid
+    /// before the line ends starts where it ends, a pack spans its window,
+    /// a donation has no span, and the spans agree with the validity.
+    #[test]
+    fn the_timeline_shows_which_payment_grants_which_span() {
+        let payments = [
+            pay(3, "1M MEMBERSHIP", "201803200000"),
+            pay(1, "1M MEMBERSHIP", "201803010000"),
+            pay(2, "DONATION", "201803050000"),
+            pay(4, "10 ENTRIES", "201806010000"),
+        ];
+        let spans = timeline(&payments, &Plans::standard(), TZ);
+        let shown: Vec<(i64, SpanGrant, DateTime<Utc>, DateTime<Utc>)> = spans
+            .iter()
+            .map(|s| (s.payment_id, s.grant, s.start, s.end))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (
+                    1,
+                    SpanGrant::Membership,
+                    t("201803010000"),
+                    t("201804010000")
+                ),
+                (
+                    3,
+                    SpanGrant::Membership,
+                    t("201804010000"),
+                    t("201805010000")
+                ),
+                (
+                    4,
+                    SpanGrant::Entries(10),
+                    t("201806010000"),
+                    t("201812010000")
+                ),
+            ]
+        );
+        let v = eval(&payments, &[], "201804150000");
+        assert_eq!(v.membership_until, Some(spans[1].end));
     }
 
     fn eval(payments: &[Payment], entries: &[DateTime<Utc>], now: &str) -> Validity {

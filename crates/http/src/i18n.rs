@@ -326,6 +326,11 @@ catalogue! {
     new_password_again: "New password again", "再次输入新密码";
     password_changed: "Your password is changed. Your other sessions have ended.", "密码已修改，你的其他登录会话已结束。";
     passwords_differ: "The two new passwords differ.", "两次输入的新密码不一致。";
+    timeline: "Validity timeline", "有效期时间线";
+    timeline_hint: "Which payment grants which span, newest first. A month paid before the last one ends starts where it ends.", "每笔付款对应的有效期，最新的在前。在上一期结束前支付的月费，从上一期结束时开始计算。";
+    now_word: "now", "当前";
+    expires_before: "Valid until before (day)", "有效期早于（日期）";
+    more: "More", "更多";
     current_wrong: "The current password is wrong.", "当前密码不正确。";
 }
 

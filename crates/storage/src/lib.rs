@@ -25,7 +25,9 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 pub use api_keys::ApiKey;
 pub use connection::{redact_url, Target};
 use connection::{AnyConnection, Manager};
-pub use members::{MemberKey, MemberLogin, MemberRecord, PaymentReceipt, TOKENS_PAY_TYPE};
+pub use members::{
+    MemberKey, MemberLogin, MemberRecord, MemberSearch, PaymentReceipt, TOKENS_PAY_TYPE,
+};
 
 /// Migrations for SQLite, embedded in the binary.
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");

@@ -370,57 +370,94 @@ impl Store {
     /// Members a person at the front desk is looking for, with their
     /// histories (as [`Store::member`] reads them), at most `limit`
     /// (capped at 100), by nickname: the member with that database ID (all
-    /// digits), that openid, that RFID card, and those whose nickname starts
-    /// with `text` ignoring case. Every lookup is one probe or one range of a
-    /// unique index, so the cost does not grow with the number of members.
-    /// An empty `text` lists members by nickname.
+    /// digits), that openid, that email, that RFID card, and those whose
+    /// nickname starts with `text` ignoring case. Every lookup is one probe
+    /// or one range of an index, so the cost does not grow with the number
+    /// of members. An empty `text` lists members by nickname.
     pub fn search_members(
         &self,
         text: &str,
         limit: u32,
     ) -> Result<Vec<MemberRecord>, StorageError> {
-        let text = text.trim();
-        let limit = i64::from(limit.clamp(1, 100));
+        Ok(self
+            .find_members(&MemberSearch {
+                text,
+                limit,
+                ..MemberSearch::default()
+            })?
+            .0)
+    }
+
+    /// [`Store::search_members`] with filters and a cursor: members with
+    /// `search.tag`, deactivated or not, whose case-folded nickname comes
+    /// after `search.after` (the exact matches come on the first page
+    /// only). Also the cursor of the next page: the last nickname read, when
+    /// the page is full.
+    pub fn find_members(
+        &self,
+        search: &MemberSearch<'_>,
+    ) -> Result<(Vec<MemberRecord>, Option<String>), StorageError> {
+        let text = search.text.trim();
+        let limit = i64::from(search.limit.clamp(1, 200));
         let mut conn = self.conn()?;
         let columns = (MemberRow::as_select(), members::history_version);
+        let filtered = || {
+            let mut select = members::table.select(columns).into_boxed();
+            if let Some(tag) = search.tag {
+                // names are upper-case words none of which holds another
+                select = select.filter(members::tags.like(format!("%{}%", tag.name())));
+            }
+            match search.deactivated {
+                Some(true) => select = select.filter(members::deactivated_at.is_not_null()),
+                Some(false) => select = select.filter(members::deactivated_at.is_null()),
+                None => {}
+            }
+            select
+        };
         let mut found: Vec<(MemberRow, i64)> = Vec::new();
-        if !text.is_empty() {
-            let exact = members::table
-                .select(columns)
+        if !text.is_empty() && search.after.is_none() {
+            let exact = filtered()
                 .filter(
                     members::openid
                         .eq(text)
                         .or(members::rfid.eq(text))
-                        .or(members::email
-                            .eq(text)
-                            .and(members::email.ne(""))
-                            .or(members::id.eq(text.parse::<i64>().unwrap_or(-1)))),
+                        .or(members::email.eq(text).and(members::email.ne("")))
+                        .or(members::id.eq(text.parse::<i64>().unwrap_or(-1))),
                 )
                 .limit(5)
                 .load(&mut *conn)?;
             found.extend(exact);
         }
         // a nickname prefix: the range [key, key + U+10FFFF) of the unique
-        // index on the case-folded nickname
+        // index on the case-folded nickname, after the cursor
         let key = zhima_domain::ids::NickName::parse(text)
             .map(|n| n.key())
             .unwrap_or_else(|_| text.to_lowercase());
         let upper = format!("{key}\u{10FFFF}");
-        let by_name: Vec<(MemberRow, i64)> = members::table
-            .select(columns)
-            .filter(members::nickname_key.ge(&key))
+        let lower = match search.after.as_deref() {
+            Some(after) if after >= key.as_str() => after.to_owned(),
+            _ => key.clone(),
+        };
+        let mut by_name = filtered()
             .filter(members::nickname_key.lt(&upper))
             .order(members::nickname_key.asc())
-            .limit(limit)
-            .load(&mut *conn)?;
+            .limit(limit);
+        by_name = if search.after.is_some() {
+            by_name.filter(members::nickname_key.gt(lower))
+        } else {
+            by_name.filter(members::nickname_key.ge(lower))
+        };
+        let by_name: Vec<(MemberRow, i64)> = by_name.load(&mut *conn)?;
+        let next = (by_name.len() as i64 == limit)
+            .then(|| by_name.last().map(|(r, _)| r.nickname.to_lowercase()))
+            .flatten();
         for row in by_name {
             if !found.iter().any(|(f, _)| f.id == row.0.id) {
                 found.push(row);
             }
         }
-        found.truncate(usize::try_from(limit).unwrap_or(100));
         // each member's history from the cache at its version, as a read
-        found
+        let records = found
             .into_iter()
             .map(|(row, version)| {
                 complete_record(
@@ -431,7 +468,8 @@ impl Store {
                     Some(&self.history),
                 )
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((records, next))
     }
 
     /// The latest payments recorded, newest first, each with its member's
@@ -678,6 +716,21 @@ impl Store {
             Ok(())
         })
     }
+}
+
+/// What [`Store::find_members`] looks for.
+#[derive(Debug, Clone, Default)]
+pub struct MemberSearch<'a> {
+    /// A nickname prefix, an openid, an email, a member number or a card.
+    pub text: &'a str,
+    /// Only members with this tag.
+    pub tag: Option<zhima_domain::tags::Tag>,
+    /// Only deactivated members (`true`) or only active ones (`false`).
+    pub deactivated: Option<bool>,
+    /// The cursor: the last case-folded nickname of the previous page.
+    pub after: Option<String>,
+    /// At most this many (capped at 200).
+    pub limit: u32,
 }
 
 /// The id of the member with `openid`, inside a transaction.

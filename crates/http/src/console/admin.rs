@@ -17,7 +17,7 @@ use zhima_storage::{MemberKey, StorageError};
 
 use super::{
     blocking, format_time, forms, gate, gate_form, page, page_struct, path_id, query_value,
-    see_other, Ctx,
+    see_other, Ctx, Posted,
 };
 use crate::i18n::Texts;
 use crate::AppState;
@@ -204,7 +204,7 @@ forms! {
 async fn create_key(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: Result<web::Form<KeyForm>, actix_web::Error>,
+    form: Posted<KeyForm>,
 ) -> HttpResponse {
     let (ctx, form) = match gate_form(&state, &req, Role::Admin, form, "/console/admin").await {
         Ok(found) => found,
@@ -234,7 +234,7 @@ async fn create_key(
 async fn revoke_key(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: Result<web::Form<RevokeForm>, actix_web::Error>,
+    form: Posted<RevokeForm>,
 ) -> HttpResponse {
     let (ctx, form) = match gate_form(&state, &req, Role::Admin, form, "/console/admin").await {
         Ok(found) => found,
@@ -252,7 +252,7 @@ async fn revoke_key(
 async fn add_partner(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: Result<web::Form<PartnerForm>, actix_web::Error>,
+    form: Posted<PartnerForm>,
 ) -> HttpResponse {
     let (ctx, form) = match gate_form(&state, &req, Role::Admin, form, "/console/admin").await {
         Ok(found) => found,
@@ -295,7 +295,7 @@ async fn add_partner(
 async fn remove_partner(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: Result<web::Form<RemoveForm>, actix_web::Error>,
+    form: Posted<RemoveForm>,
 ) -> HttpResponse {
     let (ctx, form) = match gate_form(&state, &req, Role::Admin, form, "/console/admin").await {
         Ok(found) => found,
@@ -327,7 +327,7 @@ fn member_openid(state: &AppState, text: &str) -> Result<Option<OpenId>, AppErro
 async fn grant_tokens(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: Result<web::Form<TokensForm>, actix_web::Error>,
+    form: Posted<TokensForm>,
 ) -> HttpResponse {
     let (ctx, form) = match gate_form(&state, &req, Role::Admin, form, "/console/admin").await {
         Ok(found) => found,
@@ -470,7 +470,7 @@ fn after_member_change(
 async fn set_tags(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: Result<web::Form<TagsForm>, actix_web::Error>,
+    form: Posted<TagsForm>,
 ) -> HttpResponse {
     let back = format!("/console/members/{}", path_id(&req).unwrap_or(0));
     let (ctx, form) = match gate_form(&state, &req, Role::Admin, form, &back).await {
@@ -499,7 +499,7 @@ async fn set_tags(
 async fn set_status(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: Result<web::Form<StatusForm>, actix_web::Error>,
+    form: Posted<StatusForm>,
 ) -> HttpResponse {
     let back = format!("/console/members/{}", path_id(&req).unwrap_or(0));
     let (ctx, form) = match gate_form(&state, &req, Role::Admin, form, &back).await {
@@ -543,7 +543,7 @@ async fn set_status(
 async fn set_password(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: Result<web::Form<PasswordForm>, actix_web::Error>,
+    form: Posted<PasswordForm>,
 ) -> HttpResponse {
     let back = format!("/console/members/{}", path_id(&req).unwrap_or(0));
     let (ctx, form) = match gate_form(&state, &req, Role::Admin, form, &back).await {

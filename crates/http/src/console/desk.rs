@@ -5,13 +5,15 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use chrono::Utc;
-use zhima_app::members::{Lookup, MemberView, Pass, PassKind};
+use zhima_app::members::{Lookup, MemberView, Pass, PassKind, SearchFilters};
 use zhima_app::sessions::Role;
 use zhima_app::AppError;
 use zhima_domain::access::Outcome;
 use zhima_domain::ids::{MemberId, NickName, Rfid};
 use zhima_domain::member::{MemberChange, NewPayment, UpdatableField};
+use zhima_domain::membership::{MemberStatus, SpanGrant};
 use zhima_domain::money::Fen;
+use zhima_domain::tags::Tag;
 use zhima_storage::access::EventQuery;
 use zhima_storage::StorageError;
 
@@ -19,7 +21,7 @@ use super::door::{door_tile, event_row, EventRow};
 use super::{
     blocking, datetime_local, format_time, forms, gate, gate_form, latest_entries, local_day_start,
     local_midnight, member_qr, page, page_struct, path_id, qr_data_uri, query_value, see_other,
-    status_text, time_or_dash, tokens_text, vip_rows, Ctx,
+    status_text, time_or_dash, tokens_text, vip_rows, Ctx, Posted,
 };
 use crate::AppState;
 
@@ -179,38 +181,114 @@ async fn dashboard(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse
 
 page_struct!("console/members.html", MembersPage {
     query: String,
+    status: String,
+    tag: String,
+    before: String,
+    statuses: [(&'static str, &'static str); 3],
+    tags: [&'static str; 6],
     rows: Vec<MemberRow>,
+    next: Option<String>,
 });
 
-/// `GET /console/members?q=`: the search (nickname prefix, openid, email,
-/// member number, card).
+const SEARCH_PAGE: usize = 50;
+
+/// `GET /console/members?q=&status=&tag=&before=&after=`: the search
+/// (nickname prefix, openid, email, member number, card), filtered by
+/// status, tag and "valid until before" a day, fifty a page.
 async fn members(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let ctx = match gate(&state, &req, Role::Staff).await {
         Ok(ctx) => ctx,
         Err(answer) => return answer,
     };
-    let query: String = query_value(&req, "q")
-        .unwrap_or_default()
-        .chars()
-        .take(64)
-        .collect();
-    let (st, q, now) = (state.clone(), query.clone(), state.clock.now());
-    let Some(Ok(found)) = blocking(move || st.members.search(&q, 50, now)).await else {
-        return ctx.busy();
+    let t = ctx.t;
+    let value = |name: &str, max: usize| -> String {
+        query_value(&req, name)
+            .unwrap_or_default()
+            .trim()
+            .chars()
+            .take(max)
+            .collect()
     };
+    let query = value("q", 64);
+    let status = match value("status", 8).as_str() {
+        "OK" => Some(MemberStatus::Ok),
+        "NOT_OK" => Some(MemberStatus::NotOk),
+        "INVALID" => Some(MemberStatus::Invalid),
+        _ => None,
+    };
+    let tag = Tag::from_name(&value("tag", 16)).ok();
+    let before = chrono::NaiveDate::parse_from_str(&value("before", 10), "%Y-%m-%d").ok();
+    let filters = SearchFilters {
+        status,
+        tag,
+        expires_before: before.and_then(|d| local_day_start(d, state.tz)),
+    };
+    let after = Some(value("after", 256)).filter(|a| !a.is_empty());
+    let (st, q, f, now) = (
+        state.clone(),
+        query.clone(),
+        filters.clone(),
+        state.clock.now(),
+    );
+    let found = blocking(move || st.members.find(&q, &f, after, SEARCH_PAGE, now)).await;
+    let Some(Ok((found, next))) = found else {
+        return ctx.failed(found, "a member search failed");
+    };
+    let shown = [
+        ("q", query.clone()),
+        (
+            "status",
+            status.map_or(String::new(), |s| s.wire_name().to_owned()),
+        ),
+        ("tag", tag.map_or(String::new(), |t| t.name().to_owned())),
+        (
+            "before",
+            before.map_or(String::new(), |d| d.format("%Y-%m-%d").to_string()),
+        ),
+    ];
+    let next = next.map(|cursor| {
+        let mut pairs: Vec<String> = shown
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| format!("{k}={}", super::door::percent(v)))
+            .collect();
+        pairs.push(format!("after={}", super::door::percent(&cursor)));
+        format!("/console/members?{}", pairs.join("&"))
+    });
     let rows = found
         .iter()
         .map(|v| member_row(v, &ctx, state.tz))
         .collect();
+    let [_, (_, status), (_, tag), (_, before)] = shown;
     page(
         StatusCode::OK,
         MembersPage {
             frame: ctx.frame("/console/members"),
             query,
+            status,
+            tag,
+            before,
+            statuses: [
+                ("OK", t.status_ok),
+                ("NOT_OK", t.status_not_ok),
+                ("INVALID", t.status_invalid),
+            ],
+            tags: ["VISITOR", "MEMBER", "MASTER", "GROUP", "STAFF", "ADMIN"],
             rows,
+            next,
         }
         .render(),
     )
+}
+
+/// A span of the validity timeline.
+struct TimelineRow {
+    plan: String,
+    pay_index: String,
+    grant: String,
+    from: String,
+    until: String,
+    current: bool,
 }
 
 struct MemberPayment {
@@ -239,6 +317,7 @@ page_struct!("console/member.html", MemberPage {
     vip: Vec<(String, String)>,
     payments: Vec<MemberPayment>,
     entries: Vec<EventRow>,
+    timeline: Vec<TimelineRow>,
     notice: Option<&'static str>,
     pay_index: String,
     plans: Vec<(String, String)>,
@@ -316,6 +395,25 @@ async fn member(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
         vip: vip_rows(&view.record, tz),
         payments,
         entries: entries.iter().map(|e| event_row(e, tz)).collect(),
+        timeline: state
+            .members
+            .timeline(&view.record)
+            .into_iter()
+            .rev()
+            .map(|span| TimelineRow {
+                current: span.start <= now && now < span.end,
+                plan: span.pay_type,
+                pay_index: span.pay_index.as_str().to_owned(),
+                grant: match span.grant {
+                    SpanGrant::Membership => t.grant_membership.to_owned(),
+                    SpanGrant::DayPass => t.grant_day_pass.to_owned(),
+                    SpanGrant::Entries(days) => format!("{} {days}", t.grant_entries),
+                    SpanGrant::ToolRoom => t.grant_tool_room.to_owned(),
+                },
+                from: format_time(span.start, tz),
+                until: format_time(span.end, tz),
+            })
+            .collect(),
         notice,
         // made with the form: sending the same form again is a replay
         pay_index: zhima_storage::credentials::random_hex::<8>()
@@ -363,7 +461,7 @@ fn parse_local_input(text: &str, tz: chrono_tz::Tz) -> Option<chrono::DateTime<U
 async fn record_payment(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: Result<web::Form<PaymentForm>, actix_web::Error>,
+    form: Posted<PaymentForm>,
 ) -> HttpResponse {
     let back = format!("/console/members/{}", path_id(&req).unwrap_or(0));
     let (ctx, form) = match gate_form(&state, &req, Role::Staff, form, &back).await {
@@ -418,7 +516,7 @@ async fn record_payment(
 async fn edit_profile(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: Result<web::Form<ProfileForm>, actix_web::Error>,
+    form: Posted<ProfileForm>,
 ) -> HttpResponse {
     let back = format!("/console/members/{}", path_id(&req).unwrap_or(0));
     let (ctx, form) = match gate_form(&state, &req, Role::Staff, form, &back).await {
@@ -535,7 +633,7 @@ forms! {
 async fn issue_pass(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: Result<web::Form<PassForm>, actix_web::Error>,
+    form: Posted<PassForm>,
 ) -> HttpResponse {
     let (ctx, form) = match gate_form(&state, &req, Role::Staff, form, "/console/passes").await {
         Ok(found) => found,

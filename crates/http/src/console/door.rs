@@ -11,7 +11,7 @@ use zhima_storage::access::EventQuery;
 
 use super::{
     blocking, format_time, forms, gate, gate_form, local_day_start, page, page_struct, query_value,
-    see_other, with_page_headers, Ctx,
+    see_other, with_page_headers, Ctx, Posted,
 };
 use crate::i18n::Texts;
 use crate::AppState;
@@ -112,7 +112,7 @@ forms! {
 async fn unlock(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: Result<web::Form<UnlockForm>, actix_web::Error>,
+    form: Posted<UnlockForm>,
 ) -> HttpResponse {
     let (ctx, form) = match gate_form(&state, &req, Role::Staff, form, "/console/door").await {
         Ok(found) => found,
@@ -208,7 +208,7 @@ impl LogFilters {
 }
 
 /// `text` percent-encoded for a query string (unreserved bytes kept).
-fn percent(text: &str) -> String {
+pub(super) fn percent(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

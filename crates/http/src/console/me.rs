@@ -14,7 +14,7 @@ use super::door::{event_row, EventRow};
 use super::{
     blocking, format_time, forms, gate, gate_form, latest_entries, member_qr, page, page_struct,
     query_value, see_other, session_cookie_name, set_cookie, status_text, time_or_dash,
-    tokens_text, vip_rows, Ctx,
+    tokens_text, vip_rows, Ctx, Posted,
 };
 use crate::AppState;
 
@@ -116,7 +116,7 @@ forms! {
 async fn change_password(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: Result<web::Form<ChangeForm>, actix_web::Error>,
+    form: Posted<ChangeForm>,
 ) -> HttpResponse {
     let (ctx, form) = match gate_form(&state, &req, Role::Member, form, "/me").await {
         Ok(found) => found,

@@ -27,6 +27,7 @@ use zhima_app::audit::Actor;
 use zhima_app::sessions::{csrf_matches, csrf_token, Role, Session, SessionError};
 use zhima_domain::time::format_local_timestamp;
 
+use crate::body::{read_limited, BodyError};
 use crate::i18n::{Lang, Texts, LANG_COOKIE};
 use crate::request::cookie;
 use crate::AppState;
@@ -321,29 +322,74 @@ async fn gate(
 }
 
 /// The session and form of a form post that needs `role`, when the form
-/// carries that session's CSRF token; else the answer ([`gate`]'s, or "this
+/// carries that session's CSRF token; else the answer ([`gate`]'s; 413 for
+/// a form over 64 KiB, 408 for one that did not arrive in time; or "this
 /// form has expired" with a link back to `back`). Nothing else happens for
 /// a refused form.
 async fn gate_form<F: CsrfField>(
     state: &web::Data<AppState>,
     req: &HttpRequest,
     role: Role,
-    form: Result<web::Form<F>, actix_web::Error>,
+    form: Posted<F>,
     back: &str,
 ) -> Result<(Ctx, F), HttpResponse> {
     let ctx = gate(state, req, role).await?;
-    match form.map(web::Form::into_inner) {
+    let t = ctx.t;
+    match form.0 {
         Ok(form) if csrf_matches(&ctx.token, form.csrf()) => Ok((ctx, form)),
-        _ => {
-            let t = ctx.t;
-            Err(ctx.message(
-                StatusCode::FORBIDDEN,
-                t.console,
-                t.form_expired,
-                back,
-                t.go_back,
+        Err(BodyError::TooLarge) => Err(ctx.message(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            t.console,
+            t.form_too_large,
+            back,
+            t.go_back,
+        )),
+        Err(BodyError::TimedOut) => Err(ctx.message(
+            StatusCode::REQUEST_TIMEOUT,
+            t.console,
+            t.form_too_slow,
+            back,
+            t.go_back,
+        )),
+        _ => Err(ctx.message(
+            StatusCode::FORBIDDEN,
+            t.console,
+            t.form_expired,
+            back,
+            t.go_back,
+        )),
+    }
+}
+
+/// A posted form, read as the JSON API reads bodies
+/// ([`crate::body::read_limited`]: at most 64 KiB, within the body
+/// timeout), then decoded (`application/x-www-form-urlencoded`, every
+/// field a string). Extracting never fails: the handler decides the answer.
+struct Posted<F>(Result<F, BodyError>);
+
+impl<F: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for Posted<F> {
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = web::Payload::from_request(&req, payload);
+        Box::pin(async move {
+            let payload = payload.await?;
+            let body = match read_limited(&req, payload).await {
+                Ok(body) => body,
+                Err(e) => return Ok(Posted(Err(e))),
+            };
+            let fields: serde_json::Map<String, serde_json::Value> =
+                url::form_urlencoded::parse(&body)
+                    .into_owned()
+                    .map(|(k, v)| (k, serde_json::Value::String(v)))
+                    .collect();
+            Ok(Posted(
+                serde_json::from_value(serde_json::Value::Object(fields))
+                    .map_err(|_| BodyError::Unreadable),
             ))
-        }
+        })
     }
 }
 
@@ -434,19 +480,23 @@ forms! {
 async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: Result<web::Form<LoginForm>, actix_web::Error>,
+    form: Posted<LoginForm>,
 ) -> HttpResponse {
     let lang = Lang::of(&req);
     let t = lang.texts();
-    let Ok(form) = form.map(web::Form::into_inner) else {
-        return render_login(
-            &state,
-            lang,
-            StatusCode::BAD_REQUEST,
-            Some(t.form_expired),
-            "",
-        );
+    let (status, problem) = match form.0 {
+        Ok(form) => return log_in(state, req, form).await,
+        Err(BodyError::TooLarge) => (StatusCode::PAYLOAD_TOO_LARGE, t.form_too_large),
+        Err(BodyError::TimedOut) => (StatusCode::REQUEST_TIMEOUT, t.form_too_slow),
+        Err(BodyError::Unreadable) => (StatusCode::BAD_REQUEST, t.form_expired),
     };
+    render_login(&state, lang, status, Some(problem), "")
+}
+
+/// The login form, read: its CSRF token, then the login.
+async fn log_in(state: web::Data<AppState>, req: HttpRequest, form: LoginForm) -> HttpResponse {
+    let lang = Lang::of(&req);
+    let t = lang.texts();
     let planted = cookie(&req, LOGIN_CSRF_COOKIE);
     let csrf_ok =
         planted.as_deref() == Some(form.csrf.as_str()) && state.oauth.csrf_is_ours(&form.csrf);
@@ -509,13 +559,13 @@ async fn login(
 async fn logout(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: Result<web::Form<CsrfForm>, actix_web::Error>,
+    form: Posted<CsrfForm>,
 ) -> HttpResponse {
     let lang = Lang::of(&req);
     let Some(token) = cookie(&req, session_cookie_name(&state)) else {
         return see_other("/console/login");
     };
-    let given = form.map(|f| f.into_inner().csrf).unwrap_or_default();
+    let given = form.0.map(|f| f.csrf).unwrap_or_default();
     if !csrf_matches(&token, &given) {
         let t = lang.texts();
         return message_page(

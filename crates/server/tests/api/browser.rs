@@ -84,7 +84,7 @@ async fn staff_log_in_switch_language_and_log_out_in_chromium() {
     browser.click("nav.main a[href='/console/members']").await;
     assert!(browser.reaches("/console/members").await);
     browser.fill("#q", "de").await;
-    browser.click("form.search button").await;
+    browser.click("form[role=search] button").await;
     assert!(browser.shows("desk-b").await, "{}", browser.text().await);
     browser
         .screenshot(&shots.join("console-members-en.png"))
@@ -210,7 +210,7 @@ async fn staff_take_a_payment_and_issue_a_day_pass_that_opens_the_door_in_chromi
     // journey 1: search, open, record a cash payment with a double click
     browser.click("nav.main a[href='/console/members']").await;
     browser.fill("#q", "mei").await;
-    browser.click("form.search button").await;
+    browser.click("form[role=search] button").await;
     assert!(browser.shows("Mei Payer").await, "{}", browser.text().await);
     browser.click("td a").await;
     assert!(browser.shows("Not OK").await, "{}", browser.text().await);

@@ -793,3 +793,114 @@ async fn passes_are_bounded_and_audited_and_staff_cannot_reach_the_admin_pages()
         .iter()
         .all(|k| k.name != "sneaky"));
 }
+
+/// The member search filters by status, tag and "valid until before", and
+/// pages through every match once, in nickname order.
+#[actix_web::test]
+async fn the_member_search_filters_and_pages_through_every_match_once() {
+    let app = spawn_app().await;
+    add_member(
+        &app,
+        "desk-f",
+        "Desk",
+        "MEMBER,STAFF",
+        Some("front-desk-2026"),
+    );
+    // 130 members "Page 000".."Page 129": every third paid a month, every
+    // tenth is deactivated, every seventh is staff
+    for i in 0..130 {
+        let openid = format!("page-{i:03}");
+        let tags = if i % 7 == 0 { "MEMBER,STAFF" } else { "MEMBER" };
+        add_member(&app, &openid, &format!("Page {i:03}"), tags, None);
+        let openid = OpenId::parse(&openid).unwrap();
+        if i % 3 == 0 {
+            app.store
+                .add_payment(
+                    &openid,
+                    &zhima_domain::member::NewPayment {
+                        pay_index: zhima_domain::ids::PayIndex::parse(&format!("pg-{i}")).unwrap(),
+                        amount: zhima_domain::money::Fen::from_yuan(200),
+                        pay_type: "1M MEMBERSHIP".into(),
+                        paid_at: default_now() - chrono::Duration::days(1),
+                        until_days: None,
+                    },
+                    default_now(),
+                )
+                .unwrap();
+        }
+        if i % 10 == 0 {
+            app.store
+                .set_deactivated(&openid, true, default_now())
+                .unwrap();
+        }
+    }
+    let mut en = Browser::new(&app, "en");
+    en.log_in("desk", "front-desk-2026").await;
+    // every page of a search, following its "More" link: the nicknames
+    let walk = |first: String| {
+        let mut en = Browser {
+            client: en.client.clone(),
+            base: en.base.clone(),
+            cookies: en.cookies.clone(),
+            lang: en.lang,
+        };
+        async move {
+            let mut names = Vec::new();
+            let mut next = Some(first);
+            let mut pages = 0;
+            while let Some(path) = next.take() {
+                let page = en.send("GET", &path, None).await;
+                assert_eq!(page.status, 200, "{path}: {}", page.body);
+                pages += 1;
+                for chunk in page.body.split("<td><a href=\"/console/members/").skip(1) {
+                    let name = chunk.split('>').nth(1).unwrap().split('<').next().unwrap();
+                    names.push(name.to_owned());
+                }
+                next = page
+                    .body
+                    .split("rel=\"next\"")
+                    .next()
+                    .filter(|_| page.body.contains("rel=\"next\""))
+                    .and_then(|head| head.rsplit("href=\"").next())
+                    .map(|href| {
+                        href.split('"')
+                            .next()
+                            .unwrap()
+                            .replace("&amp;", "&")
+                            .replace("&#38;", "&")
+                    });
+                assert!(pages < 20, "the pages never end: {next:?}");
+            }
+            (names, pages)
+        }
+    };
+    let expect = |keep: &dyn Fn(usize) -> bool| -> Vec<String> {
+        (0..130)
+            .filter(|i| keep(*i))
+            .map(|i| format!("Page {i:03}"))
+            .collect()
+    };
+
+    let (all, pages) = walk("/console/members?q=page".into()).await;
+    assert_eq!(all, expect(&|_| true), "every match once, in order");
+    assert_eq!(pages, 3, "50 a page");
+
+    let (ok, _) = walk("/console/members?q=page&status=OK".into()).await;
+    assert_eq!(ok, expect(&|i| i % 3 == 0 && i % 10 != 0));
+    let (invalid, _) = walk("/console/members?q=page&status=INVALID".into()).await;
+    assert_eq!(invalid, expect(&|i| i % 10 == 0));
+    let (staff, _) = walk("/console/members?q=page&tag=STAFF".into()).await;
+    assert_eq!(staff, expect(&|i| i % 7 == 0));
+    // valid until before 2018-05-01: the paid ones (their month ends in April)
+    let (ending, _) = walk("/console/members?q=page&status=OK&before=2018-05-01".into()).await;
+    assert_eq!(ending, ok);
+    let (none, _) = walk("/console/members?q=page&before=2018-03-01".into()).await;
+    assert!(none.is_empty(), "{none:?}");
+    // nonsense filters are ignored, not refused; a cursor past every
+    // nickname is an empty last page
+    let (same, _) =
+        walk("/console/members?q=page&status=MAYBE&tag=KING&before=someday".into()).await;
+    assert_eq!(same, all);
+    let (past, pages) = walk("/console/members?q=page&after=%FF%FF".into()).await;
+    assert!(past.is_empty() && pages == 1, "{past:?}");
+}

@@ -945,6 +945,28 @@ async fn a_body_that_trickles_in_times_out_and_changes_nothing() {
     );
     let (status, _, _) = trickle(&app.address, "/partner/1/vip", form).await;
     assert!(status.contains(" 408 "), "{status}");
+    // the console's forms too: the login form answers 408, a session's form
+    // (without a session here) is answered, not held
+    let (status, body, took) = trickle(&app.address, "/console/login", form).await;
+    assert!(status.contains(" 408 "), "{status} {body} after {took:?}");
+    assert!(body.contains("表单未能及时送达"), "{body}");
+    assert!(took < Duration::from_secs(4), "answered after {took:?}");
+    let (status, _, took) = trickle(&app.address, "/console/door", form).await;
+    assert!(status.contains(" 303 "), "{status}");
+    assert!(took < Duration::from_secs(4), "answered after {took:?}");
+    // and one over 64 KiB is refused whole
+    let big = format!("csrf=x&nickname={}", "a".repeat(70_000));
+    let res = app
+        .client
+        .post(format!("{}/console/login", app.address))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Accept-Language", "en")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 413);
+    assert!(res.text().await.unwrap().contains("The form is too large"));
     // the server still answers, and nothing was created
     assert_eq!(app.get("/api/v1.0/member/1").await.body["errno"], "1999");
 }
