@@ -12,7 +12,8 @@
 //! - `POST /api/v1.0/door/scan` of random members (no hold, no replay window);
 //! - `GET` of the long-standing member;
 //! - then, logged in to the staff console as an admin, each console page
-//!   (dashboard, member search, a member's page, the access log unfiltered
+//!   (dashboard, member search by name and by status, a member's page, the
+//!   access log unfiltered
 //!   and by member, passes, door, admin, audit log, the member page), the
 //!   same number of times each.
 //!
@@ -422,6 +423,14 @@ fn console_pages(n: u64, rng: &mut Lcg) -> Vec<(&'static str, PagePath)> {
         (
             "member search (nickname prefix)",
             Box::new(move |i| format!("/console/members?q=grow+{}", m(i) % 1000)),
+        ),
+        (
+            "member search, status OK",
+            Box::new(|_| "/console/members?status=OK".to_owned()),
+        ),
+        (
+            "member search, status Not OK (none match: a full scan window)",
+            Box::new(|_| "/console/members?status=NOT_OK".to_owned()),
         ),
         (
             "a member's page",
