@@ -331,6 +331,7 @@ catalogue! {
     now_word: "now", "当前";
     expires_before: "Valid until before (day)", "有效期早于（日期）";
     more: "More", "更多";
+    choose_plan: "Choose a plan", "请选择套餐";
     current_wrong: "The current password is wrong.", "当前密码不正确。";
 }
 

@@ -214,6 +214,7 @@ async fn staff_take_a_payment_and_issue_a_day_pass_that_opens_the_door_in_chromi
     assert!(browser.shows("Mei Payer").await, "{}", browser.text().await);
     browser.click("td a").await;
     assert!(browser.shows("Not OK").await, "{}", browser.text().await);
+    browser.click("#plan option[value='1M MEMBERSHIP']").await;
     browser.fill("#amount", "200").await;
     browser.double_click("form.pay button[type=submit]").await;
     assert!(
@@ -231,11 +232,19 @@ async fn staff_take_a_payment_and_issue_a_day_pass_that_opens_the_door_in_chromi
         .unwrap();
     assert_eq!(record.payments.len(), 1, "{:?}", record.payments);
     assert_eq!(record.payments[0].amount.to_string(), "200.00");
+    assert_eq!(record.payments[0].pay_type, "1M MEMBERSHIP");
     let text = browser.text().await;
     assert!(text.contains("OK") && !text.contains("Not OK"), "{text}");
+    // the timeline shows the month the payment grants, as the current span
+    assert!(
+        text.contains("2018-03-12 20:00 2018-04-12 20:00 membership (now)"),
+        "{text}"
+    );
+    browser.resize(1280, 2400).await;
     browser
         .screenshot(&shots.join("console-member-paid-en.png"))
         .await;
+    browser.resize(1280, 900).await;
 
     // journey 2: a day pass, its QR code scanned at the door
     browser.click("nav.main a[href='/console/passes']").await;

@@ -336,6 +336,16 @@ impl Browser {
         .await;
     }
 
+    /// Resizes the window (to show a long page whole in a screenshot).
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.call(
+            "POST",
+            "/window/rect",
+            json!({ "width": width, "height": height }),
+        )
+        .await;
+    }
+
     /// Saves a PNG of the window to `path`.
     pub async fn screenshot(&self, path: &std::path::Path) {
         use base64::Engine as _;
