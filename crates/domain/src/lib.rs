@@ -9,6 +9,7 @@ pub mod limit;
 pub mod member;
 pub mod membership;
 pub mod money;
+pub mod notify;
 pub mod partner;
 pub mod password;
 pub mod plan;

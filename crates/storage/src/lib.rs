@@ -8,6 +8,7 @@ pub mod credentials;
 mod history;
 mod members;
 pub mod oauth;
+pub mod outbox;
 mod rows;
 mod schema;
 pub mod sessions;

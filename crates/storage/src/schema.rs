@@ -186,6 +186,24 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    outbox (id) {
+        id -> BigInt,
+        once_key -> Text,
+        channel -> Text,
+        kind -> Text,
+        member_id -> Nullable<BigInt>,
+        payload -> Text,
+        created_at -> BigInt,
+        state -> Text,
+        attempts -> Integer,
+        next_at -> BigInt,
+        lease_until -> Nullable<BigInt>,
+        sent_at -> Nullable<BigInt>,
+        last_error -> Text,
+    }
+}
+
 diesel::joinable!(payments -> members (member_id));
 diesel::joinable!(sessions -> members (member_id));
 diesel::joinable!(oauth_tokens -> members (member_id));
@@ -203,5 +221,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     vip_periods,
     idempotency_keys,
     sessions,
-    audit_log
+    audit_log,
+    outbox
 );

@@ -1104,3 +1104,117 @@ fn the_audit_log_records_each_change_with_it_and_cannot_be_changed() {
     assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!(log[0].note.actor, "Audited");
 }
+
+/// The outbox queues a key once, hands each message to one of several
+/// racing senders, takes back a message whose sender's lease ran out, and
+/// retries or gives up as told.
+#[test]
+fn the_outbox_queues_once_and_hands_each_message_to_one_sender() {
+    use zhima_storage::outbox::{Delivery, NewMessage};
+    let (_db, store) = store();
+    let message = |key: &'static str| NewMessage {
+        once_key: key,
+        channel: "email",
+        kind: "reminder-7",
+        member: None,
+        payload: "{}",
+    };
+    for i in 0..40 {
+        let key: &'static str = Box::leak(format!("k-{i}").into_boxed_str());
+        assert!(store.enqueue(&message(key), now()).unwrap());
+        assert!(
+            !store.enqueue(&message(key), now()).unwrap(),
+            "queued twice"
+        );
+    }
+    assert!(store.outbox_has("k-0").unwrap());
+    assert!(!store.outbox_has("k-x").unwrap());
+
+    // four senders race: every message is claimed exactly once
+    let barrier = Arc::new(Barrier::new(4));
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let mut mine = Vec::new();
+                loop {
+                    let got = store
+                        .claim_messages(now(), Duration::minutes(5), 7)
+                        .unwrap();
+                    if got.is_empty() {
+                        break mine;
+                    }
+                    mine.extend(got.into_iter().map(|m| m.once_key));
+                }
+            })
+        })
+        .collect();
+    let mut all: Vec<String> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(before, 40, "claimed {before} times for 40 messages");
+    assert_eq!(all.len(), 40);
+    let counts = store.outbox_counts().unwrap();
+    assert_eq!((counts.pending, counts.sending), (0, 40), "{counts:?}");
+
+    // within the lease nobody else gets them; after it, they come back
+    assert!(store
+        .claim_messages(now() + Duration::minutes(4), Duration::minutes(5), 100)
+        .unwrap()
+        .is_empty());
+    let back = store
+        .claim_messages(now() + Duration::minutes(6), Duration::minutes(5), 100)
+        .unwrap();
+    assert_eq!(back.len(), 40);
+    assert!(back.iter().all(|m| m.attempts == 2), "{back:?}");
+
+    let t = now() + Duration::minutes(6);
+    store
+        .finish_message(back[0].id, &Delivery::Sent, t)
+        .unwrap();
+    store
+        .finish_message(
+            back[1].id,
+            &Delivery::Retry {
+                error: "421 try later".into(),
+                next_at: t + Duration::minutes(10),
+            },
+            t,
+        )
+        .unwrap();
+    store
+        .finish_message(
+            back[2].id,
+            &Delivery::GiveUp {
+                error: "550 no such user".into(),
+            },
+            t,
+        )
+        .unwrap();
+    let counts = store.outbox_counts().unwrap();
+    assert_eq!(
+        (counts.pending, counts.sending, counts.sent, counts.failed),
+        (1, 37, 1, 1),
+        "{counts:?}"
+    );
+    for m in &back[3..] {
+        store.finish_message(m.id, &Delivery::Sent, t).unwrap();
+    }
+    // the retry is not due before its time, then it is
+    assert!(store
+        .claim_messages(t + Duration::minutes(9), Duration::minutes(5), 100)
+        .unwrap()
+        .is_empty());
+    let retried = store
+        .claim_messages(t + Duration::minutes(10), Duration::minutes(5), 100)
+        .unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].id, back[1].id);
+    // a sent key is never queued again
+    assert!(!store.enqueue(&message("k-0"), t).unwrap());
+}
