@@ -45,9 +45,10 @@ if grep -nE 'qr::verify|evaluate\(|record_access|start_unlock' \
 fi
 
 # So is every other use case: the HTTP crate reaches storage only for the
-# pool's gauges (/metrics) and the pending migrations (/readyz); members,
+# pool's and the outbox's gauges (/metrics) and the pending migrations
+# (/readyz); members,
 # API keys, wallets and logins go through zhima-app.
-if grep -rnE 'store\.[a-z_]+\(' crates/http/src | grep -vE 'store\.(pool_state|pending_migrations)\('; then
+if grep -rnE 'store\.[a-z_]+\(' crates/http/src | grep -vE 'store\.(pool_state|pending_migrations|outbox_counts)\('; then
   echo "architecture: zhima-http calls storage only for /metrics and /readyz; use cases belong to zhima-app"
   fail=1
 fi

@@ -6,6 +6,7 @@ pub mod entrance;
 pub mod keys;
 pub mod login;
 pub mod members;
+pub mod notify;
 pub mod sessions;
 pub mod wallet;
 

@@ -181,7 +181,9 @@ async fn metrics(
 ) -> HttpResponse {
     let (connections, idle, max) = state.store.pool_state();
     let door = &state.door.controller;
-    let body = state.metrics.render(
+    let st = state.clone();
+    let outbox = web::block(move || st.store.outbox_counts()).await;
+    let mut body = state.metrics.render(
         observe::PoolGauge {
             connections,
             idle,
@@ -190,6 +192,22 @@ async fn metrics(
         door.is_unlocked(),
         door.health().ready(),
     );
+    // the outbox of notifications (sent and failed count up; pending is the
+    // backlog an SMTP outage leaves)
+    if let Ok(Ok(c)) = outbox {
+        body.push_str(
+            "# HELP zhima_notifications Messages in the outbox of notifications, by state.\n\
+             # TYPE zhima_notifications gauge\n",
+        );
+        for (name, n) in [
+            ("pending", c.pending),
+            ("sending", c.sending),
+            ("sent", c.sent),
+            ("failed", c.failed),
+        ] {
+            body.push_str(&format!("zhima_notifications{{state=\"{name}\"}} {n}\n"));
+        }
+    }
     HttpResponse::Ok()
         .insert_header((
             actix_web::http::header::CONTENT_TYPE,

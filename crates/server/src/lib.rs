@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod keys;
+pub mod mail;
 mod scanner;
 pub mod settings;
 
@@ -41,6 +42,9 @@ pub enum StartError {
     /// The QR signing key could not be had.
     #[error("{0}")]
     Key(#[from] keys::KeyError),
+    /// The SMTP settings cannot make a mailer.
+    #[error("{0}")]
+    Mail(String),
     /// The address could not be bound.
     #[error("http.bind {addr}: {source}")]
     Bind {
@@ -247,6 +251,27 @@ impl Application {
         }
         if let Some(source) = &settings.door.scanner {
             scanner::start(source.clone(), state.clone());
+        }
+        match &settings.smtp {
+            None => tracing::info!(
+                "smtp.host is not set: no email is sent (reminders and receipts are off)"
+            ),
+            Some(smtp) => {
+                let mailer: Arc<dyn zhima_app::notify::Mailer> =
+                    Arc::new(mail::SmtpMailer::new(smtp).map_err(StartError::Mail)?);
+                let notifier = Arc::new(zhima_app::notify::Notifier::new(
+                    state.store.clone(),
+                    state.members.clone(),
+                    settings.notify.notifier.clone(),
+                ));
+                tokio::spawn(mail::run(
+                    notifier,
+                    mailer,
+                    state.clock.clone(),
+                    settings.notify.sweep_at,
+                    settings.notify.deliver_every,
+                ));
+            }
         }
         let mut server = HttpServer::new(move || {
             App::new()

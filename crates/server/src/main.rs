@@ -48,6 +48,16 @@ enum Command {
     /// The members' token wallets.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Run the daily reminder sweep once (for cron or a systemd timer),
+    /// then deliver what is queued.
+    Remind {
+        /// Show what is due and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Sweep as on this local date (YYYY-MM-DD) instead of today.
+        #[arg(long)]
+        date: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -232,6 +242,7 @@ fn run(command: Command, settings: &Settings) -> Result<(), Box<dyn std::error::
         }
         Command::Partner(cmd) => partner(settings, cmd),
         Command::Tokens(cmd) => tokens(settings, cmd),
+        Command::Remind { dry_run, date } => remind(settings, dry_run, date.as_deref()),
         Command::Migrate => {
             let store = open_store(settings)?;
             println!(
@@ -300,6 +311,71 @@ fn run(command: Command, settings: &Settings) -> Result<(), Box<dyn std::error::
             Ok(())
         }
     }
+}
+
+/// `zhima remind`: the sweep of one day, then delivery of the outbox.
+fn remind(
+    settings: &Settings,
+    dry_run: bool,
+    date: Option<&str>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let now = Utc::now();
+    let today = match date {
+        Some(text) => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map_err(|_| format!("--date: {text:?} is not a date such as 2026-12-31"))?,
+        None => zhima_domain::time::local_date(now, settings.timezone),
+    };
+    let mailer = match (&settings.smtp, dry_run) {
+        (Some(smtp), _) => Some(zhima_server::mail::SmtpMailer::new(smtp)?),
+        (None, true) => None,
+        (None, false) => {
+            return Err(
+                "smtp.host is not set: nothing would be sent. Configure [smtp] first \
+                        (--dry-run shows what is due)"
+                    .into(),
+            )
+        }
+    };
+    let store = open_store(settings)?;
+    let members = Arc::new(zhima_app::members::Members::new(
+        store.clone(),
+        settings.plans.clone(),
+        settings.timezone,
+    ));
+    let notifier =
+        zhima_app::notify::Notifier::new(store, members, settings.notify.notifier.clone());
+    let report = notifier.sweep(today, now, dry_run)?;
+    if dry_run {
+        for key in &report.keys {
+            println!("due\t{key}");
+        }
+    }
+    println!(
+        "{today}: {} members, {} notices due: {} {}, {} queued before, {} without an email address",
+        report.members,
+        report.due,
+        report.queued,
+        if dry_run { "would be queued" } else { "queued" },
+        report.already,
+        report.no_email
+    );
+    if let Some(mailer) = mailer.filter(|_| !dry_run) {
+        let mut total = zhima_app::notify::DeliveryReport::default();
+        for _ in 0..1000 {
+            let round = notifier.deliver(&mailer, Utc::now(), 50)?;
+            total.sent += round.sent;
+            total.retried += round.retried;
+            total.failed += round.failed;
+            if round.sent + round.retried + round.failed == 0 {
+                break;
+            }
+        }
+        println!(
+            "delivered: {} sent, {} to retry, {} failed",
+            total.sent, total.retried, total.failed
+        );
+    }
+    Ok(())
 }
 
 /// The operator at the command line, as the audit log names them: the

@@ -44,6 +44,10 @@ pub struct RawSettings {
     pub oauth: RawOAuthSettings,
     /// `[partner]`
     pub partner: RawPartnerSettings,
+    /// `[smtp]`
+    pub smtp: RawSmtpSettings,
+    /// `[notify]`
+    pub notify: RawNotifySettings,
     /// `[plans."NAME"]`: overrides or additions to the standard plans.
     #[serde(default)]
     pub plans: BTreeMap<String, PlanSettings>,
@@ -206,6 +210,79 @@ pub struct RawPartnerSettings {
     pub tokens_per_cny: String,
 }
 
+/// `[smtp]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSmtpSettings {
+    /// The mail server (empty: no email is sent).
+    pub host: String,
+    /// Its port (587 for STARTTLS, 465 for TLS, 25…).
+    pub port: u16,
+    /// `starttls`, `tls`, or `none` (only to a server on loopback).
+    pub tls: String,
+    /// The user to log in as (empty: no login).
+    pub user: String,
+    /// Its password.
+    pub password: SecretText,
+    /// The sender, `Name <address>` or an address.
+    pub from: String,
+}
+
+/// `[notify]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotifySettings {
+    /// Days before an end that a reminder goes out, comma-separated (`14,3`).
+    pub reminder_days: String,
+    /// The local time of the daily sweep (`HH:MM`).
+    pub sweep_at: String,
+    /// The language of members who have none (`zh` or `en`).
+    pub language: String,
+    /// The space's name, as emails sign.
+    pub space_name: String,
+    /// Delivery attempts before an email is given up.
+    pub max_attempts: u32,
+    /// Seconds between two deliveries of the outbox.
+    pub deliver_every_secs: u32,
+}
+
+/// How email goes out. `Debug` never shows the password.
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    /// The mail server.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// How the connection is protected.
+    pub tls: SmtpTls,
+    /// Login, if any.
+    pub login: Option<(String, SecretText)>,
+    /// The sender.
+    pub from: String,
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain, then upgraded with STARTTLS (required).
+    StartTls,
+    /// TLS from the first byte.
+    Tls,
+    /// None (only to a server on loopback).
+    None,
+}
+
+/// Checked `[notify]` settings and when the sweep runs.
+#[derive(Debug, Clone)]
+pub struct NotifySettings {
+    /// What the notifier needs.
+    pub notifier: zhima_app::notify::NotifySettings,
+    /// The local time of the daily sweep.
+    pub sweep_at: chrono::NaiveTime,
+    /// How often the outbox is delivered.
+    pub deliver_every: Duration,
+}
+
 /// Where the QR signing key comes from. `Debug` never shows a given key.
 #[derive(Clone, PartialEq, Eq)]
 pub enum KeySource {
@@ -345,6 +422,10 @@ pub struct Settings {
     pub partner: zhima_domain::partner::VipOffer,
     /// Paid tokens per CNY of a `TOKENS` payment.
     pub tokens_per_cny: Tokens,
+    /// How email goes out (`None`: no email is sent).
+    pub smtp: Option<SmtpSettings>,
+    /// Reminders and their sweep.
+    pub notify: NotifySettings,
 }
 
 const DEFAULTS: &str = r#"
@@ -403,6 +484,22 @@ vip_months = 1
 price_standard = "100"
 price_gold = "300"
 tokens_per_cny = "1"
+
+[smtp]
+host = ""
+port = 587
+tls = "starttls"
+user = ""
+password = ""
+from = ""
+
+[notify]
+reminder_days = "7"
+sweep_at = "09:00"
+language = "zh"
+space_name = "zhima"
+max_attempts = 8
+deliver_every_secs = 10
 "#;
 
 impl Settings {
@@ -501,7 +598,11 @@ impl Settings {
         let (oauth, oauth_issuer) = oauth(&raw.oauth)?;
         let (partner, tokens_per_cny) = partner(&raw.partner)?;
         let plans = plans(&raw.plans)?;
+        let smtp = smtp(&raw.smtp)?;
+        let notify = notify(&raw.notify)?;
         Ok(Settings {
+            smtp,
+            notify,
             door,
             qr,
             oauth,
@@ -528,6 +629,105 @@ impl Settings {
             log_json,
         })
     }
+}
+
+fn smtp(raw: &RawSmtpSettings) -> Result<Option<SmtpSettings>, SettingsError> {
+    let host = raw.host.trim();
+    if host.is_empty() {
+        return Ok(None);
+    }
+    let tls = match raw.tls.as_str() {
+        "starttls" => SmtpTls::StartTls,
+        "tls" => SmtpTls::Tls,
+        "none" => SmtpTls::None,
+        other => {
+            return Err(bad(
+                "smtp.tls",
+                format!("{other:?} is not \"starttls\", \"tls\" or \"none\""),
+            ))
+        }
+    };
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if tls == SmtpTls::None && !loopback {
+        return Err(bad(
+            "smtp.tls",
+            "\"none\" sends passwords and mail in clear: only to a server on loopback",
+        ));
+    }
+    if raw.port == 0 {
+        return Err(bad("smtp.port", "must be from 1 to 65535"));
+    }
+    if raw.from.trim().parse::<lettre::message::Mailbox>().is_err() {
+        return Err(bad(
+            "smtp.from",
+            format!(
+                "{:?} is not an address such as \"Space <door@space.example>\"",
+                raw.from
+            ),
+        ));
+    }
+    let user = raw.user.trim();
+    Ok(Some(SmtpSettings {
+        host: host.to_owned(),
+        port: raw.port,
+        tls,
+        login: (!user.is_empty()).then(|| (user.to_owned(), raw.password.clone())),
+        from: raw.from.trim().to_owned(),
+    }))
+}
+
+fn notify(raw: &RawNotifySettings) -> Result<NotifySettings, SettingsError> {
+    let mut days = Vec::new();
+    for item in list(&raw.reminder_days) {
+        match item.parse::<u32>() {
+            Ok(d) if (1..=90).contains(&d) => days.push(d),
+            _ => {
+                return Err(bad(
+                    "notify.reminder_days",
+                    format!("{item:?} is not a number of days from 1 to 90"),
+                ))
+            }
+        }
+    }
+    let sweep_at =
+        chrono::NaiveTime::parse_from_str(raw.sweep_at.trim(), "%H:%M").map_err(|_| {
+            bad(
+                "notify.sweep_at",
+                format!("{:?} is not a time such as 09:00", raw.sweep_at),
+            )
+        })?;
+    let language = zhima_app::notify::Lang::from_member(&raw.language).ok_or_else(|| {
+        bad(
+            "notify.language",
+            format!("{:?} is not \"zh\" or \"en\"", raw.language),
+        )
+    })?;
+    let space_name = raw.space_name.trim();
+    if space_name.is_empty()
+        || space_name.chars().count() > 64
+        || space_name.chars().any(char::is_control)
+    {
+        return Err(bad("notify.space_name", "must be 1 to 64 characters"));
+    }
+    if raw.max_attempts == 0 || raw.max_attempts > 50 {
+        return Err(bad("notify.max_attempts", "must be from 1 to 50"));
+    }
+    if raw.deliver_every_secs == 0 || raw.deliver_every_secs > 3600 {
+        return Err(bad("notify.deliver_every_secs", "must be from 1 to 3600"));
+    }
+    Ok(NotifySettings {
+        notifier: zhima_app::notify::NotifySettings {
+            reminder_days: days,
+            language,
+            space_name: space_name.to_owned(),
+            max_attempts: raw.max_attempts,
+        },
+        sweep_at,
+        deliver_every: Duration::from_secs(u64::from(raw.deliver_every_secs)),
+    })
 }
 
 /// What a member read loads of their access history:

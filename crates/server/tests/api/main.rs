@@ -12,5 +12,6 @@ mod console;
 mod door_api;
 mod hostile;
 mod member_api;
+mod notify;
 mod partner_api;
 mod qr_door;

@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod oauth;
 pub mod process;
+pub mod smtp;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};

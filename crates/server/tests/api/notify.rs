@@ -1,0 +1,150 @@
+//! Reminders through a real SMTP conversation (the sink in
+//! `support/smtp.rs`): the server sweeps on its clock, queues each notice
+//! once, and delivers it in the member's language; a renewal leaves the old
+//! end without a notice; a temporary refusal is retried until delivered.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failure is a test failure
+
+use chrono::Duration;
+use serde_json::json;
+
+use crate::support::smtp::SmtpSink;
+use crate::support::{expect_errno, spawn_app_with, TestApp};
+
+async fn notifying_app(sink: &SmtpSink) -> TestApp {
+    let port = sink.port.to_string();
+    spawn_app_with(&[
+        ("ZHIMA_SMTP__HOST", "127.0.0.1"),
+        ("ZHIMA_SMTP__PORT", port.as_str()),
+        ("ZHIMA_SMTP__TLS", "none"),
+        ("ZHIMA_SMTP__FROM", "XinCheJian <door@xinchejian.example>"),
+        ("ZHIMA_NOTIFY__REMINDER_DAYS", "7"),
+        ("ZHIMA_NOTIFY__SWEEP_AT", "00:00"),
+        ("ZHIMA_NOTIFY__SPACE_NAME", "XinCheJian"),
+        ("ZHIMA_NOTIFY__DELIVER_EVERY_SECS", "1"),
+    ])
+    .await
+}
+
+/// A member with a month paid at `paid` (YYYYMMDDHHMM, Shanghai).
+async fn member(app: &TestApp, openid: &str, nick: &str, email: &str, language: &str, paid: &str) {
+    let answer = app
+        .post(
+            "/api/v1.0/member/new",
+            &json!({
+                "openid": openid,
+                "basicInfo": {"nickName": nick, "email": email, "language": language},
+                "paymentInfo": {"paidTime": paid, "payIndex": format!("{openid}-1"),
+                                "CNYAmount": "200", "payType": "1M MEMBERSHIP"}
+            }),
+        )
+        .await;
+    expect_errno(&answer, "1000");
+}
+
+#[actix_web::test]
+async fn each_member_gets_each_notice_once_in_their_language() {
+    let sink = SmtpSink::start(0);
+    // the server starts on 2018-03-12 20:00 (Shanghai) and sweeps at once
+    let app = notifying_app(&sink).await;
+    // Ann's month ends on 2018-03-17 (in 5 days): her 7-day reminder is due
+    member(&app, "ann", "Ann", "ann@example.org", "en", "201802172000").await;
+    // Bo's ends on 2018-03-22 (in 10 days): nothing yet
+    member(&app, "bo", "Bo", "bo@example.org", "zh_CN", "201802222000").await;
+    // Cy has no email address: counted, never sent
+    member(&app, "cy", "Cy", "", "en", "201802152000").await;
+    // the members came after the start-up sweep: the next day's sweep finds them
+    app.clock.advance(Duration::hours(5)); // 2018-03-13 01:00
+    let got = sink.wait_for(1, 10).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].to, ["ann@example.org"]);
+    assert_eq!(got[0].from, "door@xinchejian.example");
+    assert_eq!(
+        got[0].subject(),
+        "Your membership at XinCheJian ends on 2018-03-17"
+    );
+    let text = got[0].part("text/plain").unwrap();
+    assert!(text.starts_with("Hello Ann,"), "{text}");
+    assert!(text.contains("in 4 days"), "{text}");
+    let html = got[0].part("text/html").unwrap();
+    assert!(html.contains("<html lang=\"en\">"), "{html}");
+
+    // the same day again: nothing more
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(sink.received().len(), 1);
+
+    // Bo renews before his reminder; on 2018-03-17 Ann's month ends (her
+    // end notice) and Bo's new end (2018-04-22) is far away
+    let renewed = app
+        .patch(
+            "/api/v1.0/member/openid/bo",
+            &json!({"op": "add", "data": {"paidTime": "201803130900", "payIndex": "bo-2",
+                    "CNYAmount": "200", "payType": "1M MEMBERSHIP"}}),
+        )
+        .await;
+    expect_errno(&renewed, "1000");
+    app.clock.advance(Duration::days(4)); // 2018-03-17 01:00
+    let got = sink.wait_for(2, 10).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[1].to, ["ann@example.org"]);
+    assert_eq!(got[1].subject(), "Your membership at XinCheJian has ended");
+
+    // Bo's old end passes with nothing; his new one gets its reminder, in Chinese
+    app.clock.advance(Duration::days(5)); // 2018-03-22
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(sink.received().len(), 2, "a notice for the old period");
+    app.clock.advance(Duration::days(26)); // 2018-04-17: 5 days before 04-22
+    let got = sink.wait_for(3, 10).await;
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got[2].to, ["bo@example.org"]);
+    assert_eq!(
+        got[2].subject(),
+        "你在XinCheJian的会员资格将于 2018-04-22 到期"
+    );
+    let text = got[2].part("text/plain").unwrap();
+    assert!(text.starts_with("Bo，你好："), "{text}");
+
+    // Cy never got anything; the outbox shows what was sent
+    assert!(sink.received().iter().all(|m| m.to != ["cy@example.org"]));
+    let counts = app.store.outbox_counts().unwrap();
+    assert_eq!(
+        (counts.sent, counts.pending, counts.failed),
+        (3, 0, 0),
+        "{counts:?}"
+    );
+}
+
+#[actix_web::test]
+async fn a_refused_email_is_retried_with_backoff_until_it_is_delivered_once() {
+    // the mail server refuses the first two attempts (451)
+    let sink = SmtpSink::start(2);
+    let app = notifying_app(&sink).await;
+    member(&app, "dee", "Dee", "dee@example.org", "en", "201802172000").await;
+    app.clock.advance(Duration::hours(5));
+    // first attempt refused; the retry waits a minute, the next two
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(sink.received().is_empty());
+    for _ in 0..4 {
+        app.clock.advance(Duration::minutes(2));
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    }
+    let got = sink.wait_for(1, 10).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(sink.received().len(), 1, "delivered twice");
+    let counts = app.store.outbox_counts().unwrap();
+    assert_eq!((counts.sent, counts.pending), (1, 0), "{counts:?}");
+    // /metrics shows it
+    let res = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    let text = res.text().await.unwrap();
+    assert!(
+        text.contains("zhima_notifications{state=\"sent\"} 1"),
+        "{text}"
+    );
+}
