@@ -259,11 +259,14 @@ impl Application {
             Some(smtp) => {
                 let mailer: Arc<dyn zhima_app::notify::Mailer> =
                     Arc::new(mail::SmtpMailer::new(smtp).map_err(StartError::Mail)?);
-                let notifier = Arc::new(zhima_app::notify::Notifier::new(
-                    state.store.clone(),
-                    state.members.clone(),
-                    settings.notify.notifier.clone(),
-                ));
+                let notifier = Arc::new(
+                    zhima_app::notify::Notifier::new(
+                        state.store.clone(),
+                        state.members.clone(),
+                        settings.notify.notifier.clone(),
+                    )
+                    .with_qr(Arc::new(mail::SignedQr::new(&settings.qr)?)),
+                );
                 tokio::spawn(mail::run(
                     notifier,
                     mailer,

@@ -7,13 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{Message, SmtpTransport, Transport as _};
-use zhima_app::notify::{Email, MailError, Mailer, Notifier};
+use zhima_app::notify::{Email, MailError, Mailer, Notifier, QrImages};
+use zhima_domain::qr::{QrPayload, Signer};
 use zhima_domain::time::Clock;
 
-use crate::settings::{SmtpSettings, SmtpTls};
+use crate::settings::{QrSettings, SmtpSettings, SmtpTls};
 
 /// Sends email through the configured SMTP server.
 pub struct SmtpMailer {
@@ -67,14 +69,23 @@ impl Mailer for SmtpMailer {
             .to
             .parse()
             .map_err(|e| MailError::Permanent(format!("the address {:?}: {e}", email.to)))?;
-        let message = Message::builder()
+        let builder = Message::builder()
             .from(self.from.clone())
             .to(Mailbox::new(Some(email.to_name.clone()), address))
-            .subject(email.subject.clone())
-            .multipart(MultiPart::alternative_plain_html(
-                email.text.clone(),
-                email.html.clone(),
-            ))
+            .subject(email.subject.clone());
+        let body = MultiPart::alternative_plain_html(email.text.clone(), email.html.clone());
+        let body = match &email.attachment {
+            None => body,
+            Some((name, png)) => MultiPart::mixed().multipart(body).singlepart(
+                Attachment::new(name.clone()).body(
+                    png.clone(),
+                    ContentType::parse("image/png")
+                        .map_err(|e| MailError::Permanent(e.to_string()))?,
+                ),
+            ),
+        };
+        let message = builder
+            .multipart(body)
             .map_err(|e| MailError::Permanent(format!("the message: {e}")))?;
         self.transport.send(&message).map(|_| ()).map_err(|e| {
             if e.is_permanent() {
@@ -83,6 +94,51 @@ impl Mailer for SmtpMailer {
                 MailError::Transient(e.to_string())
             }
         })
+    }
+}
+
+/// Makes members' QR codes for emails: signed with the server's key,
+/// rendered as the door's images are.
+pub struct SignedQr {
+    signer: Signer,
+}
+
+impl std::fmt::Debug for SignedQr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedQr")
+            .field("key_id", &self.signer.key_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SignedQr {
+    /// The signer of the configured key.
+    pub fn new(settings: &QrSettings) -> Result<SignedQr, crate::keys::KeyError> {
+        let seed = crate::keys::seed(settings)?;
+        Ok(SignedQr {
+            signer: Signer::from_seed(settings.key_id, &seed),
+        })
+    }
+}
+
+impl QrImages for SignedQr {
+    fn png(
+        &self,
+        member: zhima_domain::ids::MemberId,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<u8>, String> {
+        let code = zhima_domain::qr::encode(
+            &self.signer,
+            &QrPayload {
+                key_id: self.signer.key_id(),
+                member,
+                valid_from: from,
+                valid_until: until,
+                issued_at: from,
+            },
+        );
+        zhima_http::qr::qr_png(&code)
     }
 }
 

@@ -184,6 +184,12 @@ enum MemberCommand {
         #[arg(long)]
         openid: String,
     },
+    /// Email a member their QR code (needs [smtp] and an email address).
+    SendQr {
+        /// The member's openid.
+        #[arg(long)]
+        openid: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -307,10 +313,76 @@ fn run(command: Command, settings: &Settings) -> Result<(), Box<dyn std::error::
                     admin.set_deactivated(&openid, false, &operator(), Utc::now())?;
                     println!("{openid} is active again");
                 }
+                MemberCommand::SendQr { openid } => return send_qr(settings, &openid),
             }
             Ok(())
         }
     }
+}
+
+/// The notifier on the configured database, and a mailer if `[smtp]` is set.
+fn notifier(
+    settings: &Settings,
+) -> Result<
+    (
+        zhima_app::notify::Notifier,
+        Option<zhima_server::mail::SmtpMailer>,
+    ),
+    Box<dyn std::error::Error>,
+> {
+    let mailer = match &settings.smtp {
+        Some(smtp) => Some(zhima_server::mail::SmtpMailer::new(smtp)?),
+        None => None,
+    };
+    let store = open_store(settings)?;
+    let members = Arc::new(zhima_app::members::Members::new(
+        store.clone(),
+        settings.plans.clone(),
+        settings.timezone,
+    ));
+    let notifier =
+        zhima_app::notify::Notifier::new(store, members, settings.notify.notifier.clone())
+            .with_qr(Arc::new(zhima_server::mail::SignedQr::new(&settings.qr)?));
+    Ok((notifier, mailer))
+}
+
+/// Delivers the outbox until nothing is due: what was done.
+fn deliver_all(
+    notifier: &zhima_app::notify::Notifier,
+    mailer: &zhima_server::mail::SmtpMailer,
+) -> Result<zhima_app::notify::DeliveryReport, Box<dyn std::error::Error>> {
+    let mut total = zhima_app::notify::DeliveryReport::default();
+    for _ in 0..1000 {
+        let round = notifier.deliver(mailer, Utc::now(), 50)?;
+        total.sent += round.sent;
+        total.retried += round.retried;
+        total.failed += round.failed;
+        if round.sent + round.retried + round.failed == 0 {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// `zhima member send-qr`: queues the member's QR code and delivers it.
+fn send_qr(settings: &Settings, openid: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let openid = OpenId::parse(openid).map_err(|e| format!("--openid: {e}"))?;
+    let (notifier, mailer) = notifier(settings)?;
+    let Some(mailer) = mailer else {
+        return Err("smtp.host is not set: no email can be sent".into());
+    };
+    match notifier.request_qr(&openid, Utc::now()) {
+        Err(zhima_app::AppError::Invalid { reason, .. }) => {
+            return Err(format!("{openid}: {reason}").into())
+        }
+        other => other?,
+    }
+    let report = deliver_all(&notifier, &mailer)?;
+    if report.sent == 0 {
+        return Err(format!("the QR code of {openid} was queued but not sent yet: {} to retry, {} failed (see the log)", report.retried, report.failed).into());
+    }
+    println!("sent the QR code of {openid}");
+    Ok(())
 }
 
 /// `zhima remind`: the sweep of one day, then delivery of the outbox.
@@ -325,25 +397,14 @@ fn remind(
             .map_err(|_| format!("--date: {text:?} is not a date such as 2026-12-31"))?,
         None => zhima_domain::time::local_date(now, settings.timezone),
     };
-    let mailer = match (&settings.smtp, dry_run) {
-        (Some(smtp), _) => Some(zhima_server::mail::SmtpMailer::new(smtp)?),
-        (None, true) => None,
-        (None, false) => {
-            return Err(
-                "smtp.host is not set: nothing would be sent. Configure [smtp] first \
-                        (--dry-run shows what is due)"
-                    .into(),
-            )
-        }
-    };
-    let store = open_store(settings)?;
-    let members = Arc::new(zhima_app::members::Members::new(
-        store.clone(),
-        settings.plans.clone(),
-        settings.timezone,
-    ));
-    let notifier =
-        zhima_app::notify::Notifier::new(store, members, settings.notify.notifier.clone());
+    if settings.smtp.is_none() && !dry_run {
+        return Err(
+            "smtp.host is not set: nothing would be sent. Configure [smtp] first \
+                    (--dry-run shows what is due)"
+                .into(),
+        );
+    }
+    let (notifier, mailer) = notifier(settings)?;
     let report = notifier.sweep(today, now, dry_run)?;
     if dry_run {
         for key in &report.keys {
@@ -360,16 +421,7 @@ fn remind(
         report.no_email
     );
     if let Some(mailer) = mailer.filter(|_| !dry_run) {
-        let mut total = zhima_app::notify::DeliveryReport::default();
-        for _ in 0..1000 {
-            let round = notifier.deliver(&mailer, Utc::now(), 50)?;
-            total.sent += round.sent;
-            total.retried += round.retried;
-            total.failed += round.failed;
-            if round.sent + round.retried + round.failed == 0 {
-                break;
-            }
-        }
+        let total = deliver_all(&notifier, &mailer)?;
         println!(
             "delivered: {} sent, {} to retry, {} failed",
             total.sent, total.retried, total.failed

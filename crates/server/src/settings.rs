@@ -244,6 +244,9 @@ pub struct RawNotifySettings {
     pub max_attempts: u32,
     /// Seconds between two deliveries of the outbox.
     pub deliver_every_secs: u32,
+    /// Seconds a sender holds a claimed email (a sender that dies leaves it
+    /// to the next after this).
+    pub lease_secs: u32,
 }
 
 /// How email goes out. `Debug` never shows the password.
@@ -500,6 +503,7 @@ language = "zh"
 space_name = "zhima"
 max_attempts = 8
 deliver_every_secs = 10
+lease_secs = 300
 "#;
 
 impl Settings {
@@ -599,6 +603,7 @@ impl Settings {
         let (partner, tokens_per_cny) = partner(&raw.partner)?;
         let plans = plans(&raw.plans)?;
         let smtp = smtp(&raw.smtp)?;
+        let raw_receipts = smtp.is_some();
         let notify = notify(&raw.notify)?;
         Ok(Settings {
             smtp,
@@ -615,6 +620,7 @@ impl Settings {
                 tokens_per_cny,
                 entry_windows: Some(entry_windows(&plans, timezone)),
                 history_cache: raw.database.member_cache,
+                receipts: raw_receipts,
                 ..StoreOptions::default()
             },
             database_url: raw.database.url,
@@ -718,12 +724,16 @@ fn notify(raw: &RawNotifySettings) -> Result<NotifySettings, SettingsError> {
     if raw.deliver_every_secs == 0 || raw.deliver_every_secs > 3600 {
         return Err(bad("notify.deliver_every_secs", "must be from 1 to 3600"));
     }
+    if raw.lease_secs == 0 || raw.lease_secs > 86_400 {
+        return Err(bad("notify.lease_secs", "must be from 1 to 86400"));
+    }
     Ok(NotifySettings {
         notifier: zhima_app::notify::NotifySettings {
             reminder_days: days,
             language,
             space_name: space_name.to_owned(),
             max_attempts: raw.max_attempts,
+            lease: chrono::Duration::seconds(i64::from(raw.lease_secs)),
         },
         sweep_at,
         deliver_every: Duration::from_secs(u64::from(raw.deliver_every_secs)),

@@ -222,6 +222,9 @@ pub struct StoreOptions {
     /// How many members' histories member reads keep, each checked against
     /// the member's history version in the database on every read (0: none).
     pub history_cache: usize,
+    /// Whether a payment (a desk payment, a VIP purchase) queues a receipt
+    /// email in its own transaction (members with an email address).
+    pub receipts: bool,
 }
 
 impl std::fmt::Debug for StoreOptions {
@@ -246,6 +249,7 @@ impl Default for StoreOptions {
             tokens_per_cny: zhima_domain::partner::Tokens::whole(1),
             entry_windows: None,
             history_cache: 20_000,
+            receipts: false,
         }
     }
 }
@@ -270,6 +274,8 @@ pub struct Store {
     wait: bool,
     /// Written in the transaction of each write (see [`Store::audited`]).
     audit: Option<Arc<audit::AuditNote>>,
+    /// Whether payments queue receipts ([`StoreOptions::receipts`]).
+    receipts: bool,
 }
 
 /// Given a member's payments, the spans in which their granted entries
@@ -325,6 +331,7 @@ impl Store {
             history: Arc::new(history::HistoryCache::new(options.history_cache)),
             wait: true,
             audit: None,
+            receipts: options.receipts,
         })
     }
 

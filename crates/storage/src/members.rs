@@ -337,6 +337,13 @@ impl Store {
                         .values(NewPaymentRow::new(MemberId(id), p, now))
                         .execute(conn)?;
                     self.credit_tokens_for(conn, MemberId(id), p, now)?;
+                    if self.receipts {
+                        let payment: i64 = payments::table
+                            .select(payments::id)
+                            .filter(payments::pay_index.eq(p.pay_index.as_str()))
+                            .get_result(conn)?;
+                        crate::outbox::queue_receipt_in(conn, id, payment, now)?;
+                    }
                 }
                 Ok(MemberId(id))
             })
@@ -610,6 +617,9 @@ impl Store {
                             .select(payments::id)
                             .filter(payments::pay_index.eq(payment.pay_index.as_str()))
                             .get_result(conn)?;
+                        if self.receipts {
+                            crate::outbox::queue_receipt_in(conn, member_id, id, now)?;
+                        }
                         Ok((member_id, id, false))
                     },
                     |(_, _, replay)| !replay,

@@ -17,7 +17,7 @@ use zhima_domain::ids::MemberId;
 
 use crate::connection::AnyConnection;
 use crate::rows::secs;
-use crate::schema::outbox;
+use crate::schema::{members, outbox};
 use crate::{StorageError, Store};
 
 /// A message to queue.
@@ -140,6 +140,35 @@ pub(crate) fn enqueue_in(
         ))
         .execute(conn)?;
     Ok(true)
+}
+
+/// Queues the receipt of payment `payment` of `member` (inside the
+/// payment's transaction), if the member has an email address.
+pub(crate) fn queue_receipt_in(
+    conn: &mut AnyConnection,
+    member: i64,
+    payment: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let email: String = members::table
+        .select(members::email)
+        .filter(members::id.eq(member))
+        .get_result(conn)?;
+    if email.trim().is_empty() {
+        return Ok(());
+    }
+    enqueue_in(
+        conn,
+        &NewMessage {
+            once_key: &format!("receipt:payment:{payment}"),
+            channel: "email",
+            kind: "receipt",
+            member: Some(MemberId(member)),
+            payload: &format!("{{\"type\":\"receipt\",\"payment\":{payment}}}"),
+        },
+        now,
+    )?;
+    Ok(())
 }
 
 /// The states a sender may claim at `now`: pending and due, or claimed by a

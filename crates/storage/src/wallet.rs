@@ -321,6 +321,9 @@ impl Store {
             ))
             .returning(payments::id)
             .get_result(conn)?;
+        if self.receipts {
+            crate::outbox::queue_receipt_in(conn, member.0, payment_id, now)?;
+        }
         let period_id: i64 = diesel::insert_into(vip_periods::table)
             .values((
                 vip_periods::member_id.eq(member.0),

@@ -8,7 +8,7 @@
 use chrono::Duration;
 use serde_json::json;
 
-use crate::support::smtp::SmtpSink;
+use crate::support::smtp::{Received, SmtpSink};
 use crate::support::{expect_errno, spawn_app_with, TestApp};
 
 async fn notifying_app(sink: &SmtpSink) -> TestApp {
@@ -42,6 +42,35 @@ async fn member(app: &TestApp, openid: &str, nick: &str, email: &str, language: 
     expect_errno(&answer, "1000");
 }
 
+/// The messages that are not receipts (reminders and end notices).
+fn notices(got: &[Received]) -> Vec<Received> {
+    got.iter()
+        .filter(|m| {
+            !m.subject().contains("payment received") && !m.subject().contains("已收到付款")
+        })
+        .cloned()
+        .collect()
+}
+
+/// The receipts.
+fn receipts(got: &[Received]) -> Vec<Received> {
+    got.iter()
+        .filter(|m| m.subject().contains("payment received") || m.subject().contains("已收到付款"))
+        .cloned()
+        .collect()
+}
+
+/// Waits (up to 10 s) until `n` notices arrived; all notices.
+async fn wait_notices(sink: &SmtpSink, n: usize) -> Vec<Received> {
+    for _ in 0..200 {
+        if notices(&sink.received()).len() >= n {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    notices(&sink.received())
+}
+
 #[actix_web::test]
 async fn each_member_gets_each_notice_once_in_their_language() {
     let sink = SmtpSink::start(0);
@@ -54,8 +83,26 @@ async fn each_member_gets_each_notice_once_in_their_language() {
     // Cy has no email address: counted, never sent
     member(&app, "cy", "Cy", "", "en", "201802152000").await;
     // the members came after the start-up sweep: the next day's sweep finds them
+    // each payment's receipt, in the member's language (none for Cy)
+    let got = sink.wait_for(2, 10).await;
+    let paid = receipts(&got);
+    assert_eq!(paid.len(), 2, "{got:?}");
+    let ann = paid.iter().find(|m| m.to == ["ann@example.org"]).unwrap();
+    assert_eq!(
+        ann.subject(),
+        "XinCheJian: payment received, 1M MEMBERSHIP 200.00 CNY"
+    );
+    let text = ann.part("text/plain").unwrap();
+    assert!(text.contains("reference ann-1"), "{text}");
+    assert!(text.contains("valid until 2018-03-17 20:00"), "{text}");
+    let bo = paid.iter().find(|m| m.to == ["bo@example.org"]).unwrap();
+    assert_eq!(
+        bo.subject(),
+        "XinCheJian：已收到付款，1M MEMBERSHIP 200.00 元"
+    );
+
     app.clock.advance(Duration::hours(5)); // 2018-03-13 01:00
-    let got = sink.wait_for(1, 10).await;
+    let got = wait_notices(&sink, 1).await;
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].to, ["ann@example.org"]);
     assert_eq!(got[0].from, "door@xinchejian.example");
@@ -71,7 +118,7 @@ async fn each_member_gets_each_notice_once_in_their_language() {
 
     // the same day again: nothing more
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    assert_eq!(sink.received().len(), 1);
+    assert_eq!(notices(&sink.received()).len(), 1);
 
     // Bo renews before his reminder; on 2018-03-17 Ann's month ends (her
     // end notice) and Bo's new end (2018-04-22) is far away
@@ -83,8 +130,17 @@ async fn each_member_gets_each_notice_once_in_their_language() {
         )
         .await;
     expect_errno(&renewed, "1000");
+    // the renewal's receipt, once, even when the payment is sent again
+    let again = app
+        .patch(
+            "/api/v1.0/member/openid/bo",
+            &json!({"op": "add", "data": {"paidTime": "201803130900", "payIndex": "bo-2",
+                    "CNYAmount": "200", "payType": "1M MEMBERSHIP"}}),
+        )
+        .await;
+    expect_errno(&again, "1000");
     app.clock.advance(Duration::days(4)); // 2018-03-17 01:00
-    let got = sink.wait_for(2, 10).await;
+    let got = wait_notices(&sink, 2).await;
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(got[1].to, ["ann@example.org"]);
     assert_eq!(got[1].subject(), "Your membership at XinCheJian has ended");
@@ -92,9 +148,13 @@ async fn each_member_gets_each_notice_once_in_their_language() {
     // Bo's old end passes with nothing; his new one gets its reminder, in Chinese
     app.clock.advance(Duration::days(5)); // 2018-03-22
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    assert_eq!(sink.received().len(), 2, "a notice for the old period");
+    assert_eq!(
+        notices(&sink.received()).len(),
+        2,
+        "a notice for the old period"
+    );
     app.clock.advance(Duration::days(26)); // 2018-04-17: 5 days before 04-22
-    let got = sink.wait_for(3, 10).await;
+    let got = wait_notices(&sink, 3).await;
     assert_eq!(got.len(), 3, "{got:?}");
     assert_eq!(got[2].to, ["bo@example.org"]);
     assert_eq!(
@@ -106,10 +166,11 @@ async fn each_member_gets_each_notice_once_in_their_language() {
 
     // Cy never got anything; the outbox shows what was sent
     assert!(sink.received().iter().all(|m| m.to != ["cy@example.org"]));
+    assert_eq!(receipts(&sink.received()).len(), 3, "three payments, three receipts");
     let counts = app.store.outbox_counts().unwrap();
     assert_eq!(
         (counts.sent, counts.pending, counts.failed),
-        (3, 0, 0),
+        (6, 0, 0),
         "{counts:?}"
     );
 }
@@ -121,19 +182,21 @@ async fn a_refused_email_is_retried_with_backoff_until_it_is_delivered_once() {
     let app = notifying_app(&sink).await;
     member(&app, "dee", "Dee", "dee@example.org", "en", "201802172000").await;
     app.clock.advance(Duration::hours(5));
-    // first attempt refused; the retry waits a minute, the next two
+    // the first two attempts refused; the retries wait a minute, then two
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    assert!(sink.received().is_empty());
+    assert!(sink.received().len() < 2, "{:?}", sink.received());
     for _ in 0..4 {
         app.clock.advance(Duration::minutes(2));
         tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     }
-    let got = sink.wait_for(1, 10).await;
-    assert_eq!(got.len(), 1, "{got:?}");
+    // the receipt and the reminder, each once
+    let got = sink.wait_for(2, 10).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!((receipts(&got).len(), notices(&got).len()), (1, 1));
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    assert_eq!(sink.received().len(), 1, "delivered twice");
+    assert_eq!(sink.received().len(), 2, "delivered twice");
     let counts = app.store.outbox_counts().unwrap();
-    assert_eq!((counts.sent, counts.pending), (1, 0), "{counts:?}");
+    assert_eq!((counts.sent, counts.pending), (2, 0), "{counts:?}");
     // /metrics shows it
     let res = app
         .client
@@ -144,7 +207,7 @@ async fn a_refused_email_is_retried_with_backoff_until_it_is_delivered_once() {
         .unwrap();
     let text = res.text().await.unwrap();
     assert!(
-        text.contains("zhima_notifications{state=\"sent\"} 1"),
+        text.contains("zhima_notifications{state=\"sent\"} 2"),
         "{text}"
     );
 }

@@ -9,6 +9,7 @@ mod audit;
 mod crash;
 mod disk;
 mod flood;
+mod notify;
 mod outage;
 mod shutdown;
 mod two_servers;

@@ -42,6 +42,12 @@ impl Received {
 
     /// The decoded body of the part with `content_type` (`text/plain`).
     pub fn part(&self, content_type: &str) -> Option<String> {
+        self.part_bytes(content_type)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+
+    /// The decoded bytes of the part with `content_type` (`image/png`).
+    pub fn part_bytes(&self, content_type: &str) -> Option<Vec<u8>> {
         for part in self.data.split("\r\n--") {
             let Some((head, body)) = part.split_once("\r\n\r\n") else {
                 continue;
@@ -54,11 +60,11 @@ impl Received {
             return Some(
                 if head_lower.contains("content-transfer-encoding: base64") {
                     let joined: String = body.split_whitespace().collect();
-                    String::from_utf8(base64_decode(&joined)).unwrap()
+                    base64_decode(&joined)
                 } else if head_lower.contains("content-transfer-encoding: quoted-printable") {
-                    quoted_printable(body)
+                    quoted_printable(body).into_bytes()
                 } else {
-                    body.to_owned()
+                    body.as_bytes().to_vec()
                 },
             );
         }
@@ -73,16 +79,23 @@ pub struct SmtpSink {
     pub port: u16,
     received: Arc<Mutex<Vec<Received>>>,
     refuse: Arc<AtomicUsize>,
+    delay: std::time::Duration,
 }
 
 impl SmtpSink {
     /// Starts a sink that refuses the first `refuse_first` messages (451).
     pub fn start(refuse_first: usize) -> SmtpSink {
+        SmtpSink::start_with(refuse_first, std::time::Duration::ZERO)
+    }
+
+    /// A sink that also takes `delay` to accept each message.
+    pub fn start_with(refuse_first: usize, delay: std::time::Duration) -> SmtpSink {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let sink = SmtpSink {
             port: listener.local_addr().unwrap().port(),
             received: Arc::default(),
             refuse: Arc::new(AtomicUsize::new(refuse_first)),
+            delay,
         };
         let s = sink.clone();
         std::thread::spawn(move || {
@@ -97,6 +110,22 @@ impl SmtpSink {
     /// The messages accepted so far.
     pub fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
+    }
+
+    /// The settings that send to this sink (`ZHIMA_SMTP__…`).
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("ZHIMA_SMTP__HOST", "127.0.0.1".to_owned()),
+            ("ZHIMA_SMTP__PORT", self.port.to_string()),
+            ("ZHIMA_SMTP__TLS", "none".to_owned()),
+            (
+                "ZHIMA_SMTP__FROM",
+                "XinCheJian <door@xinchejian.example>".to_owned(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
     }
 
     /// Waits (up to `secs`) until at least `n` messages arrived; all of them.
@@ -155,6 +184,7 @@ impl SmtpSink {
                             .unwrap_or(&line),
                     );
                 }
+                std::thread::sleep(self.delay);
                 let refused = self
                     .refuse
                     .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))

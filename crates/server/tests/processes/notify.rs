@@ -1,0 +1,219 @@
+//! Notifications from the real binary: the QR code by email opens the door;
+//! two sweeps at once send each reminder once; a sweep killed mid-way
+//! loses nothing and repeats at most the one email in flight.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failure is a test failure
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use zhima_domain::ids::{OpenId, PayIndex};
+use zhima_domain::member::{MemberChange, NewPayment, UpdatableField};
+use zhima_domain::money::Fen;
+use zhima_storage::testing::TestDatabase;
+use zhima_storage::{Store, StoreOptions};
+
+use crate::support::process::{create_api_key, free_port, serve, wait_ready, ZHIMA};
+use crate::support::smtp::SmtpSink;
+use crate::support::{add_member_to, TEST_SEED_HEX};
+
+/// A member with an email address and a month paid at `paid`.
+fn member(store: &Store, openid: &str, paid: chrono::DateTime<chrono::Utc>) {
+    add_member_to(store, openid, &format!("N {openid}"), "MEMBER", None);
+    let id = OpenId::parse(openid).unwrap();
+    store
+        .update_member(
+            &id,
+            &[
+                MemberChange::text(UpdatableField::Email, &format!("{openid}@example.org"))
+                    .unwrap(),
+            ],
+            paid,
+        )
+        .unwrap();
+    store
+        .add_payment(
+            &id,
+            &NewPayment {
+                pay_index: PayIndex::parse(&format!("{openid}-1")).unwrap(),
+                amount: Fen::from_yuan(200),
+                pay_type: "1M MEMBERSHIP".into(),
+                paid_at: paid,
+                until_days: None,
+            },
+            paid,
+        )
+        .unwrap();
+}
+
+/// `zhima ARGS` with the database, the test key and `env`; the child.
+fn zhima(url: &str, env: &[(String, String)], args: &[&str]) -> Command {
+    let mut cmd = Command::new(ZHIMA);
+    cmd.args(args)
+        .env("ZHIMA_DATABASE__URL", url)
+        .env("ZHIMA_QR__SIGNING_KEY", TEST_SEED_HEX)
+        .env("ZHIMA_LOG__LEVEL", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn db() -> (TestDatabase, Store) {
+    let db = TestDatabase::new().unwrap();
+    let store = Store::open(db.url(), &StoreOptions::default()).unwrap();
+    store.migrate().unwrap();
+    (db, store)
+}
+
+#[actix_web::test]
+async fn the_qr_code_sent_by_email_opens_the_door() {
+    let (db, store) = db();
+    let now = chrono::Utc::now();
+    member(&store, "qr-m", now - chrono::Duration::days(1));
+    let sink = SmtpSink::start(0);
+    let out = zhima(
+        db.url(),
+        &sink.env(),
+        &["member", "send-qr", "--openid", "qr-m"],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = sink.received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].to, ["qr-m@example.org"]);
+    let png = got[0].part_bytes("image/png").expect("a PNG attached");
+    let img = image::load_from_memory(&png).unwrap().to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare(img);
+    let codes: Vec<String> = prepared
+        .detect_grids()
+        .iter()
+        .filter_map(|g| g.decode().ok().map(|(_, t)| t))
+        .collect();
+    assert_eq!(codes.len(), 1, "{codes:?}");
+
+    // the real server on the same database lets that code in
+    let port = free_port();
+    let _server = serve(db.url(), port, &[]);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    wait_ready(&http, &base).await;
+    let key = create_api_key(db.url(), "door", "door:open");
+    let answer: serde_json::Value = http
+        .post(format!("{base}/api/v1.0/door/scan"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({ "code": codes[0] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["errno"], "1000", "{answer}");
+
+    // a member without an email address is refused, nothing is sent
+    add_member_to(&store, "qr-none", "No Mail", "MEMBER", None);
+    let out = zhima(
+        db.url(),
+        &sink.env(),
+        &["member", "send-qr", "--openid", "qr-none"],
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no email address"));
+    assert_eq!(sink.received().len(), 1);
+}
+
+/// Members whose month ends in five days: each is due a 7-day reminder.
+fn due_members(store: &Store, n: usize) -> chrono::NaiveDate {
+    let now = chrono::Utc::now();
+    for i in 0..n {
+        member(
+            store,
+            &format!("due-{i:03}"),
+            now - chrono::Duration::days(26),
+        );
+    }
+    zhima_domain::time::local_date(now, zhima_domain::time::DEFAULT_TIMEZONE)
+}
+
+#[test]
+fn two_sweeps_at_once_send_each_reminder_once() {
+    let (db, store) = db();
+    let today = due_members(&store, 30).format("%Y-%m-%d").to_string();
+    let sink = SmtpSink::start(0);
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            zhima(db.url(), &sink.env(), &["remind", "--date", &today])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut to: Vec<String> = sink.received().into_iter().flat_map(|m| m.to).collect();
+    to.sort();
+    assert_eq!(to.len(), 30, "{to:?}");
+    to.dedup();
+    assert_eq!(to.len(), 30, "a reminder went out twice");
+    // and again: nothing more
+    let out = zhima(db.url(), &sink.env(), &["remind", "--date", &today])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(sink.received().len(), 30);
+}
+
+#[test]
+fn a_sweep_killed_mid_way_loses_nothing_and_repeats_at_most_one() {
+    let (db, store) = db();
+    let today = due_members(&store, 20).format("%Y-%m-%d").to_string();
+    // a mail server that takes 150 ms a message: the kill lands mid-way
+    let sink = SmtpSink::start_with(0, Duration::from_millis(150));
+    let mut env = sink.env();
+    env.push(("ZHIMA_NOTIFY__LEASE_SECS".into(), "1".into()));
+    let mut first = zhima(db.url(), &env, &["remind", "--date", &today])
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while sink.received().len() < 5 && t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    let before = sink.received().len();
+    assert!((5..20).contains(&before), "killed after {before}");
+    // after the lease of the dead sender runs out, a new run finishes the job
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = zhima(db.url(), &env, &["remind", "--date", &today])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut to: Vec<String> = sink.received().into_iter().flat_map(|m| m.to).collect();
+    to.sort();
+    let total = to.len();
+    to.dedup();
+    assert_eq!(to.len(), 20, "an email was lost");
+    assert!(
+        total <= 21,
+        "{total} emails for 20 reminders: more than the one in flight repeated"
+    );
+}
