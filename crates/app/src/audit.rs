@@ -86,6 +86,7 @@ fn field_value(member: &Member, field: UpdatableField) -> String {
         UpdatableField::Province => p.province.clone(),
         UpdatableField::Tags => member.tags.to_stored(),
         UpdatableField::Memo => p.memo.clone(),
+        UpdatableField::Reminders => p.reminders.to_string(),
     }
 }
 
@@ -101,6 +102,7 @@ fn change_value(change: &MemberChange) -> (UpdatableField, String) {
         MemberChange::Tags(t) => (UpdatableField::Tags, t.to_stored()),
         MemberChange::Text(f, v) => (*f, v.clone()),
         MemberChange::Gender(g) => (UpdatableField::Gender, g.name().to_owned()),
+        MemberChange::Reminders(on) => (UpdatableField::Reminders, on.to_string()),
     }
 }
 

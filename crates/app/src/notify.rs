@@ -317,6 +317,10 @@ impl Notifier {
                         report.no_email += 1;
                         continue;
                     }
+                    if !record.member.profile.reminders {
+                        report.opted_out += 1;
+                        continue;
+                    }
                     if dry_run {
                         if self.store.outbox_has(&key)? {
                             report.already += 1;

@@ -20,7 +20,7 @@ pub const MAX_SHORT_TEXT: usize = 100;
 pub const MAX_UNTIL_DAYS: i64 = 3660;
 
 /// The profile fields a member and staff may edit.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile {
     /// Picture URL.
     pub avatar_url: String,
@@ -38,6 +38,25 @@ pub struct Profile {
     pub gender: Gender,
     /// Staff notes.
     pub memo: String,
+    /// Whether reminder emails go to the member (receipts always do).
+    pub reminders: bool,
+}
+
+impl Default for Profile {
+    /// Empty, with reminders on.
+    fn default() -> Profile {
+        Profile {
+            avatar_url: String::new(),
+            email: String::new(),
+            city: String::new(),
+            country: String::new(),
+            province: String::new(),
+            language: String::new(),
+            gender: Gender::default(),
+            memo: String::new(),
+            reminders: true,
+        }
+    }
 }
 
 /// A member as stored.
@@ -107,11 +126,13 @@ pub enum UpdatableField {
     Tags,
     /// `memo`
     Memo,
+    /// `reminders` (an extension of the contract: `true` or `false`)
+    Reminders,
 }
 
 impl UpdatableField {
     /// Every updatable field.
-    pub const ALL: [UpdatableField; 12] = [
+    pub const ALL: [UpdatableField; 13] = [
         UpdatableField::OpenId,
         UpdatableField::Rfid,
         UpdatableField::AvatarUrl,
@@ -124,6 +145,7 @@ impl UpdatableField {
         UpdatableField::Province,
         UpdatableField::Tags,
         UpdatableField::Memo,
+        UpdatableField::Reminders,
     ];
 
     /// The wire name.
@@ -141,6 +163,7 @@ impl UpdatableField {
             UpdatableField::Province => "province",
             UpdatableField::Tags => "tags",
             UpdatableField::Memo => "memo",
+            UpdatableField::Reminders => "reminders",
         }
     }
 
@@ -167,6 +190,8 @@ pub enum MemberChange {
     Text(UpdatableField, String),
     /// New gender.
     Gender(Gender),
+    /// Reminders on or off.
+    Reminders(bool),
 }
 
 impl MemberChange {
@@ -196,6 +221,7 @@ impl MemberChange {
             MemberChange::NickName(v) => member.nickname = v.clone(),
             MemberChange::Tags(v) => member.tags = v.clone(),
             MemberChange::Gender(v) => member.profile.gender = *v,
+            MemberChange::Reminders(v) => member.profile.reminders = *v,
             MemberChange::Text(field, v) => {
                 let slot = match field {
                     UpdatableField::AvatarUrl => &mut member.profile.avatar_url,

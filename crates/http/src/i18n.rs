@@ -332,6 +332,7 @@ catalogue! {
     expires_before: "Valid until before (day)", "有效期早于（日期）";
     more: "More", "更多";
     choose_plan: "Choose a plan", "请选择套餐";
+    reminders_by_email: "Reminder emails before the membership ends", "会员到期前发送提醒邮件";
     current_wrong: "The current password is wrong.", "当前密码不正确。";
 }
 

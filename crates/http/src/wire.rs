@@ -316,6 +316,11 @@ pub fn update_request(data: &Object) -> Result<UpdateRequest, ApiError> {
             },
             UpdatableField::Tags => MemberChange::Tags(tags(value, &path)?),
             UpdatableField::Gender => MemberChange::Gender(gender(value, &path)?),
+            UpdatableField::Reminders => MemberChange::Reminders(
+                value
+                    .as_bool()
+                    .ok_or_else(|| ApiError::bad_field(&path, "must be true or false"))?,
+            ),
             text => text_change(text, value, &path)?,
         };
         request.changes.push(change);

@@ -192,6 +192,7 @@ pub async fn run(
                     queued = report.queued,
                     already = report.already,
                     no_email = report.no_email,
+                    opted_out = report.opted_out,
                     "notification sweep done"
                 ),
                 Ok(Err(e)) => {

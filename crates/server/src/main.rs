@@ -412,13 +412,14 @@ fn remind(
         }
     }
     println!(
-        "{today}: {} members, {} notices due: {} {}, {} queued before, {} without an email address",
+        "{today}: {} members, {} notices due: {} {}, {} queued before, {} without an email address, {} opted out",
         report.members,
         report.due,
         report.queued,
         if dry_run { "would be queued" } else { "queued" },
         report.already,
-        report.no_email
+        report.no_email,
+        report.opted_out
     );
     if let Some(mailer) = mailer.filter(|_| !dry_run) {
         let total = deliver_all(&notifier, &mailer)?;

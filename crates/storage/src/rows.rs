@@ -42,6 +42,7 @@ pub(crate) struct MemberRow {
     pub rfid: Option<String>,
     pub tags: String,
     pub memo: String,
+    pub reminders: bool,
     pub must_change_password: bool,
     pub deactivated_at: Option<i64>,
     pub created_at: i64,
@@ -78,6 +79,7 @@ impl MemberRow {
                 gender: Gender::from_code(i64::from(self.gender))
                     .map_err(|e| corrupt(format!("gender {e}")))?,
                 memo: self.memo,
+                reminders: self.reminders,
             },
             created_at: instant("members", id, self.created_at)?,
             updated_at: instant("members", id, self.updated_at)?,
@@ -107,6 +109,7 @@ pub(crate) struct MemberColumns<'a> {
     pub rfid: Option<&'a str>,
     pub tags: String,
     pub memo: &'a str,
+    pub reminders: bool,
 }
 
 impl<'a> MemberColumns<'a> {
@@ -131,6 +134,7 @@ impl<'a> MemberColumns<'a> {
             rfid: rfid.map(Rfid::as_str),
             tags: tags.to_stored(),
             memo: &profile.memo,
+            reminders: profile.reminders,
         }
     }
 

@@ -17,6 +17,7 @@ diesel::table! {
         rfid -> Nullable<Text>,
         tags -> Text,
         memo -> Text,
+        reminders -> Bool,
         password_hash -> Text,
         must_change_password -> Bool,
         deactivated_at -> Nullable<BigInt>,

@@ -18,3 +18,5 @@ CREATE TABLE outbox (
     last_error TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX outbox_due ON outbox (state, next_at);
+-- A member may opt out of reminders (receipts still come).
+ALTER TABLE members ADD COLUMN reminders BOOLEAN NOT NULL DEFAULT TRUE;

@@ -313,6 +313,7 @@ page_struct!("console/member.html", MemberPage {
     email: String,
     city: String,
     memo: String,
+    reminders: bool,
     tokens: String,
     vip: Vec<(String, String)>,
     payments: Vec<MemberPayment>,
@@ -391,6 +392,7 @@ async fn member(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
         email: m.profile.email.clone(),
         city: m.profile.city.clone(),
         memo: m.profile.memo.clone(),
+        reminders: m.profile.reminders,
         tokens: tokens_text(&view.record),
         vip: vip_rows(&view.record, tz),
         payments,
@@ -447,7 +449,7 @@ forms! {
     /// The desk's payment form.
     PaymentForm { pay_index, plan, amount, paid_at }
     /// The profile form.
-    ProfileForm { nickname, email, rfid, city, memo }
+    ProfileForm { nickname, email, rfid, city, memo, reminders }
 }
 
 /// A `datetime-local` value (`2026-12-06T14:30`) in the space's zone.
@@ -539,6 +541,7 @@ async fn edit_profile(
             }),
             MemberChange::text(UpdatableField::City, form.city.trim()).ok()?,
             MemberChange::text(UpdatableField::Memo, form.memo.trim()).ok()?,
+            MemberChange::Reminders(form.reminders == "on"),
         ])
     })();
     let Some(changes) = changes else {

@@ -82,11 +82,31 @@ async fn each_member_gets_each_notice_once_in_their_language() {
     member(&app, "bo", "Bo", "bo@example.org", "zh_CN", "201802222000").await;
     // Cy has no email address: counted, never sent
     member(&app, "cy", "Cy", "", "en", "201802152000").await;
+    // Eve's month ends with Ann's, but she opted out of reminders (an
+    // extension of PATCH op:update); her receipt still comes
+    member(&app, "eve", "Eve", "eve@example.org", "en", "201802172000").await;
+    let opted = app
+        .patch(
+            "/api/v1.0/member/openid/eve",
+            &json!({"op": "update", "data": {"reminders": false}}),
+        )
+        .await;
+    assert_eq!(
+        expect_errno(&opted, "1000")["data"]["updated"],
+        json!(["reminders"])
+    );
+    let refused = app
+        .patch(
+            "/api/v1.0/member/openid/eve",
+            &json!({"op": "update", "data": {"reminders": "no"}}),
+        )
+        .await;
+    expect_errno(&refused, "1002");
     // the members came after the start-up sweep: the next day's sweep finds them
     // each payment's receipt, in the member's language (none for Cy)
-    let got = sink.wait_for(2, 10).await;
+    let got = sink.wait_for(3, 10).await;
     let paid = receipts(&got);
-    assert_eq!(paid.len(), 2, "{got:?}");
+    assert_eq!(paid.len(), 3, "{got:?}");
     let ann = paid.iter().find(|m| m.to == ["ann@example.org"]).unwrap();
     assert_eq!(
         ann.subject(),
@@ -166,11 +186,18 @@ async fn each_member_gets_each_notice_once_in_their_language() {
 
     // Cy never got anything; the outbox shows what was sent
     assert!(sink.received().iter().all(|m| m.to != ["cy@example.org"]));
-    assert_eq!(receipts(&sink.received()).len(), 3, "three payments, three receipts");
+    assert!(notices(&sink.received())
+        .iter()
+        .all(|m| m.to != ["eve@example.org"]));
+    assert_eq!(
+        receipts(&sink.received()).len(),
+        4,
+        "four payments, four receipts"
+    );
     let counts = app.store.outbox_counts().unwrap();
     assert_eq!(
         (counts.sent, counts.pending, counts.failed),
-        (6, 0, 0),
+        (7, 0, 0),
         "{counts:?}"
     );
 }
