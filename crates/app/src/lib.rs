@@ -9,6 +9,7 @@ pub mod members;
 pub mod notify;
 pub mod sessions;
 pub mod wallet;
+pub mod webhooks;
 
 use zhima_domain::qr::Refusal;
 use zhima_door_hardware::DoorError;

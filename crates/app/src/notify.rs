@@ -131,6 +131,9 @@ pub struct NotifySettings {
     /// How long a sender holds a claimed message: a sender that dies leaves
     /// its messages to others after this.
     pub lease: chrono::Duration,
+    /// The first wait before a retry (doubling with each attempt, at most
+    /// 6 hours).
+    pub retry: chrono::Duration,
 }
 
 /// What a sweep did.
@@ -163,10 +166,11 @@ pub struct DeliveryReport {
     pub failed: u64,
 }
 
-/// The wait before attempt `n + 1`: 1, 2, 4… minutes, at most 6 hours.
-fn backoff(attempts: u32) -> chrono::Duration {
-    let minutes = 1i64 << attempts.saturating_sub(1).min(9);
-    chrono::Duration::minutes(minutes.min(360))
+/// The wait before attempt `n + 1`: `base`, twice that, four times…, at
+/// most 6 hours.
+fn backoff(base: chrono::Duration, attempts: u32) -> chrono::Duration {
+    let factor = 1i32 << attempts.saturating_sub(1).min(16);
+    (base * factor).min(chrono::Duration::hours(6))
 }
 
 /// The notification use cases.
@@ -177,6 +181,11 @@ pub struct Notifier {
     tz: Tz,
     settings: NotifySettings,
     qr: Option<Arc<dyn QrImages>>,
+    email: bool,
+    webhooks: Option<(
+        crate::webhooks::WebhookKey,
+        Arc<dyn crate::webhooks::Poster>,
+    )>,
 }
 
 impl Notifier {
@@ -188,7 +197,26 @@ impl Notifier {
             members,
             settings,
             qr: None,
+            email: true,
+            webhooks: None,
         }
+    }
+
+    /// This notifier without email: the sweep queues webhook events only.
+    pub fn without_email(mut self) -> Notifier {
+        self.email = false;
+        self
+    }
+
+    /// This notifier, delivering webhook events through `poster`, signed
+    /// with secrets derived from `key`.
+    pub fn with_webhooks(
+        mut self,
+        key: crate::webhooks::WebhookKey,
+        poster: Arc<dyn crate::webhooks::Poster>,
+    ) -> Notifier {
+        self.webhooks = Some((key, poster));
+        self
     }
 
     /// This notifier, making QR codes for the emails that carry one.
@@ -283,11 +311,31 @@ impl Notifier {
                 if let Some(end) = record.vip.iter().map(|p| p.end).max() {
                     ends.push((Subject::Vip, end));
                 }
-                let mut due: Vec<(String, String, Payload)> =
-                    due_on(today, &ends, &self.settings.reminder_days, self.tz)
-                        .into_iter()
-                        .map(|d| (d.key(record.member.id.0), d.kind(), payload_of(&d)))
-                        .collect();
+                let notices = due_on(today, &ends, &self.settings.reminder_days, self.tz);
+                // webhooks hear of every expiring and expired member, opted
+                // out of emails or not
+                if !dry_run {
+                    for d in &notices {
+                        let event = match d.notice {
+                            Notice::Reminder { .. } => "member.expiring",
+                            Notice::Ended => "member.expired",
+                        };
+                        let data = serde_json::json!({
+                            "member": {"id": record.member.id.0, "openid": record.member.openid.as_str()},
+                            "subject": d.subject.name(),
+                            "end": d.end.to_rfc3339(),
+                        });
+                        self.store
+                            .queue_event(event, &d.key(record.member.id.0), data, now)?;
+                    }
+                }
+                if !self.email {
+                    continue;
+                }
+                let mut due: Vec<(String, String, Payload)> = notices
+                    .into_iter()
+                    .map(|d| (d.key(record.member.id.0), d.kind(), payload_of(&d)))
+                    .collect();
                 // an entry pack nearly (2 days left) or wholly used: once per pack
                 if let Some(left @ (0 | 2)) = validity.entry_days_left {
                     let pack = self
@@ -366,42 +414,93 @@ impl Notifier {
     /// refusal). Blocking.
     pub fn deliver(
         &self,
-        mailer: &dyn Mailer,
+        mailer: Option<&dyn Mailer>,
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<DeliveryReport, AppError> {
         let mut report = DeliveryReport::default();
         for message in self.store.claim_messages(now, self.settings.lease, limit)? {
-            let delivery = match self.render(&message, now) {
-                Err(reason) => Delivery::GiveUp { error: reason },
-                Ok(email) => match mailer.send(&email) {
-                    Ok(()) => Delivery::Sent,
-                    Err(MailError::Permanent(e)) => Delivery::GiveUp { error: e },
-                    Err(MailError::Transient(e))
-                        if message.attempts >= self.settings.max_attempts =>
-                    {
-                        Delivery::GiveUp { error: e }
-                    }
-                    Err(MailError::Transient(e)) => Delivery::Retry {
-                        error: e,
-                        next_at: now + backoff(message.attempts),
+            let outcome = match message.channel.as_str() {
+                "email" => match mailer {
+                    None => Err(MailError::Transient("no mail server is configured".into())),
+                    Some(mailer) => match self.render(&message, now) {
+                        Err(reason) => Err(MailError::Permanent(reason)),
+                        Ok(email) => mailer.send(&email),
                     },
+                },
+                "webhook" => self.post(&message, now),
+                other => Err(MailError::Permanent(format!("unknown channel {other:?}"))),
+            };
+            let delivery = match outcome {
+                Ok(()) => Delivery::Sent,
+                Err(MailError::Permanent(e)) => Delivery::GiveUp { error: e },
+                Err(MailError::Transient(e)) if message.attempts >= self.settings.max_attempts => {
+                    Delivery::GiveUp { error: e }
+                }
+                Err(MailError::Transient(e)) => Delivery::Retry {
+                    error: e,
+                    next_at: now + backoff(self.settings.retry, message.attempts),
                 },
             };
             match &delivery {
                 Delivery::Sent => report.sent += 1,
                 Delivery::Retry { error, .. } => {
-                    tracing::warn!(key = %message.once_key, %error, "an email will be retried");
+                    tracing::warn!(key = %message.once_key, %error, "a notification will be retried");
                     report.retried += 1;
                 }
                 Delivery::GiveUp { error } => {
-                    tracing::warn!(key = %message.once_key, %error, "an email was given up");
+                    tracing::warn!(key = %message.once_key, %error, "a notification was given up");
                     report.failed += 1;
                 }
             }
             self.store.finish_message(message.id, &delivery, now)?;
         }
         Ok(report)
+    }
+
+    /// POSTs a webhook delivery, signed (see [`crate::webhooks`]).
+    fn post(&self, message: &Message, now: DateTime<Utc>) -> Result<(), MailError> {
+        let (key, poster) = self
+            .webhooks
+            .as_ref()
+            .ok_or_else(|| MailError::Transient("webhooks are not delivered here".into()))?;
+        #[derive(serde::Deserialize)]
+        struct Queued {
+            webhook: i64,
+            body: serde_json::Value,
+        }
+        let queued: Queued = serde_json::from_str(&message.payload)
+            .map_err(|_| MailError::Permanent("an unreadable delivery".into()))?;
+        let hook = self
+            .store
+            .webhook(queued.webhook)
+            .map_err(|e| MailError::Transient(e.to_string()))?
+            .filter(|h| h.removed_at.is_none())
+            .ok_or_else(|| MailError::Permanent("the webhook was removed".into()))?;
+        let body =
+            serde_json::to_vec(&queued.body).map_err(|e| MailError::Permanent(e.to_string()))?;
+        let timestamp = now.timestamp();
+        let secret = key.secret(&hook);
+        let headers = [
+            ("Content-Type", "application/json".to_owned()),
+            ("User-Agent", "zhima-webhook/1".to_owned()),
+            ("X-Zhima-Event", message.kind.clone()),
+            ("X-Zhima-Delivery", message.id.to_string()),
+            ("X-Zhima-Timestamp", timestamp.to_string()),
+            (
+                "X-Zhima-Signature",
+                crate::webhooks::signature(&secret, timestamp, &body),
+            ),
+        ];
+        match poster.post(&hook.url, &headers, &body) {
+            Ok(status) if (200..300).contains(&status) => Ok(()),
+            // the receiver says the endpoint is gone for good
+            Ok(410) => Err(MailError::Permanent("410 Gone".into())),
+            Ok(status) => Err(MailError::Transient(format!(
+                "the receiver answered {status}"
+            ))),
+            Err(e) => Err(MailError::Transient(e)),
+        }
     }
 
     /// The email of a queued message, for its member as they are now.
@@ -686,9 +785,10 @@ mod tests {
             serde_json::from_str::<Payload>("{\"type\":\"receipt\",\"payment\":7}").unwrap(),
             Payload::Receipt { payment: 7 }
         );
-        assert_eq!(backoff(1), chrono::Duration::minutes(1));
-        assert_eq!(backoff(3), chrono::Duration::minutes(4));
-        assert_eq!(backoff(40), chrono::Duration::minutes(360));
+        let minute = chrono::Duration::minutes(1);
+        assert_eq!(backoff(minute, 1), minute);
+        assert_eq!(backoff(minute, 3), minute * 4);
+        assert_eq!(backoff(minute, 40), chrono::Duration::hours(6));
         assert_eq!(Lang::from_member("zh_CN"), Some(Lang::Zh));
         assert_eq!(Lang::from_member("en-GB"), Some(Lang::En));
         assert_eq!(Lang::from_member(""), None);

@@ -4,6 +4,7 @@ pub mod keys;
 pub mod mail;
 mod scanner;
 pub mod settings;
+pub mod webhook;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -252,30 +253,37 @@ impl Application {
         if let Some(source) = &settings.door.scanner {
             scanner::start(source.clone(), state.clone());
         }
-        match &settings.smtp {
-            None => tracing::info!(
-                "smtp.host is not set: no email is sent (reminders and receipts are off)"
-            ),
-            Some(smtp) => {
-                let mailer: Arc<dyn zhima_app::notify::Mailer> =
-                    Arc::new(mail::SmtpMailer::new(smtp).map_err(StartError::Mail)?);
-                let notifier = Arc::new(
-                    zhima_app::notify::Notifier::new(
-                        state.store.clone(),
-                        state.members.clone(),
-                        settings.notify.notifier.clone(),
-                    )
-                    .with_qr(Arc::new(mail::SignedQr::new(&settings.qr)?)),
+        let mailer: Option<Arc<dyn zhima_app::notify::Mailer>> = match &settings.smtp {
+            None => {
+                tracing::info!(
+                    "smtp.host is not set: no email is sent (reminders and receipts are off)"
                 );
-                tokio::spawn(mail::run(
-                    notifier,
-                    mailer,
-                    state.clock.clone(),
-                    settings.notify.sweep_at,
-                    settings.notify.deliver_every,
-                ));
+                None
             }
+            Some(smtp) => Some(Arc::new(
+                mail::SmtpMailer::new(smtp).map_err(StartError::Mail)?,
+            )),
+        };
+        let mut notifier = zhima_app::notify::Notifier::new(
+            state.store.clone(),
+            state.members.clone(),
+            settings.notify.notifier.clone(),
+        )
+        .with_qr(Arc::new(mail::SignedQr::new(&settings.qr)?))
+        .with_webhooks(
+            keys::webhook_key(&settings.qr)?,
+            Arc::new(webhook::HttpPoster::new().map_err(StartError::Mail)?),
+        );
+        if mailer.is_none() {
+            notifier = notifier.without_email();
         }
+        tokio::spawn(mail::run(
+            Arc::new(notifier),
+            mailer,
+            state.clock.clone(),
+            settings.notify.sweep_at,
+            settings.notify.deliver_every,
+        ));
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(zhima_http::cors::cors))

@@ -174,7 +174,7 @@ impl SweepClock {
 /// next round; nothing here touches a request.
 pub async fn run(
     notifier: Arc<Notifier>,
-    mailer: Arc<dyn Mailer>,
+    mailer: Option<Arc<dyn Mailer>>,
     clock: Arc<dyn Clock>,
     sweep_at: chrono::NaiveTime,
     every: Duration,
@@ -202,7 +202,7 @@ pub async fn run(
             }
         }
         let (n, m) = (notifier.clone(), mailer.clone());
-        match tokio::task::spawn_blocking(move || n.deliver(m.as_ref(), now, 50)).await {
+        match tokio::task::spawn_blocking(move || n.deliver(m.as_deref(), now, 50)).await {
             Ok(Ok(report)) if report.sent + report.retried + report.failed > 0 => {
                 tracing::info!(
                     sent = report.sent,

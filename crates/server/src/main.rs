@@ -48,6 +48,9 @@ enum Command {
     /// The members' token wallets.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Webhooks: URLs that hear of payments, members and entries.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
     /// Run the daily reminder sweep once (for cron or a systemd timer),
     /// then deliver what is queued.
     Remind {
@@ -57,6 +60,36 @@ enum Command {
         /// Sweep as on this local date (YYYY-MM-DD) instead of today.
         #[arg(long)]
         date: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WebhookCommand {
+    /// Add a webhook; its signing secret is printed once (and never stored).
+    Add {
+        /// Where deliveries go (https://; http:// only with --insecure-http).
+        #[arg(long)]
+        url: String,
+        /// Comma-separated: payment.recorded, member.created, member.expiring,
+        /// member.expired, door.entry, vip.purchased.
+        #[arg(long)]
+        events: String,
+        /// Allow an http:// URL (a receiver on the space's own network).
+        #[arg(long)]
+        insecure_http: bool,
+    },
+    /// List the webhooks.
+    List,
+    /// Remove a webhook (its queued deliveries are given up).
+    Remove {
+        /// The webhook's number.
+        id: i64,
+    },
+    /// The latest deliveries.
+    Log {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
     },
 }
 
@@ -248,6 +281,7 @@ fn run(command: Command, settings: &Settings) -> Result<(), Box<dyn std::error::
         }
         Command::Partner(cmd) => partner(settings, cmd),
         Command::Tokens(cmd) => tokens(settings, cmd),
+        Command::Webhook(cmd) => webhook(settings, cmd),
         Command::Remind { dry_run, date } => remind(settings, dry_run, date.as_deref()),
         Command::Migrate => {
             let store = open_store(settings)?;
@@ -320,6 +354,70 @@ fn run(command: Command, settings: &Settings) -> Result<(), Box<dyn std::error::
     }
 }
 
+/// `zhima webhook …`.
+fn webhook(settings: &Settings, cmd: WebhookCommand) -> Result<(), Box<dyn std::error::Error>> {
+    let hooks = zhima_app::webhooks::Webhooks::new(
+        open_store(settings)?,
+        zhima_server::keys::webhook_key(&settings.qr)?,
+    );
+    match cmd {
+        WebhookCommand::Add {
+            url,
+            events,
+            insecure_http,
+        } => {
+            let (hook, secret) =
+                match hooks.add(&url, &events, insecure_http, &operator(), Utc::now()) {
+                    Err(zhima_app::AppError::Invalid { field, reason }) => {
+                        return Err(format!("--{field}: {reason}").into())
+                    }
+                    other => other?,
+                };
+            println!(
+                "added webhook {} for {} ({}); its signing secret, shown only now:",
+                hook.id,
+                hook.url,
+                hook.events.join(",")
+            );
+            println!("{secret}");
+        }
+        WebhookCommand::List => {
+            for hook in hooks.list()? {
+                let state = hook.removed_at.map_or("active".to_owned(), |t| {
+                    format!("removed {}", t.to_rfc3339())
+                });
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    hook.id,
+                    hook.url,
+                    hook.events.join(","),
+                    state
+                );
+            }
+        }
+        WebhookCommand::Remove { id } => {
+            if !hooks.remove(id, &operator(), Utc::now())? {
+                return Err(format!("no active webhook {id}").into());
+            }
+            println!("removed webhook {id}");
+        }
+        WebhookCommand::Log { limit } => {
+            for d in hooks.log(limit)? {
+                println!(
+                    "{}\t{}\t{}\t{}\tattempts {}\t{}",
+                    d.id,
+                    d.created_at.to_rfc3339(),
+                    d.once_key,
+                    d.state,
+                    d.attempts,
+                    d.last_error
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The notifier on the configured database, and a mailer if `[smtp]` is set.
 fn notifier(
     settings: &Settings,
@@ -340,17 +438,25 @@ fn notifier(
         settings.plans.clone(),
         settings.timezone,
     ));
-    let notifier =
+    let mut notifier =
         zhima_app::notify::Notifier::new(store, members, settings.notify.notifier.clone())
-            .with_qr(Arc::new(zhima_server::mail::SignedQr::new(&settings.qr)?));
+            .with_qr(Arc::new(zhima_server::mail::SignedQr::new(&settings.qr)?))
+            .with_webhooks(
+                zhima_server::keys::webhook_key(&settings.qr)?,
+                Arc::new(zhima_server::webhook::HttpPoster::new()?),
+            );
+    if mailer.is_none() {
+        notifier = notifier.without_email();
+    }
     Ok((notifier, mailer))
 }
 
 /// Delivers the outbox until nothing is due: what was done.
 fn deliver_all(
     notifier: &zhima_app::notify::Notifier,
-    mailer: &zhima_server::mail::SmtpMailer,
+    mailer: Option<&zhima_server::mail::SmtpMailer>,
 ) -> Result<zhima_app::notify::DeliveryReport, Box<dyn std::error::Error>> {
+    let mailer = mailer.map(|m| m as &dyn zhima_app::notify::Mailer);
     let mut total = zhima_app::notify::DeliveryReport::default();
     for _ in 0..1000 {
         let round = notifier.deliver(mailer, Utc::now(), 50)?;
@@ -377,7 +483,7 @@ fn send_qr(settings: &Settings, openid: &str) -> Result<(), Box<dyn std::error::
         }
         other => other?,
     }
-    let report = deliver_all(&notifier, &mailer)?;
+    let report = deliver_all(&notifier, Some(&mailer))?;
     if report.sent == 0 {
         return Err(format!("the QR code of {openid} was queued but not sent yet: {} to retry, {} failed (see the log)", report.retried, report.failed).into());
     }
@@ -397,11 +503,9 @@ fn remind(
             .map_err(|_| format!("--date: {text:?} is not a date such as 2026-12-31"))?,
         None => zhima_domain::time::local_date(now, settings.timezone),
     };
-    if settings.smtp.is_none() && !dry_run {
-        return Err(
-            "smtp.host is not set: nothing would be sent. Configure [smtp] first \
-                    (--dry-run shows what is due)"
-                .into(),
+    if settings.smtp.is_none() {
+        println!(
+            "smtp.host is not set: no email is sent (webhooks still hear of expiring members)"
         );
     }
     let (notifier, mailer) = notifier(settings)?;
@@ -421,8 +525,8 @@ fn remind(
         report.no_email,
         report.opted_out
     );
-    if let Some(mailer) = mailer.filter(|_| !dry_run) {
-        let total = deliver_all(&notifier, &mailer)?;
+    if !dry_run {
+        let total = deliver_all(&notifier, mailer.as_ref())?;
         println!(
             "delivered: {} sent, {} to retry, {} failed",
             total.sent, total.retried, total.failed

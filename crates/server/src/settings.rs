@@ -247,6 +247,8 @@ pub struct RawNotifySettings {
     /// Seconds a sender holds a claimed email (a sender that dies leaves it
     /// to the next after this).
     pub lease_secs: u32,
+    /// Seconds before the first retry of a failed delivery (doubling).
+    pub retry_secs: u32,
 }
 
 /// How email goes out. `Debug` never shows the password.
@@ -504,6 +506,7 @@ space_name = "zhima"
 max_attempts = 8
 deliver_every_secs = 10
 lease_secs = 300
+retry_secs = 60
 "#;
 
 impl Settings {
@@ -727,6 +730,9 @@ fn notify(raw: &RawNotifySettings) -> Result<NotifySettings, SettingsError> {
     if raw.lease_secs == 0 || raw.lease_secs > 86_400 {
         return Err(bad("notify.lease_secs", "must be from 1 to 86400"));
     }
+    if raw.retry_secs == 0 || raw.retry_secs > 3600 {
+        return Err(bad("notify.retry_secs", "must be from 1 to 3600"));
+    }
     Ok(NotifySettings {
         notifier: zhima_app::notify::NotifySettings {
             reminder_days: days,
@@ -734,6 +740,7 @@ fn notify(raw: &RawNotifySettings) -> Result<NotifySettings, SettingsError> {
             space_name: space_name.to_owned(),
             max_attempts: raw.max_attempts,
             lease: chrono::Duration::seconds(i64::from(raw.lease_secs)),
+            retry: chrono::Duration::seconds(i64::from(raw.retry_secs)),
         },
         sweep_at,
         deliver_every: Duration::from_secs(u64::from(raw.deliver_every_secs)),

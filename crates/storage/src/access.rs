@@ -143,6 +143,24 @@ impl Store {
                 .values(&row)
                 .returning(access_events::id)
                 .get_result(conn)?;
+            if event.outcome == zhima_domain::access::Outcome::Granted {
+                let body = crate::webhooks::event_body(
+                    "door.entry",
+                    event.at,
+                    serde_json::json!({
+                        "door": event.door,
+                        "method": event.method.as_str(),
+                        "member": event.member.map(|m| m.0),
+                    }),
+                );
+                crate::webhooks::queue_event_in(
+                    conn,
+                    "door.entry",
+                    &id.to_string(),
+                    &body,
+                    event.at,
+                )?;
+            }
             Ok(AccessEvent {
                 id,
                 event: event.clone(),

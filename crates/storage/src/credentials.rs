@@ -266,7 +266,8 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Bytes as lowercase hex digits.
+pub fn hex(bytes: &[u8]) -> String {
     // by table, not `write!("{b:02x}")`: every request with an API key or a
     // token hashes it, and the formatter cost more than the SHA-256
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

@@ -15,6 +15,7 @@ pub mod sessions;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod wallet;
+pub mod webhooks;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -337,14 +337,23 @@ impl Store {
                         .values(NewPaymentRow::new(MemberId(id), p, now))
                         .execute(conn)?;
                     self.credit_tokens_for(conn, MemberId(id), p, now)?;
+                    let payment: i64 = payments::table
+                        .select(payments::id)
+                        .filter(payments::pay_index.eq(p.pay_index.as_str()))
+                        .get_result(conn)?;
                     if self.receipts {
-                        let payment: i64 = payments::table
-                            .select(payments::id)
-                            .filter(payments::pay_index.eq(p.pay_index.as_str()))
-                            .get_result(conn)?;
                         crate::outbox::queue_receipt_in(conn, id, payment, now)?;
                     }
+                    payment_event_in(conn, id, new.openid.as_str(), payment, p, now)?;
                 }
+                let body = crate::webhooks::event_body(
+                    "member.created",
+                    now,
+                    serde_json::json!({
+                        "member": {"id": id, "openid": new.openid.as_str(), "nickName": new.nickname.as_str()}
+                    }),
+                );
+                crate::webhooks::queue_event_in(conn, "member.created", &id.to_string(), &body, now)?;
                 Ok(MemberId(id))
             })
             .map_err(map_unique)
@@ -596,6 +605,7 @@ impl Store {
                         let row = find_row(conn, MemberKey::OpenId(openid))?
                             .ok_or(StorageError::MemberNotFound)?;
                         let member_id = row.id;
+                        let openid_text = row.openid.clone();
                         if let Some(existing) = find_payment(conn, payment.pay_index.as_str())? {
                             let same_member = existing.member_id == member_id;
                             let existing_id = existing.id;
@@ -620,6 +630,7 @@ impl Store {
                         if self.receipts {
                             crate::outbox::queue_receipt_in(conn, member_id, id, now)?;
                         }
+                        payment_event_in(conn, member_id, &openid_text, id, payment, now)?;
                         Ok((member_id, id, false))
                     },
                     |(_, _, replay)| !replay,
@@ -726,6 +737,39 @@ impl Store {
             Ok(())
         })
     }
+}
+
+/// Queues `payment.recorded` for the webhooks that want it (inside the
+/// payment's transaction).
+fn payment_event_in(
+    conn: &mut AnyConnection,
+    member: i64,
+    openid: &str,
+    payment_id: i64,
+    payment: &NewPayment,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let body = crate::webhooks::event_body(
+        "payment.recorded",
+        now,
+        serde_json::json!({
+            "member": {"id": member, "openid": openid},
+            "payment": {
+                "payIndex": payment.pay_index.as_str(),
+                "payType": payment.pay_type,
+                "CNYAmount": payment.amount.to_string(),
+                "paidTime": payment.paid_at.to_rfc3339(),
+            }
+        }),
+    );
+    crate::webhooks::queue_event_in(
+        conn,
+        "payment.recorded",
+        &payment_id.to_string(),
+        &body,
+        now,
+    )?;
+    Ok(())
 }
 
 /// What [`Store::find_members`] looks for.

@@ -205,6 +205,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhooks (id) {
+        id -> BigInt,
+        url -> Text,
+        events -> Text,
+        salt -> Text,
+        created_at -> BigInt,
+        removed_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(payments -> members (member_id));
 diesel::joinable!(sessions -> members (member_id));
 diesel::joinable!(oauth_tokens -> members (member_id));
@@ -223,5 +234,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     sessions,
     audit_log,
-    outbox
+    outbox,
+    webhooks
 );

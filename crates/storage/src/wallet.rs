@@ -324,6 +324,26 @@ impl Store {
         if self.receipts {
             crate::outbox::queue_receipt_in(conn, member.0, payment_id, now)?;
         }
+        let body = crate::webhooks::event_body(
+            "vip.purchased",
+            now,
+            serde_json::json!({
+                "member": {"id": member.0},
+                "vip": {
+                    "level": purchase.level.as_str(),
+                    "start": period.start.to_rfc3339(),
+                    "end": period.end.to_rfc3339(),
+                    "partner": purchase.client_id,
+                }
+            }),
+        );
+        crate::webhooks::queue_event_in(
+            conn,
+            "vip.purchased",
+            &payment_id.to_string(),
+            &body,
+            now,
+        )?;
         let period_id: i64 = diesel::insert_into(vip_periods::table)
             .values((
                 vip_periods::member_id.eq(member.0),

@@ -20,3 +20,14 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_due ON outbox (state, next_at);
 -- A member may opt out of reminders (receipts still come).
 ALTER TABLE members ADD COLUMN reminders BOOLEAN NOT NULL DEFAULT TRUE;
+-- Webhooks: URLs an admin configured, with the events each wants. The
+-- signing secret is not stored: it is derived from the server's key and
+-- the salt, and shown once when the webhook is added.
+CREATE TABLE webhooks (
+    id BIGSERIAL PRIMARY KEY,
+    url TEXT NOT NULL,
+    events TEXT NOT NULL,
+    salt TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    removed_at BIGINT
+);

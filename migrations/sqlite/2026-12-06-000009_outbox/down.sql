@@ -1,2 +1,3 @@
+DROP TABLE webhooks;
 DROP TABLE outbox;
 ALTER TABLE members DROP COLUMN reminders;

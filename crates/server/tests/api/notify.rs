@@ -238,3 +238,32 @@ async fn a_refused_email_is_retried_with_backoff_until_it_is_delivered_once() {
         "{text}"
     );
 }
+
+#[actix_web::test]
+async fn a_mail_server_outage_slows_nothing_and_keeps_the_server_ready() {
+    // nothing listens on this port: every delivery fails to connect
+    let port = crate::support::process::free_port().to_string();
+    let app = spawn_app_with(&[
+        ("ZHIMA_SMTP__HOST", "127.0.0.1"),
+        ("ZHIMA_SMTP__PORT", port.as_str()),
+        ("ZHIMA_SMTP__TLS", "none"),
+        ("ZHIMA_SMTP__FROM", "door@xinchejian.example"),
+        ("ZHIMA_NOTIFY__DELIVER_EVERY_SECS", "1"),
+    ])
+    .await;
+    member(&app, "out", "Out", "out@example.org", "en", "201803121900").await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let started = std::time::Instant::now();
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status, 200, "{:?}", ready.body);
+    let read = app.get("/api/v1.0/member/openid/out").await;
+    expect_errno(&read, "1000");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "requests waited for the mail server: {:?}",
+        started.elapsed()
+    );
+    // the receipt waits in the outbox for the mail server to come back
+    let counts = app.store.outbox_counts().unwrap();
+    assert_eq!((counts.pending, counts.sent), (1, 0), "{counts:?}");
+}

@@ -217,3 +217,213 @@ fn a_sweep_killed_mid_way_loses_nothing_and_repeats_at_most_one() {
         "{total} emails for 20 reminders: more than the one in flight repeated"
     );
 }
+
+/// A request a receiver got: its headers (lower-case names) and body.
+#[derive(Debug, Clone)]
+struct Hooked {
+    headers: std::collections::HashMap<String, String>,
+    body: Vec<u8>,
+    answered: u16,
+}
+
+/// A webhook receiver on loopback that answers 500 to its first `fail`
+/// requests and 204 after; every request it got.
+fn receiver(fail: usize) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Hooked>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut headers = std::collections::HashMap::new();
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            loop {
+                line.clear();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':') {
+                    headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+                }
+            }
+            let len: usize = headers["content-length"].parse().unwrap();
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            let mut seen = seen.lock().unwrap();
+            let answered = if seen.len() < fail { 500 } else { 204 };
+            seen.push(Hooked {
+                headers,
+                body,
+                answered,
+            });
+            let mut out = stream;
+            let _ = out.write_all(
+                format!("HTTP/1.1 {answered} X\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+            );
+        }
+    });
+    (port, got)
+}
+
+/// The documented recipe: HMAC-SHA256 keyed with the secret, over the
+/// timestamp, a dot and the body, in lowercase hex after `sha256=`; and the
+/// timestamp no older than 5 minutes.
+fn verifies(secret: &str, hooked: &Hooked) -> bool {
+    use hmac::{Hmac, Mac};
+    let ts = &hooked.headers["x-zhima-timestamp"];
+    let fresh = ts
+        .parse::<i64>()
+        .is_ok_and(|t| (chrono::Utc::now().timestamp() - t).abs() <= 300);
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(ts.as_bytes());
+    mac.update(b".");
+    mac.update(&hooked.body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    fresh && hooked.headers["x-zhima-signature"] == format!("sha256={hex}")
+}
+
+#[actix_web::test]
+async fn a_webhook_that_fails_twice_gets_each_event_once_it_succeeds() {
+    let (db, _store) = db();
+    let (port, got) = receiver(2);
+    let env = vec![("ZHIMA_NOTIFY__RETRY_SECS".to_owned(), "1".to_owned())];
+    let url = format!("http://127.0.0.1:{port}/hook");
+    // an https URL is required unless --insecure-http; unknown events refused
+    let refused = zhima(
+        db.url(),
+        &env,
+        &[
+            "webhook",
+            "add",
+            "--url",
+            &url,
+            "--events",
+            "payment.recorded",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(!refused.status.success());
+    let refused = zhima(
+        db.url(),
+        &env,
+        &[
+            "webhook",
+            "add",
+            "--url",
+            &url,
+            "--events",
+            "pay.day",
+            "--insecure-http",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown event"));
+    let added = zhima(
+        db.url(),
+        &env,
+        &[
+            "webhook",
+            "add",
+            "--url",
+            &url,
+            "--events",
+            "member.created,payment.recorded",
+            "--insecure-http",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let secret = String::from_utf8(added.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    assert_eq!(secret.len(), 64, "{secret}");
+
+    // the real server: a member with a payment is two events
+    let port = free_port();
+    let _server = serve(
+        db.url(),
+        port,
+        &[
+            ("ZHIMA_NOTIFY__RETRY_SECS", "1"),
+            ("ZHIMA_NOTIFY__DELIVER_EVERY_SECS", "1"),
+        ],
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    wait_ready(&http, &base).await;
+    let key = create_api_key(db.url(), "mini", "member:read,member:write");
+    let answer: serde_json::Value = http
+        .post(format!("{base}/api/v1.0/member/new"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({
+            "openid": "hooked", "basicInfo": {"nickName": "Hooked"},
+            "paymentInfo": {"paidTime": "201803121929", "payIndex": "hook-1",
+                            "CNYAmount": "200", "payType": "1M MEMBERSHIP"}
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["errno"], "1000", "{answer}");
+    let mut accepted = Vec::new();
+    for _ in 0..300 {
+        accepted = got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| h.answered == 204)
+            .cloned()
+            .collect();
+        if accepted.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let all = got.lock().unwrap().clone();
+    assert_eq!(accepted.len(), 2, "{all:?}");
+    assert_eq!(all.len(), 4, "two refused, two accepted: {all:?}");
+    let mut events: Vec<&str> = accepted
+        .iter()
+        .map(|h| h.headers["x-zhima-event"].as_str())
+        .collect();
+    events.sort();
+    assert_eq!(events, ["member.created", "payment.recorded"]);
+    for h in &accepted {
+        assert!(verifies(&secret, h), "the signature does not verify: {h:?}");
+        assert!(!verifies("another-secret", h));
+        let body: serde_json::Value = serde_json::from_slice(&h.body).unwrap();
+        assert_eq!(body["event"], h.headers["x-zhima-event"].as_str());
+        assert_eq!(body["data"]["member"]["openid"], "hooked");
+    }
+    // nothing more arrives, and the log says so
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(got.lock().unwrap().len(), 4);
+    let log = zhima(db.url(), &env, &["webhook", "log"]).output().unwrap();
+    let log = String::from_utf8(log.stdout).unwrap();
+    assert_eq!(
+        log.lines().filter(|l| l.contains("\tsent\t")).count(),
+        2,
+        "{log}"
+    );
+}
