@@ -182,6 +182,7 @@ pub struct Notifier {
     settings: NotifySettings,
     qr: Option<Arc<dyn QrImages>>,
     email: bool,
+    words: [&'static Words; 2],
     webhooks: Option<(
         crate::webhooks::WebhookKey,
         Arc<dyn crate::webhooks::Poster>,
@@ -199,6 +200,21 @@ impl Notifier {
             qr: None,
             email: true,
             webhooks: None,
+            words: [&ZH, &EN],
+        }
+    }
+
+    /// This notifier with the words of the emails in `zh` and `en` (a
+    /// space's own, see [`load_words`]).
+    pub fn with_words(mut self, zh: &'static Words, en: &'static Words) -> Notifier {
+        self.words = [zh, en];
+        self
+    }
+
+    fn words(&self, lang: Lang) -> &'static Words {
+        match lang {
+            Lang::Zh => self.words[0],
+            Lang::En => self.words[1],
         }
     }
 
@@ -517,7 +533,7 @@ impl Notifier {
             return Err("the member has no email address now".into());
         }
         let lang = Lang::from_member(&m.profile.language).unwrap_or(self.settings.language);
-        let words = words(lang);
+        let words = self.words(lang);
         let day = |t: DateTime<Utc>| {
             zhima_domain::time::local_date(t, self.tz)
                 .format("%Y-%m-%d")
@@ -699,9 +715,20 @@ fn escape(text: &str) -> String {
 macro_rules! email_words {
     ($($key:ident: $en:literal, $zh:literal;)*) => {
         /// The words of the emails, in one language.
-        #[derive(Debug)]
+        #[derive(Debug, Clone)]
         pub struct Words {
             $(#[doc = $en] pub $key: &'static str,)*
+        }
+
+        impl Words {
+            /// Replaces the string `key` (a field's name); `false` if there
+            /// is no such string.
+            pub fn set(&mut self, key: &str, value: &'static str) -> bool {
+                match key {
+                    $(stringify!($key) => { self.$key = value; true })*
+                    _ => false,
+                }
+            }
         }
         /// English.
         pub static EN: Words = Words { $($key: $en,)* };
@@ -732,6 +759,42 @@ email_words! {
     pack_used_body: "Your entry pack at {space} is used up: the door will not open for you until you buy another pack or a membership.", "你在{space}的次卡已用完：在购买新的次卡或会员之前，门禁不会为你开启。";
     qr_subject: "{space}: your door QR code", "{space}：你的门禁二维码";
     qr_body: "Your QR code is attached. Show it at the door's scanner; it works until {until}.", "附件是你的二维码。在门口扫码器出示即可，有效期至 {until}。";
+}
+
+/// The words of the emails with a space's own texts: each file
+/// `DIR/zh/KEY.txt` or `DIR/en/KEY.txt` replaces the string `KEY` (a
+/// field of [`Words`], such as `reminder_body`; `{name}`, `{date}`… are
+/// filled in as in the built-in text). A file naming no string is an
+/// error, so a typo is not silently ignored. Read once, at start.
+pub fn load_words(dir: &std::path::Path) -> Result<(&'static Words, &'static Words), String> {
+    let mut zh = ZH.clone();
+    let mut en = EN.clone();
+    for (lang, words) in [("zh", &mut zh), ("en", &mut en)] {
+        let sub = dir.join(lang);
+        let Ok(entries) = std::fs::read_dir(&sub) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(key) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".txt"))
+            else {
+                continue;
+            };
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text: &'static str = Box::leak(text.trim_end().to_owned().into_boxed_str());
+            if !words.set(key, text) {
+                return Err(format!(
+                    "{}: no email string is called {key:?}",
+                    path.display()
+                ));
+            }
+        }
+    }
+    Ok((Box::leak(Box::new(zh)), Box::leak(Box::new(en))))
 }
 
 /// The words of `lang`.

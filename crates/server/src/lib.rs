@@ -277,6 +277,9 @@ impl Application {
         if mailer.is_none() {
             notifier = notifier.without_email();
         }
+        if let Some((zh, en)) = settings.notify.words {
+            notifier = notifier.with_words(zh, en);
+        }
         tokio::spawn(mail::run(
             Arc::new(notifier),
             mailer,

@@ -448,6 +448,9 @@ fn notifier(
     if mailer.is_none() {
         notifier = notifier.without_email();
     }
+    if let Some((zh, en)) = settings.notify.words {
+        notifier = notifier.with_words(zh, en);
+    }
     Ok((notifier, mailer))
 }
 

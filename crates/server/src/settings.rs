@@ -249,6 +249,9 @@ pub struct RawNotifySettings {
     pub lease_secs: u32,
     /// Seconds before the first retry of a failed delivery (doubling).
     pub retry_secs: u32,
+    /// A directory of the space's own email texts (`zh/KEY.txt`,
+    /// `en/KEY.txt`); empty: the built-in ones.
+    pub templates_dir: String,
 }
 
 /// How email goes out. `Debug` never shows the password.
@@ -286,6 +289,11 @@ pub struct NotifySettings {
     pub sweep_at: chrono::NaiveTime,
     /// How often the outbox is delivered.
     pub deliver_every: Duration,
+    /// The space's own email texts (Chinese, English), if it has any.
+    pub words: Option<(
+        &'static zhima_app::notify::Words,
+        &'static zhima_app::notify::Words,
+    )>,
 }
 
 /// Where the QR signing key comes from. `Debug` never shows a given key.
@@ -507,6 +515,7 @@ max_attempts = 8
 deliver_every_secs = 10
 lease_secs = 300
 retry_secs = 60
+templates_dir = ""
 "#;
 
 impl Settings {
@@ -733,7 +742,15 @@ fn notify(raw: &RawNotifySettings) -> Result<NotifySettings, SettingsError> {
     if raw.retry_secs == 0 || raw.retry_secs > 3600 {
         return Err(bad("notify.retry_secs", "must be from 1 to 3600"));
     }
+    let words = match raw.templates_dir.trim() {
+        "" => None,
+        dir => Some(
+            zhima_app::notify::load_words(Path::new(dir))
+                .map_err(|e| bad("notify.templates_dir", e))?,
+        ),
+    };
     Ok(NotifySettings {
+        words,
         notifier: zhima_app::notify::NotifySettings {
             reminder_days: days,
             language,
@@ -1100,6 +1117,24 @@ mod tests {
     }
 
     #[test]
+    fn an_email_text_for_no_string_is_refused_at_start() {
+        let dir = std::env::temp_dir().join(format!("zhima-bad-words-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("zh")).unwrap();
+        std::fs::write(dir.join("zh/reminder_subjekt.txt"), "x").unwrap();
+        let err = Settings::load_with_env(
+            None,
+            env(&[("ZHIMA_NOTIFY__TEMPLATES_DIR", dir.to_str().unwrap())]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("notify.templates_dir") && err.contains("reminder_subjekt"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let cases = [
             (vec![("ZHIMA_TIMEZONE", "Mars/Olympus")], "timezone"),
@@ -1132,6 +1167,27 @@ mod tests {
             ),
             (vec![("ZHIMA_DOOR__PINS__SWITCH", "24")], "door.pins"),
             (vec![("ZHIMA_DOOR__PINS__RELAY", "99")], "door.pins"),
+            (
+                vec![
+                    ("ZHIMA_SMTP__HOST", "mail.example"),
+                    ("ZHIMA_SMTP__TLS", "none"),
+                    ("ZHIMA_SMTP__FROM", "a@b.c"),
+                ],
+                "smtp.tls",
+            ),
+            (
+                vec![
+                    ("ZHIMA_SMTP__HOST", "127.0.0.1"),
+                    ("ZHIMA_SMTP__FROM", "not an address"),
+                ],
+                "smtp.from",
+            ),
+            (
+                vec![("ZHIMA_NOTIFY__REMINDER_DAYS", "7,x")],
+                "notify.reminder_days",
+            ),
+            (vec![("ZHIMA_NOTIFY__SWEEP_AT", "9am")], "notify.sweep_at"),
+            (vec![("ZHIMA_NOTIFY__LANGUAGE", "fr")], "notify.language"),
         ];
         for (vars, key) in cases {
             let err = Settings::load_with_env(None, env(&vars))
@@ -1222,11 +1278,18 @@ entry_days = 12
                     "postgres://zhima:hunter2@db.example/zhima",
                 ),
                 ("ZHIMA_QR__SIGNING_KEY", &key),
+                ("ZHIMA_SMTP__HOST", "127.0.0.1"),
+                ("ZHIMA_SMTP__TLS", "none"),
+                ("ZHIMA_SMTP__FROM", "door@space.example"),
+                ("ZHIMA_SMTP__USER", "door"),
+                ("ZHIMA_SMTP__PASSWORD", "smtp-swordfish"),
             ]),
         )
         .unwrap();
         let printed = format!("{s:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(!printed.contains("swordfish"), "{printed}");
+        assert!(printed.contains("door@space.example"), "{printed}");
         assert!(
             !printed.contains(&key) && !printed.contains("171, 171"),
             "{printed}"

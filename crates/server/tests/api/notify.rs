@@ -267,3 +267,39 @@ async fn a_mail_server_outage_slows_nothing_and_keeps_the_server_ready() {
     let counts = app.store.outbox_counts().unwrap();
     assert_eq!((counts.pending, counts.sent), (1, 0), "{counts:?}");
 }
+
+#[actix_web::test]
+async fn a_space_can_word_its_emails_itself() {
+    let dir = std::env::temp_dir().join(format!("zhima-words-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("en")).unwrap();
+    std::fs::write(
+        dir.join("en/reminder_subject.txt"),
+        "Time to renew at {space}: {date}\n",
+    )
+    .unwrap();
+    let sink = SmtpSink::start(0);
+    let port = sink.port.to_string();
+    let dir_text = dir.to_string_lossy().into_owned();
+    let app = spawn_app_with(&[
+        ("ZHIMA_SMTP__HOST", "127.0.0.1"),
+        ("ZHIMA_SMTP__PORT", port.as_str()),
+        ("ZHIMA_SMTP__TLS", "none"),
+        ("ZHIMA_SMTP__FROM", "door@xinchejian.example"),
+        ("ZHIMA_NOTIFY__SWEEP_AT", "00:00"),
+        ("ZHIMA_NOTIFY__SPACE_NAME", "XinCheJian"),
+        ("ZHIMA_NOTIFY__DELIVER_EVERY_SECS", "1"),
+        ("ZHIMA_NOTIFY__TEMPLATES_DIR", dir_text.as_str()),
+    ])
+    .await;
+    member(&app, "ann", "Ann", "ann@example.org", "en", "201802172000").await;
+    app.clock.advance(Duration::hours(5));
+    let got = wait_notices(&sink, 1).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].subject(), "Time to renew at XinCheJian: 2018-03-17");
+    // the strings not overridden stay the built-in ones
+    assert!(got[0]
+        .part("text/plain")
+        .unwrap()
+        .contains("Your membership at XinCheJian ends on 2018-03-17"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -80,6 +80,7 @@ pub struct SmtpSink {
     received: Arc<Mutex<Vec<Received>>>,
     refuse: Arc<AtomicUsize>,
     delay: std::time::Duration,
+    stall: Arc<Mutex<Option<std::time::Duration>>>,
 }
 
 impl SmtpSink {
@@ -96,6 +97,7 @@ impl SmtpSink {
             received: Arc::default(),
             refuse: Arc::new(AtomicUsize::new(refuse_first)),
             delay,
+            stall: Arc::default(),
         };
         let s = sink.clone();
         std::thread::spawn(move || {
@@ -105,6 +107,12 @@ impl SmtpSink {
             }
         });
         sink
+    }
+
+    /// Keeps the next message, then waits `wait` before saying so (250): a
+    /// client that dies meanwhile handed the message over without knowing.
+    pub fn stall_next(&self, wait: std::time::Duration) {
+        *self.stall.lock().unwrap() = Some(wait);
     }
 
     /// The messages accepted so far.
@@ -197,6 +205,10 @@ impl SmtpSink {
                         to: to.clone(),
                         data,
                     });
+                    let stall = self.stall.lock().unwrap().take();
+                    if let Some(wait) = stall {
+                        std::thread::sleep(wait);
+                    }
                     say("250 queued");
                 }
             } else if upper.starts_with("RSET") {
