@@ -99,15 +99,19 @@ impl Webhooks {
         now: DateTime<Utc>,
     ) -> Result<(Webhook, String), AppError> {
         let url = url.trim();
-        let https = url.starts_with("https://");
-        let http = url.starts_with("http://");
-        if !(https || (http && insecure_http))
-            || url.len() > 2000
-            || url.contains(char::is_whitespace)
-        {
+        let parsed = url::Url::parse(url).ok().filter(|u| {
+            let scheme_ok = u.scheme() == "https" || (u.scheme() == "http" && insecure_http);
+            scheme_ok
+                && u.host_str().is_some_and(|h| !h.is_empty())
+                && u.username().is_empty()
+                && u.password().is_none()
+        });
+        if parsed.is_none() || url.len() > 2000 {
             return Err(AppError::Invalid {
                 field: "url",
-                reason: "must be an https:// URL (http:// only with --insecure-http)".into(),
+                reason: "must be an https:// URL with a host and no credentials \
+                         (http:// only with --insecure-http), at most 2000 characters"
+                    .into(),
             });
         }
         let mut wanted: Vec<String> = Vec::new();
@@ -168,6 +172,49 @@ impl Webhooks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_urls_to_a_host_without_credentials_are_taken() {
+        let db = zhima_storage::testing::TestDatabase::new().unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(db.url(), &Default::default()).unwrap_or_else(|e| panic!("{e}"));
+        store.migrate().unwrap_or_else(|e| panic!("{e}"));
+        let hooks = Webhooks::new(store, WebhookKey::new([3; 32]));
+        let op = Actor::operator("t");
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+        for bad in [
+            "https://",
+            "https://[",
+            "javascript:alert(1)",
+            "https://user:pass@hooks.example/",
+            "http://10.0.0.5/hook",
+            "ftp://hooks.example/",
+        ] {
+            assert!(
+                matches!(
+                    hooks.add(bad, "door.entry", false, &op, now),
+                    Err(AppError::Invalid { field: "url", .. })
+                ),
+                "{bad} was taken"
+            );
+        }
+        let (hook, secret) = hooks
+            .add(
+                "http://10.0.0.5/hook",
+                "door.entry, door.entry",
+                true,
+                &op,
+                now,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(hook.events, ["door.entry"]);
+        assert_eq!(secret.len(), 64);
+        assert_eq!(
+            secret,
+            WebhookKey::new([3; 32]).secret(&hook),
+            "the secret is derived again"
+        );
+        assert_ne!(secret, WebhookKey::new([4; 32]).secret(&hook));
+    }
 
     #[test]
     fn the_signature_is_the_documented_hmac() {
