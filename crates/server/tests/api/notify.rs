@@ -303,3 +303,53 @@ async fn a_space_can_word_its_emails_itself() {
         .contains("Your membership at XinCheJian ends on 2018-03-17"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[actix_web::test]
+async fn a_visitor_hears_when_two_entry_days_are_left_and_when_none_are() {
+    let sink = SmtpSink::start(0);
+    let app = notifying_app(&sink).await;
+    // a 10-entry pack bought on 2018-03-01; eight days of entries since
+    let answer = app
+        .post(
+            "/api/v1.0/member/new",
+            &json!({
+                "openid": "vis", "basicInfo": {"nickName": "Vis", "email": "vis@example.org", "language": "en"},
+                "paymentInfo": {"paidTime": "201803011000", "payIndex": "vis-1",
+                                "CNYAmount": "350", "payType": "10 ENTRIES"}
+            }),
+        )
+        .await;
+    let id = expect_errno(&answer, "1000")["data"]["new_id"]
+        .as_i64()
+        .unwrap();
+    let enter = |day: i64| zhima_domain::access::NewAccessEvent {
+        at: crate::support::default_now() - Duration::days(day),
+        door: "front".into(),
+        method: zhima_domain::access::AccessMethod::Qr,
+        outcome: zhima_domain::access::Outcome::Granted,
+        reason: "qr_ok".into(),
+        member: Some(zhima_domain::ids::MemberId(id)),
+        api_key: None,
+        detail: String::new(),
+    };
+    for day in 1..=8 {
+        app.store.record_access(&enter(day)).unwrap();
+    }
+    app.clock.advance(Duration::hours(5)); // the next day's sweep
+    let got = wait_notices(&sink, 1).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].subject(), "XinCheJian: 2 entry days left");
+    // two more days of entries: the pack is used up
+    app.store.record_access(&enter(0)).unwrap();
+    let mut today = enter(0);
+    today.at = crate::support::default_now() + Duration::hours(6);
+    app.store.record_access(&today).unwrap();
+    app.clock.advance(Duration::days(1));
+    let got = wait_notices(&sink, 2).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[1].subject(), "XinCheJian: your entry pack is used up");
+    // and never again for the same pack
+    app.clock.advance(Duration::days(1));
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(notices(&sink.received()).len(), 2);
+}
