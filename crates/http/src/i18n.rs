@@ -332,6 +332,10 @@ catalogue! {
     expires_before: "Valid until before (day)", "有效期早于（日期）";
     more: "More", "更多";
     choose_plan: "Choose a plan", "请选择套餐";
+    email_qr: "Email the QR code to the member", "把二维码发到会员邮箱";
+    qr_emailed: "The QR code is on its way to the member's email.", "二维码正在发送到会员邮箱。";
+    qr_no_email: "This member has no email address.", "该会员没有邮箱地址。";
+    no_mail_server: "No mail server is configured, so no email can be sent.", "未配置邮件服务器，无法发送邮件。";
     reminders_by_email: "Reminder emails before the membership ends", "会员到期前发送提醒邮件";
     current_wrong: "The current password is wrong.", "当前密码不正确。";
 }

@@ -63,6 +63,9 @@ pub struct AppState {
     pub admin: Arc<zhima_app::admin::Admin>,
     /// The audit log of console and CLI changes.
     pub audit: zhima_app::audit::Audit,
+    /// Notifications (queues a member's QR code by email); `None` when no
+    /// mail server is configured.
+    pub notifier: Option<Arc<zhima_app::notify::Notifier>>,
     /// Proxies whose forwarded headers are believed.
     pub proxies: net::TrustedProxies,
     /// How long a request body may take to arrive (`http.body_timeout_secs`).

@@ -152,6 +152,7 @@ fn main() {
                 zhima_oauth::Provider::new(store.clone(), Default::default()),
             )),
             audit: zhima_app::audit::Audit::new(store.clone()),
+            notifier: None,
             members: Arc::new(zhima_app::members::Members::new(
                 store.clone(),
                 Plans::standard(),

@@ -211,7 +211,36 @@ impl Application {
             store.clone(),
             logins.clone(),
         ));
+        let mailer: Option<Arc<dyn zhima_app::notify::Mailer>> = match &settings.smtp {
+            None => {
+                tracing::info!(
+                    "smtp.host is not set: no email is sent (reminders and receipts are off)"
+                );
+                None
+            }
+            Some(smtp) => Some(Arc::new(
+                mail::SmtpMailer::new(smtp).map_err(StartError::Mail)?,
+            )),
+        };
+        let mut notifier = zhima_app::notify::Notifier::new(
+            store.clone(),
+            members.clone(),
+            settings.notify.notifier.clone(),
+        )
+        .with_qr(Arc::new(mail::SignedQr::new(&settings.qr)?))
+        .with_webhooks(
+            keys::webhook_key(&settings.qr)?,
+            Arc::new(webhook::HttpPoster::new().map_err(StartError::Mail)?),
+        );
+        if mailer.is_none() {
+            notifier = notifier.without_email();
+        }
+        if let Some((zh, en)) = settings.notify.words {
+            notifier = notifier.with_words(zh, en);
+        }
+        let notifier = Arc::new(notifier);
         let state = web::Data::new(AppState {
+            notifier: mailer.is_some().then(|| notifier.clone()),
             admin,
             audit: zhima_app::audit::Audit::new(store.clone()),
             logins,
@@ -253,35 +282,8 @@ impl Application {
         if let Some(source) = &settings.door.scanner {
             scanner::start(source.clone(), state.clone());
         }
-        let mailer: Option<Arc<dyn zhima_app::notify::Mailer>> = match &settings.smtp {
-            None => {
-                tracing::info!(
-                    "smtp.host is not set: no email is sent (reminders and receipts are off)"
-                );
-                None
-            }
-            Some(smtp) => Some(Arc::new(
-                mail::SmtpMailer::new(smtp).map_err(StartError::Mail)?,
-            )),
-        };
-        let mut notifier = zhima_app::notify::Notifier::new(
-            state.store.clone(),
-            state.members.clone(),
-            settings.notify.notifier.clone(),
-        )
-        .with_qr(Arc::new(mail::SignedQr::new(&settings.qr)?))
-        .with_webhooks(
-            keys::webhook_key(&settings.qr)?,
-            Arc::new(webhook::HttpPoster::new().map_err(StartError::Mail)?),
-        );
-        if mailer.is_none() {
-            notifier = notifier.without_email();
-        }
-        if let Some((zh, en)) = settings.notify.words {
-            notifier = notifier.with_words(zh, en);
-        }
         tokio::spawn(mail::run(
-            Arc::new(notifier),
+            notifier,
             mailer,
             state.clock.clone(),
             settings.notify.sweep_at,

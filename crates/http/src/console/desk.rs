@@ -35,6 +35,7 @@ pub(super) fn config(cfg: &mut web::ServiceConfig) {
         .service(
             crate::resource("/console/members/{id}/payments").route(web::post().to(record_payment)),
         )
+        .service(crate::resource("/console/members/{id}/send-qr").route(web::post().to(send_qr)))
         .service(
             crate::resource("/console/passes")
                 .route(web::get().to(passes))
@@ -325,6 +326,7 @@ page_struct!("console/member.html", MemberPage {
     now_local: String,
     qr: Option<String>,
     no_password: bool,
+    can_email_qr: bool,
 });
 
 /// `GET /console/members/{id}`: one member, with the desk's forms (and the
@@ -369,6 +371,7 @@ async fn member(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
         Some("again") => Some(t.payment_already),
         Some("saved") => Some(t.saved),
         Some("password") => Some(t.password_set),
+        Some("qr") => Some(t.qr_emailed),
         _ => None,
     };
     let body = MemberPage {
@@ -427,6 +430,7 @@ async fn member(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
             .map(|p| (p.name().to_owned(), p.price.to_string()))
             .collect(),
         now_local: datetime_local(now, tz),
+        can_email_qr: state.notifier.is_some() && !m.profile.email.trim().is_empty(),
         qr: member_qr(&state, &view),
         no_password: m.must_change_password,
     }
@@ -510,6 +514,64 @@ async fn record_payment(
             t.go_back,
         ),
         other => ctx.failed(other, "console: a desk payment failed"),
+    }
+}
+
+forms! {
+    /// The "email the QR code" button.
+    QrForm {}
+}
+
+/// `POST /console/members/{id}/send-qr`: queues an email with the member's
+/// QR code (the notification task sends it).
+async fn send_qr(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: Posted<QrForm>,
+) -> HttpResponse {
+    let back = format!("/console/members/{}", path_id(&req).unwrap_or(0));
+    let (ctx, _) = match gate_form(&state, &req, Role::Staff, form, &back).await {
+        Ok(found) => found,
+        Err(answer) => return answer,
+    };
+    let t = ctx.t;
+    let Some(id) = path_id(&req) else {
+        return not_found(&ctx);
+    };
+    let Some(notifier) = state.notifier.clone() else {
+        return ctx.message(
+            StatusCode::CONFLICT,
+            t.qr_code,
+            t.no_mail_server,
+            &back,
+            t.go_back,
+        );
+    };
+    let (st, now) = (state.clone(), state.clock.now());
+    let sent = blocking(move || {
+        let Some(view) = st
+            .members
+            .read(zhima_storage::MemberKey::Id(MemberId(id)), now)?
+        else {
+            return Err(AppError::Storage(StorageError::MemberNotFound));
+        };
+        notifier.request_qr(&view.record.member.openid, now)
+    })
+    .await;
+    match sent {
+        Some(Ok(())) => see_other(&format!("{back}?done=qr")),
+        Some(Err(AppError::Storage(StorageError::MemberNotFound))) => not_found(&ctx),
+        Some(Err(AppError::Invalid { field: "email", .. })) => ctx.message(
+            StatusCode::CONFLICT,
+            t.qr_code,
+            t.qr_no_email,
+            &back,
+            t.go_back,
+        ),
+        Some(Err(AppError::Invalid { .. })) => {
+            ctx.message(StatusCode::CONFLICT, t.qr_code, t.no_qr, &back, t.go_back)
+        }
+        other => ctx.failed(other, "a QR email could not be queued"),
     }
 }
 

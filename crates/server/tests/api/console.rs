@@ -904,3 +904,99 @@ async fn the_member_search_filters_and_pages_through_every_match_once() {
     let (past, pages) = walk("/console/members?q=page&after=%FF%FF".into()).await;
     assert!(past.is_empty() && pages == 1, "{past:?}");
 }
+
+/// The member page's button emails the member their QR code (queued, then
+/// sent by the notification task); without an email address it says so.
+#[actix_web::test]
+async fn staff_email_a_member_their_qr_code_from_the_member_page() {
+    let sink = crate::support::smtp::SmtpSink::start(0);
+    let env: Vec<(String, String)> = sink
+        .env()
+        .into_iter()
+        .chain([(
+            "ZHIMA_NOTIFY__DELIVER_EVERY_SECS".to_owned(),
+            "1".to_owned(),
+        )])
+        .collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let app = crate::support::spawn_app_with(&env).await;
+    add_member(
+        &app,
+        "desk-q",
+        "Desk",
+        "MEMBER,STAFF",
+        Some("front-desk-2026"),
+    );
+    let answer = app
+        .post(
+            "/api/v1.0/member/new",
+            &serde_json::json!({
+                "openid": "qr-mail", "basicInfo": {"nickName": "Mailed", "email": "mailed@example.org"},
+                "paymentInfo": {"paidTime": "201803121929", "payIndex": "qm-1",
+                                "CNYAmount": "200", "payType": "1M MEMBERSHIP"}
+            }),
+        )
+        .await;
+    let id = crate::support::expect_errno(&answer, "1000")["data"]["new_id"]
+        .as_i64()
+        .unwrap();
+    let mut en = Browser::new(&app, "en");
+    en.log_in("desk", "front-desk-2026").await;
+    let path = format!("/console/members/{id}");
+    let page = en.send("GET", &path, None).await;
+    assert!(page.body.contains("Email the QR code"), "{}", page.body);
+    let csrf = hidden(&page.body, "csrf");
+    let sent = en
+        .send("POST", &format!("{path}/send-qr"), Some(&[("csrf", &csrf)]))
+        .await;
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    let got = sink.wait_for(2, 10).await; // the receipt, then the QR code
+    let qr: Vec<_> = got
+        .iter()
+        .filter(|m| m.part_bytes("image/png").is_some())
+        .collect();
+    assert_eq!(qr.len(), 1, "{got:?}");
+    assert_eq!(qr[0].to, ["mailed@example.org"]);
+    // a forged form sends nothing
+    let forged = en
+        .send(
+            "POST",
+            &format!("{path}/send-qr"),
+            Some(&[("csrf", "forged")]),
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    // a member without an email address: refused with the words
+    add_member(&app, "no-mail", "Nomail", "MEMBER", None);
+    let other = app
+        .store
+        .member(zhima_storage::MemberKey::OpenId(
+            &OpenId::parse("no-mail").unwrap(),
+        ))
+        .unwrap()
+        .unwrap()
+        .member
+        .id
+        .0;
+    let refused = en
+        .send(
+            "POST",
+            &format!("/console/members/{other}/send-qr"),
+            Some(&[("csrf", &csrf)]),
+        )
+        .await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert!(
+        refused.body.contains("no email address"),
+        "{}",
+        refused.body
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        sink.received()
+            .iter()
+            .filter(|m| m.part_bytes("image/png").is_some())
+            .count(),
+        1
+    );
+}

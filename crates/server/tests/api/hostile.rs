@@ -91,6 +91,7 @@ const ROUTES: &[(&str, &str, Guard)] = &[
     ("GET", "/console/log.csv", Guard::Session),
     ("POST", "/console/door", Guard::Session),
     ("POST", "/console/members/{id}/profile", Guard::Session),
+    ("POST", "/console/members/{id}/send-qr", Guard::Session),
     ("POST", "/console/members/{id}/tags", Guard::Session),
     ("POST", "/console/members/{id}/status", Guard::Session),
     ("POST", "/console/members/{id}/password", Guard::Session),
