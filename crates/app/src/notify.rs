@@ -539,17 +539,7 @@ impl Notifier {
                 .format("%Y-%m-%d")
                 .to_string()
         };
-        let minute = |t: DateTime<Utc>| {
-            let s = zhima_domain::time::format_local_timestamp(t, self.tz);
-            format!(
-                "{}-{}-{} {}:{}",
-                &s[0..4],
-                &s[4..6],
-                &s[6..8],
-                &s[8..10],
-                &s[10..12]
-            )
-        };
+        let minute = |t: DateTime<Utc>| zhima_domain::time::format_local_minute(t, self.tz);
         let space = self.settings.space_name.as_str();
         let payload: Payload =
             serde_json::from_str(&message.payload).map_err(|_| "an unreadable message")?;

@@ -101,6 +101,19 @@ pub fn format_local_timestamp(t: DateTime<Utc>, tz: Tz) -> String {
     }
 }
 
+/// `t` as people read it in `tz`: `YYYY-MM-DD HH:MM` (the pages, the emails).
+pub fn format_local_minute(t: DateTime<Utc>, tz: Tz) -> String {
+    let s = format_local_timestamp(t, tz);
+    format!(
+        "{}-{}-{} {}:{}",
+        &s[0..4],
+        &s[4..6],
+        &s[6..8],
+        &s[8..10],
+        &s[10..12]
+    )
+}
+
 /// The local calendar date of an instant in zone `tz`.
 pub fn local_date(t: DateTime<Utc>, tz: Tz) -> NaiveDate {
     t.with_timezone(&tz).date_naive()

@@ -25,7 +25,6 @@ use askama::Template;
 use chrono::{DateTime, Utc};
 use zhima_app::audit::Actor;
 use zhima_app::sessions::{csrf_matches, csrf_token, Role, Session, SessionError};
-use zhima_domain::time::format_local_timestamp;
 
 use crate::body::{read_limited, BodyError};
 use crate::i18n::{Lang, Texts, LANG_COOKIE};
@@ -609,15 +608,7 @@ fn path_id(req: &HttpRequest) -> Option<i64> {
 
 /// `YYYY-MM-DD HH:MM` in the space's zone.
 fn format_time(t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
-    let s = format_local_timestamp(t, tz);
-    format!(
-        "{}-{}-{} {}:{}",
-        &s[0..4],
-        &s[4..6],
-        &s[6..8],
-        &s[8..10],
-        &s[10..12]
-    )
+    zhima_domain::time::format_local_minute(t, tz)
 }
 
 /// `time` or the word for none.

@@ -61,6 +61,25 @@ fn zhima(url: &str, env: &[(String, String)], args: &[&str]) -> Command {
     cmd
 }
 
+/// `zhima remind --date DATE` run to its end; it must succeed.
+fn remind(url: &str, env: &[(String, String)], date: &str) {
+    let out = zhima(url, env, &["remind", "--date", date])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every recipient of every message the sink took, sorted.
+fn recipients(sink: &SmtpSink) -> Vec<String> {
+    let mut to: Vec<String> = sink.received().into_iter().flat_map(|m| m.to).collect();
+    to.sort();
+    to
+}
+
 fn db() -> (TestDatabase, Store) {
     let db = TestDatabase::new().unwrap();
     let store = Store::open(db.url(), &StoreOptions::default()).unwrap();
@@ -165,8 +184,7 @@ fn two_sweeps_at_once_send_each_reminder_once() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let mut to: Vec<String> = sink.received().into_iter().flat_map(|m| m.to).collect();
-    to.sort();
+    let mut to = recipients(&sink);
     assert_eq!(to.len(), 30, "{to:?}");
     to.dedup();
     assert_eq!(to.len(), 30, "a reminder went out twice");
@@ -199,16 +217,8 @@ fn a_sweep_killed_mid_way_loses_nothing_and_repeats_at_most_one() {
     assert!((5..20).contains(&before), "killed after {before}");
     // after the lease of the dead sender runs out, a new run finishes the job
     std::thread::sleep(Duration::from_millis(2500));
-    let out = zhima(db.url(), &env, &["remind", "--date", &today])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut to: Vec<String> = sink.received().into_iter().flat_map(|m| m.to).collect();
-    to.sort();
+    remind(db.url(), &env, &today);
+    let mut to = recipients(&sink);
     let total = to.len();
     to.dedup();
     assert_eq!(to.len(), 20, "an email was lost");
@@ -451,16 +461,8 @@ fn a_sender_that_dies_after_handing_over_a_message_repeats_that_one() {
     first.wait().unwrap();
     assert_eq!(sink.received().len(), 1);
     std::thread::sleep(Duration::from_millis(2500));
-    let out = zhima(db.url(), &env, &["remind", "--date", &today])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut to: Vec<String> = sink.received().into_iter().flat_map(|m| m.to).collect();
-    to.sort();
+    remind(db.url(), &env, &today);
+    let mut to = recipients(&sink);
     assert_eq!(to.len(), 4, "{to:?}");
     let handed_over = sink.received()[0].to.clone();
     assert_eq!(
