@@ -8,6 +8,7 @@ pub mod login;
 pub mod members;
 pub mod notify;
 pub mod sessions;
+pub mod transfer;
 pub mod wallet;
 pub mod webhooks;
 

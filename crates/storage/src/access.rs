@@ -201,6 +201,28 @@ impl Store {
         rows.into_iter().map(EventRow::into_domain).collect()
     }
 
+    /// Events after the one numbered `after`, oldest first, at or after
+    /// `since` if given: a page of an export.
+    pub fn access_events_after(
+        &self,
+        after: i64,
+        since: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<AccessEvent>, StorageError> {
+        let mut conn = self.conn()?;
+        let mut select = access_events::table
+            .select(EventRow::as_select())
+            .filter(access_events::id.gt(after))
+            .order(access_events::id.asc())
+            .limit(i64::from(limit.clamp(1, 10_000)))
+            .into_boxed();
+        if let Some(since) = since {
+            select = select.filter(access_events::at.ge(secs(since)));
+        }
+        let rows: Vec<EventRow> = select.load(&mut *conn)?;
+        rows.into_iter().map(EventRow::into_domain).collect()
+    }
+
     /// How many events the log holds.
     pub fn access_event_count(&self) -> Result<i64, StorageError> {
         let mut conn = self.conn()?;

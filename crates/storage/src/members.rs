@@ -488,6 +488,98 @@ impl Store {
         Ok((records, next))
     }
 
+    /// Imports `members` (each created at its `created` time, on the default
+    /// password) and then `payments` (by the member's openid), all in one
+    /// transaction: every row goes in, or (on any error) none does. A
+    /// payment whose payIndex is already recorded with the same content is
+    /// skipped (a second run of the same import); with other content it is
+    /// a [`StorageError::PaymentConflict`]. The counts of members and
+    /// payments written.
+    pub fn import_batch(
+        &self,
+        members: &[(NewMember, DateTime<Utc>)],
+        payments: &[(OpenId, NewPayment)],
+        now: DateTime<Utc>,
+    ) -> Result<(u64, u64), StorageError> {
+        let password_hash = credentials::hash_default_password()?;
+        self.write(|conn| {
+            let mut written = (0, 0);
+            for (new, created) in members {
+                check_unique(conn, &MemberColumns::of_new(new), None)?;
+                diesel::insert_into(members::table)
+                    .values(NewMemberRow::new(new, password_hash.clone(), *created))
+                    .execute(conn)?;
+                written.0 += 1;
+            }
+            for (openid, payment) in payments {
+                let member = member_id_in(conn, openid)?;
+                if let Some(existing) = find_payment(conn, payment.pay_index.as_str())? {
+                    if existing.member_id == member
+                        && payment.is_replay_of(&existing.into_domain()?)
+                    {
+                        continue;
+                    }
+                    return Err(StorageError::PaymentConflict(payment.pay_index.to_string()));
+                }
+                diesel::insert_into(payments::table)
+                    .values(NewPaymentRow::new(MemberId(member), payment, now))
+                    .execute(conn)?;
+                self.credit_tokens_for(conn, MemberId(member), payment, now)?;
+                written.1 += 1;
+            }
+            Ok(written)
+        })
+        .map_err(map_unique)
+    }
+
+    /// Members after number `after`, by number, with their histories: a
+    /// page of an export.
+    pub fn members_after(&self, after: i64, limit: u32) -> Result<Vec<MemberRecord>, StorageError> {
+        let mut conn = self.conn()?;
+        let rows: Vec<(MemberRow, i64)> = members::table
+            .select((MemberRow::as_select(), members::history_version))
+            .filter(members::id.gt(after))
+            .order(members::id.asc())
+            .limit(i64::from(limit.clamp(1, 10_000)))
+            .load(&mut *conn)?;
+        rows.into_iter()
+            .map(|(row, version)| {
+                complete_record(
+                    &mut conn,
+                    row,
+                    version,
+                    self.entry_windows.as_ref(),
+                    Some(&self.history),
+                )
+            })
+            .collect()
+    }
+
+    /// Payments after row `after`, in recording order, paid at or after
+    /// `since` if given, each with its member's openid: a page of an export.
+    pub fn payments_after(
+        &self,
+        after: i64,
+        since: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<(String, Payment)>, StorageError> {
+        let mut conn = self.conn()?;
+        let mut select = payments::table
+            .inner_join(members::table)
+            .select((members::openid, PaymentRow::as_select()))
+            .filter(payments::id.gt(after))
+            .order(payments::id.asc())
+            .limit(i64::from(limit.clamp(1, 10_000)))
+            .into_boxed();
+        if let Some(since) = since {
+            select = select.filter(payments::paid_at.ge(secs(since)));
+        }
+        let rows: Vec<(String, PaymentRow)> = select.load(&mut *conn)?;
+        rows.into_iter()
+            .map(|(openid, row)| Ok((openid, row.into_domain()?)))
+            .collect()
+    }
+
     /// The latest payments recorded, newest first, each with its member's
     /// number and nickname.
     pub fn recent_payments(

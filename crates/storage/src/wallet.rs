@@ -237,6 +237,50 @@ fn earlier_purchase(
 
 impl Store {
     /// A member's balances.
+    /// Token ledger entries after row `after`, oldest first, at or after
+    /// `since` if given, each with its member's openid: a page of an export.
+    pub fn ledger_after(
+        &self,
+        after: i64,
+        since: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<LedgerEntry>, StorageError> {
+        let mut conn = self.conn()?;
+        let mut select = token_ledger::table
+            .inner_join(members::table.on(members::id.eq(token_ledger::member_id)))
+            .select((
+                token_ledger::id,
+                members::openid,
+                token_ledger::kind,
+                token_ledger::amount,
+                token_ledger::reason,
+                token_ledger::reference,
+                token_ledger::at,
+            ))
+            .filter(token_ledger::id.gt(after))
+            .order(token_ledger::id.asc())
+            .limit(i64::from(limit.clamp(1, 10_000)))
+            .into_boxed();
+        if let Some(since) = since {
+            select = select.filter(token_ledger::at.ge(secs(since)));
+        }
+        let rows: Vec<(i64, String, String, i64, String, String, i64)> = select.load(&mut *conn)?;
+        rows.into_iter()
+            .map(|(id, openid, kind, amount, reason, reference, at)| {
+                Ok(LedgerEntry {
+                    id,
+                    openid,
+                    kind,
+                    hundredths: amount,
+                    reason,
+                    reference,
+                    at: instant("token_ledger", id, at)?,
+                })
+            })
+            .collect()
+    }
+
+    /// A member's paid and free token balances.
     pub fn balance(&self, member: MemberId) -> Result<Balance, StorageError> {
         balance_in(&mut *self.conn()?, member)
     }
@@ -400,4 +444,23 @@ impl Store {
             replayed: false,
         }))
     }
+}
+
+/// One entry of the token ledger (an export row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    /// Its row.
+    pub id: i64,
+    /// The member's openid.
+    pub openid: String,
+    /// `paid` or `free`.
+    pub kind: String,
+    /// Hundredths of a token credited (positive) or spent (negative).
+    pub hundredths: i64,
+    /// Why.
+    pub reason: String,
+    /// What it refers to (a payment, a VIP period).
+    pub reference: String,
+    /// When.
+    pub at: DateTime<Utc>,
 }

@@ -309,11 +309,7 @@ async fn access_log(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
 /// A CSV cell: quoted, and never read as a formula by a spreadsheet (a
 /// leading `=`, `+`, `-`, `@`, tab or carriage return gets a `'`).
 fn csv_cell(text: &str) -> String {
-    let guarded = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
-    } else {
-        text.to_owned()
-    };
+    let guarded = zhima_app::transfer::guard_cell(text);
     format!("\"{}\"", guarded.replace('"', "\"\""))
 }
 
@@ -329,18 +325,13 @@ async fn access_log_csv(state: web::Data<AppState>, req: HttpRequest) -> HttpRes
     let Some(Ok(events)) = blocking(move || st.entrance.events(query)).await else {
         return ctx.busy();
     };
-    let mut csv = String::from("\u{feff}id,time,door,method,outcome,reason,member,detail\r\n");
+    // the export's columns and cells (zhima export entries)
+    let mut csv = format!(
+        "\u{feff}{}\r\n",
+        zhima_app::transfer::ENTRY_COLUMNS.join(",")
+    );
     for e in &events {
-        let cells = [
-            e.id.to_string(),
-            format_time(e.event.at, state.tz),
-            e.event.door.clone(),
-            e.event.method.as_str().to_owned(),
-            e.event.outcome.as_str().to_owned(),
-            e.event.reason.clone(),
-            e.event.member.map_or(String::new(), |m| m.0.to_string()),
-            e.event.detail.clone(),
-        ];
+        let cells = zhima_app::transfer::entry_row(e, state.tz);
         let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
         csv.push_str(&line.join(","));
         csv.push_str("\r\n");

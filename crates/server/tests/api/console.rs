@@ -678,7 +678,10 @@ async fn the_access_log_filters_pages_and_downloads_safely() {
         .unwrap()
         .contains("attachment"));
     let lines: Vec<&str> = csv.body.trim_start_matches('\u{feff}').lines().collect();
-    assert_eq!(lines[0], "id,time,door,method,outcome,reason,member,detail");
+    assert_eq!(
+        lines[0],
+        "id,time,timeUtc,door,method,outcome,reason,member,detail"
+    );
     assert_eq!(lines.len(), 1 + 61, "{}", csv.body);
     let evil = lines.iter().find(|l| l.contains("HYPERLINK")).unwrap();
     assert!(

@@ -12,4 +12,5 @@ mod flood;
 mod notify;
 mod outage;
 mod shutdown;
+mod transfer;
 mod two_servers;
