@@ -614,10 +614,7 @@ type NumberedRow = (u64, Vec<String>);
 /// A CSV file's header and rows (with their line numbers): UTF-8 with or
 /// without a byte-order mark, comma or semicolon separated (whichever the
 /// header line holds more of).
-fn read_csv(
-    file: &mut dyn Read,
-    name: &str,
-) -> Result<(Vec<String>, Vec<NumberedRow>), AppError> {
+fn read_csv(file: &mut dyn Read, name: &str) -> Result<(Vec<String>, Vec<NumberedRow>), AppError> {
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).map_err(io)?;
     let text = String::from_utf8(bytes).map_err(|_| AppError::Invalid {
