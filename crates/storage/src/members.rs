@@ -473,18 +473,7 @@ impl Store {
             }
         }
         // each member's history from the cache at its version, as a read
-        let records = found
-            .into_iter()
-            .map(|(row, version)| {
-                complete_record(
-                    &mut conn,
-                    row,
-                    version,
-                    self.entry_windows.as_ref(),
-                    Some(&self.history),
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let records = self.complete_all(&mut conn, found)?;
         Ok((records, next))
     }
 
@@ -542,17 +531,7 @@ impl Store {
             .order(members::id.asc())
             .limit(i64::from(limit.clamp(1, 10_000)))
             .load(&mut *conn)?;
-        rows.into_iter()
-            .map(|(row, version)| {
-                complete_record(
-                    &mut conn,
-                    row,
-                    version,
-                    self.entry_windows.as_ref(),
-                    Some(&self.history),
-                )
-            })
-            .collect()
+        self.complete_all(&mut conn, rows)
     }
 
     /// Payments after row `after`, in recording order, paid at or after
@@ -623,10 +602,20 @@ impl Store {
             .select((MemberRow::as_select(), members::history_version))
             .filter(members::id.eq_any(&unique))
             .load(&mut *conn)?;
+        self.complete_all(&mut conn, rows)
+    }
+
+    /// Members' rows (with their history versions) completed with their
+    /// histories, from the cache at their versions or read again.
+    fn complete_all(
+        &self,
+        conn: &mut AnyConnection,
+        rows: Vec<(MemberRow, i64)>,
+    ) -> Result<Vec<MemberRecord>, StorageError> {
         rows.into_iter()
             .map(|(row, version)| {
                 complete_record(
-                    &mut conn,
+                    conn,
                     row,
                     version,
                     self.entry_windows.as_ref(),
