@@ -419,6 +419,7 @@ impl Members {
             pay_type: plan.name().to_owned(),
             paid_at: pass.starts,
             until_days: None,
+            span: None,
         };
         let note = by.note(
             "pass.issue",

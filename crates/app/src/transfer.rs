@@ -585,6 +585,7 @@ impl Transfer {
                 pay_type: plan.name().to_owned(),
                 paid_at,
                 until_days,
+                span: None,
             },
         ))
     }

@@ -246,6 +246,7 @@ mod tests {
             pay_type: "1M MEMBERSHIP".into(),
             paid_at: t(at),
             until_days: None,
+            span: None,
             recorded_at: t(at),
         }
     }

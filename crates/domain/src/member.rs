@@ -271,6 +271,9 @@ pub struct Payment {
     pub paid_at: DateTime<Utc>,
     /// Override of the plan's length, in days.
     pub until_days: Option<u32>,
+    /// The span it grants, when given explicitly (an imported payment of
+    /// the old server): taken as it is, not derived from `paid_at`.
+    pub span: Option<(DateTime<Utc>, DateTime<Utc>)>,
     /// When the server recorded it.
     pub recorded_at: DateTime<Utc>,
 }
@@ -288,6 +291,8 @@ pub struct NewPayment {
     pub paid_at: DateTime<Utc>,
     /// Override of the plan's length, in days.
     pub until_days: Option<u32>,
+    /// The span it grants, when given explicitly (see [`Payment::span`]).
+    pub span: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 impl NewPayment {
@@ -363,6 +368,7 @@ impl PaymentInput<'_> {
             pay_type: plan.name().to_owned(),
             paid_at,
             until_days,
+            span: None,
         })
     }
 }
@@ -497,6 +503,7 @@ mod tests {
             pay_type: p.pay_type.clone(),
             paid_at: p.paid_at + chrono::Duration::minutes(5),
             until_days: None,
+            span: None,
             recorded_at: p.paid_at,
         };
         assert!(p.is_replay_of(&stored));

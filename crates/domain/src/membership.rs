@@ -93,6 +93,21 @@ impl Line {
         self.state = Some((anchor, end));
         (start, end)
     }
+
+    /// Adds a period with an explicit span (an imported payment): it covers
+    /// `from`..`until` as it is, and the line ends at the later of its end
+    /// and `until`, so periods paid later stack after both.
+    fn place(
+        &mut self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> (DateTime<Utc>, DateTime<Utc>) {
+        self.state = Some(match self.state {
+            Some((anchor, end)) if from <= end => (anchor, end.max(until)),
+            _ => (from, until),
+        });
+        (from, until)
+    }
 }
 
 #[derive(Debug)]
@@ -256,26 +271,40 @@ pub fn timeline(payments: &[Payment], plans: &Plans, tz: Tz) -> Vec<Span> {
             Some(days) => plan.grant.with_days(days),
             None => plan.grant,
         };
-        let (grant, start, end) = match grant {
-            Grant::Membership { span } => {
+        // a span given explicitly is taken as it is
+        let explicit = payment.span.filter(|(from, until)| from < until);
+        let (grant, start, end) = match (grant, explicit) {
+            (Grant::Nothing, _) => continue,
+            (Grant::Membership { .. }, Some((from, until))) => {
+                let (start, end) = membership.place(from, until);
+                (SpanGrant::Membership, start, end)
+            }
+            (Grant::Membership { span }, None) => {
                 let (start, end) = membership.stack(payment.paid_at, span, tz);
                 (SpanGrant::Membership, start, end)
             }
-            Grant::DayPass { span } => (
+            (Grant::ToolRoom { .. }, Some((from, until))) => {
+                let (start, end) = tool_room.place(from, until);
+                (SpanGrant::ToolRoom, start, end)
+            }
+            (Grant::ToolRoom { span }, None) => {
+                let (start, end) = tool_room.stack(payment.paid_at, span, tz);
+                (SpanGrant::ToolRoom, start, end)
+            }
+            (Grant::DayPass { .. }, Some((from, until))) => (SpanGrant::DayPass, from, until),
+            (Grant::DayPass { span }, None) => (
                 SpanGrant::DayPass,
                 payment.paid_at,
                 span.after(payment.paid_at, tz),
             ),
-            Grant::Entries { days, window } => (
+            (Grant::Entries { days, .. }, Some((from, until))) => {
+                (SpanGrant::Entries(days), from, until)
+            }
+            (Grant::Entries { days, window }, None) => (
                 SpanGrant::Entries(days),
                 payment.paid_at,
                 window.after(payment.paid_at, tz),
             ),
-            Grant::ToolRoom { span } => {
-                let (start, end) = tool_room.stack(payment.paid_at, span, tz);
-                (SpanGrant::ToolRoom, start, end)
-            }
-            Grant::Nothing => continue,
         };
         spans.push(Span {
             payment_id: payment.id,
@@ -308,9 +337,12 @@ pub fn entry_windows(
                 None => plan.grant,
             };
             match grant {
-                Grant::Entries { window, .. } => {
-                    Some((payment.paid_at, window.after(payment.paid_at, tz)))
-                }
+                Grant::Entries { window, .. } => Some(
+                    payment
+                        .span
+                        .filter(|(from, until)| from < until)
+                        .unwrap_or((payment.paid_at, window.after(payment.paid_at, tz))),
+                ),
                 _ => None,
             }
         })
@@ -345,6 +377,7 @@ mod tests {
             pay_type: pay_type.to_owned(),
             paid_at: t(paid),
             until_days: None,
+            span: None,
             recorded_at: t(paid),
         }
     }
@@ -390,6 +423,35 @@ mod tests {
         );
         let v = eval(&payments, &[], "201804150000");
         assert_eq!(v.membership_until, Some(spans[1].end));
+    }
+
+    /// A payment with an explicit span (an imported one) covers that span as
+    /// it is: two that overlap end at the later end (not stacked), and a
+    /// payment made later stacks after both.
+    #[test]
+    fn an_explicit_span_is_taken_as_it_is_and_later_payments_stack_after_it() {
+        let mut a = pay(1, "1M MEMBERSHIP", "201801010000");
+        a.span = Some((t("201801010000"), t("201803010000")));
+        let mut b = pay(2, "1M MEMBERSHIP", "201802010000");
+        b.span = Some((t("201802010000"), t("201803150000")));
+        let v = eval(&[a.clone(), b.clone()], &[], "201803100000");
+        assert_eq!(v.status, MemberStatus::Ok);
+        assert_eq!(
+            v.valid_until,
+            Some(t("201803150000")),
+            "the later end, not stacked"
+        );
+        // a month paid on 1 March stacks after the line's end (15 March)
+        let c = pay(3, "1M MEMBERSHIP", "201803010000");
+        let v = eval(&[a, b, c], &[], "201804100000");
+        assert_eq!(v.valid_until, Some(t("201804150000")));
+        // an empty or backwards span is ignored (the plan's length counts)
+        let mut d = pay(4, "1M MEMBERSHIP", "201805010000");
+        d.span = Some((t("201805010000"), t("201805010000")));
+        assert_eq!(
+            eval(&[d], &[], "201805020000").valid_until,
+            Some(t("201806010000"))
+        );
     }
 
     fn eval(payments: &[Payment], entries: &[DateTime<Utc>], now: &str) -> Validity {

@@ -472,6 +472,7 @@ mod tests {
             pay_type: pay_type.to_owned(),
             paid_at: t("201801010000"),
             until_days: None,
+            span: None,
         };
         assert_eq!(
             tokens_credited(&pay("TOKENS", 150), tok("1")),

@@ -564,6 +564,7 @@ mod tests {
             pay_type: "1M MEMBERSHIP".into(),
             paid_at: local("202401312000"),
             until_days: None,
+            span: None,
             recorded_at: local("202401312000"),
         };
         let now = local("202402101200");

@@ -84,6 +84,7 @@ fn main() {
             pay_type: "1M MEMBERSHIP".into(),
             paid_at: now,
             until_days: None,
+            span: None,
         };
         let record = store.create_member(&new, Some(&paid), now).unwrap();
         member_ids.push(record.member.id);

@@ -96,6 +96,7 @@ fn seed(db: &TestDatabase, n: u64, heavy: u64) -> (String, Signer) {
         pay_type: "1M MEMBERSHIP".into(),
         paid_at: now,
         until_days: None,
+        span: None,
     };
     store.create_member(&new, Some(&paid), now).unwrap();
     drop(store);

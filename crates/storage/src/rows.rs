@@ -180,6 +180,8 @@ pub(crate) struct PaymentRow {
     pub pay_type: String,
     pub paid_at: i64,
     pub until_days: Option<i32>,
+    pub span_from: Option<i64>,
+    pub span_until: Option<i64>,
     pub recorded_at: i64,
 }
 
@@ -202,6 +204,13 @@ impl PaymentRow {
                 .until_days
                 .map(|d| u32::try_from(d).map_err(|_| corrupt(format!("until_days {d}"))))
                 .transpose()?,
+            span: match (self.span_from, self.span_until) {
+                (Some(from), Some(until)) => Some((
+                    instant("payments", id, from)?,
+                    instant("payments", id, until)?,
+                )),
+                _ => None,
+            },
             recorded_at: instant("payments", id, self.recorded_at)?,
         })
     }
@@ -216,6 +225,8 @@ pub(crate) struct NewPaymentRow<'a> {
     pub pay_type: &'a str,
     pub paid_at: i64,
     pub until_days: Option<i32>,
+    pub span_from: Option<i64>,
+    pub span_until: Option<i64>,
     pub recorded_at: i64,
 }
 
@@ -228,6 +239,8 @@ impl<'a> NewPaymentRow<'a> {
             pay_type: &p.pay_type,
             paid_at: secs(p.paid_at),
             until_days: p.until_days.and_then(|d| i32::try_from(d).ok()),
+            span_from: p.span.map(|(from, _)| secs(from)),
+            span_until: p.span.map(|(_, until)| secs(until)),
             recorded_at: secs(now),
         }
     }

@@ -36,6 +36,8 @@ diesel::table! {
         pay_type -> Text,
         paid_at -> BigInt,
         until_days -> Nullable<Integer>,
+        span_from -> Nullable<BigInt>,
+        span_until -> Nullable<BigInt>,
         recorded_at -> BigInt,
     }
 }

@@ -50,6 +50,7 @@ fn payment(index: &str, yuan: &str, pay_type: &str) -> NewPayment {
         pay_type: pay_type.into(),
         paid_at: now() - Duration::days(1),
         until_days: None,
+        span: None,
     }
 }
 
@@ -1217,4 +1218,33 @@ fn the_outbox_queues_once_and_hands_each_message_to_one_sender() {
     assert_eq!(retried[0].id, back[1].id);
     // a sent key is never queued again
     assert!(!store.enqueue(&message("k-0"), t).unwrap());
+}
+
+/// A payment's explicit span is stored and read back to the second.
+#[test]
+fn an_explicit_payment_span_is_stored_as_given() {
+    let (_db, store) = store();
+    let m = store
+        .create_member(&new_member("span-1", "Span"), None, now())
+        .unwrap();
+    let span = (now() - Duration::days(40), now() + Duration::days(5));
+    store
+        .add_payment(
+            &m.member.openid,
+            &NewPayment {
+                pay_index: PayIndex::parse("legacy-7").unwrap(),
+                amount: Fen::parse_yuan("199.99").unwrap(),
+                pay_type: "1M MEMBERSHIP".into(),
+                paid_at: now() - Duration::days(41),
+                until_days: None,
+                span: Some(span),
+            },
+            now(),
+        )
+        .unwrap();
+    let record = store
+        .member(MemberKey::OpenId(&m.member.openid))
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.payments[0].span, Some(span));
 }

@@ -486,6 +486,7 @@ async fn record_payment(
             pay_type: plan.name().to_owned(),
             paid_at: parse_local_input(&form.paid_at, state.tz)?,
             until_days: None,
+            span: None,
         })
     })();
     let Some(payment) = payment.filter(|p| p.pay_index.as_str().starts_with("desk-")) else {

@@ -306,6 +306,7 @@ async fn staff_find_a_member_and_read_their_page_and_members_cannot() {
                 pay_type: "1M MEMBERSHIP".into(),
                 paid_at: default_now() - chrono::Duration::days(1),
                 until_days: None,
+                span: None,
             },
             default_now(),
         )
@@ -826,6 +827,7 @@ async fn the_member_search_filters_and_pages_through_every_match_once() {
                         pay_type: "1M MEMBERSHIP".into(),
                         paid_at: default_now() - chrono::Duration::days(1),
                         until_days: None,
+                        span: None,
                     },
                     default_now(),
                 )

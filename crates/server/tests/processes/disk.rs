@@ -191,6 +191,7 @@ fn seed(url: &str) -> (String, String) {
             pay_type: "1M MEMBERSHIP".into(),
             paid_at: now,
             until_days: None,
+            span: None,
         };
         let id = store
             .create_member(&new, Some(&paid), now)

@@ -40,6 +40,7 @@ fn member(store: &Store, openid: &str, paid: chrono::DateTime<chrono::Utc>) {
                 pay_type: "1M MEMBERSHIP".into(),
                 paid_at: paid,
                 until_days: None,
+                span: None,
             },
             paid,
         )

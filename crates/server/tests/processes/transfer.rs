@@ -50,6 +50,7 @@ fn pay(store: &Store, openid: &str, index: &str, plan: &str, yuan: &str, days_ag
                 pay_type: plan.into(),
                 paid_at: Utc::now() - Duration::days(days_ago),
                 until_days: None,
+                span: None,
             },
             Utc::now(),
         )
