@@ -4,6 +4,7 @@ pub mod admin;
 pub mod audit;
 pub mod entrance;
 pub mod keys;
+pub mod legacy;
 pub mod login;
 pub mod members;
 pub mod notify;
