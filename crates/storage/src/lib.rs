@@ -28,7 +28,8 @@ pub use api_keys::ApiKey;
 pub use connection::{redact_url, Target};
 use connection::{AnyConnection, Manager};
 pub use members::{
-    MemberKey, MemberLogin, MemberRecord, MemberSearch, PaymentReceipt, TOKENS_PAY_TYPE,
+    MemberKey, MemberLogin, MemberRecord, MemberSearch, NumberedMember, PaymentReceipt,
+    TOKENS_PAY_TYPE,
 };
 
 /// Migrations for SQLite, embedded in the binary.

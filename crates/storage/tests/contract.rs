@@ -1248,3 +1248,67 @@ fn an_explicit_payment_span_is_stored_as_given() {
         .unwrap();
     assert_eq!(record.payments[0].span, Some(span));
 }
+
+/// Members imported under numbers of their own keep them, and members made
+/// afterwards get numbers after the highest (the sequence moved on
+/// PostgreSQL); all of it in one transaction.
+#[test]
+fn numbered_members_keep_their_numbers_and_new_ones_come_after() {
+    use zhima_domain::ids::MemberId;
+    use zhima_storage::NumberedMember;
+    let (_db, store) = store();
+    let hash = zhima_storage::credentials::hash_password("kept-secret-2018").unwrap();
+    let numbered = |id: i64, openid: &str, nick: &str| NumberedMember {
+        id: MemberId(id),
+        new: new_member(openid, nick),
+        created: now() - Duration::days(900),
+        deactivated: false,
+        password_hash: None,
+    };
+    let mut gone = numbered(7, "old-7", "Old Seven");
+    gone.deactivated = true;
+    let mut keeper = numbered(100, "old-100", "Old Hundred");
+    keeper.password_hash = Some(hash);
+    let span = (now() - Duration::days(10), now() + Duration::days(20));
+    let payment = NewPayment {
+        pay_index: PayIndex::parse("legacy-1").unwrap(),
+        amount: Fen::parse_yuan("200").unwrap(),
+        pay_type: "1M MEMBERSHIP".into(),
+        paid_at: now() - Duration::days(11),
+        until_days: None,
+        span: Some(span),
+    };
+    let written = store
+        .import_numbered(&[gone, keeper], &[(MemberId(100), payment.clone())], now())
+        .unwrap();
+    assert_eq!(written, (2, 1));
+    let seven = store.member(MemberKey::Id(MemberId(7))).unwrap().unwrap();
+    assert!(seven.member.deactivated_at.is_some());
+    assert!(seven.member.must_change_password);
+    let hundred = store.member(MemberKey::Id(MemberId(100))).unwrap().unwrap();
+    assert!(
+        !hundred.member.must_change_password,
+        "a kept password opens the web login"
+    );
+    assert_eq!(hundred.payments[0].span, Some(span));
+    assert_eq!(hundred.member.created_at, now() - Duration::days(900));
+    // a member made now comes after the highest number
+    let later = store
+        .create_member(&new_member("new-1", "Newcomer"), None, now())
+        .unwrap();
+    assert!(later.member.id.0 > 100, "{:?}", later.member.id);
+    // the same number again: refused, nothing written
+    let again = store.import_numbered(&[numbered(7, "other-7", "Other")], &[], now());
+    assert!(again.is_err());
+    assert!(store
+        .member(MemberKey::OpenId(&OpenId::parse("other-7").unwrap()))
+        .unwrap()
+        .is_none());
+    // a second run of the payments is a replay: nothing more
+    assert_eq!(
+        store
+            .import_numbered(&[], &[(MemberId(100), payment)], now())
+            .unwrap(),
+        (0, 0)
+    );
+}
