@@ -16,7 +16,7 @@ use zhima_domain::time::CalendarSpan;
 use zhima_storage::{MemberKey, StorageError};
 
 use super::{
-    blocking, format_time, forms, gate, gate_form, page, page_struct, path_id, query_value,
+    blocking, format_time, forms, gate, gate_form, member_form, page, page_struct, query_value,
     see_other, Ctx, Posted,
 };
 use crate::i18n::Texts;
@@ -226,7 +226,7 @@ async fn create_key(
         Some(Err(AppError::Storage(StorageError::Invalid(_) | StorageError::Duplicate(_)))) => {
             refused(&ctx, t.api_keys, t.key_invalid)
         }
-        other => ctx.failed(other, "console: an API key could not be created"),
+        other => ctx.failed(other, "an API key could not be created"),
     }
 }
 
@@ -287,7 +287,7 @@ async fn add_partner(
         Some(Err(zhima_oauth::OAuthError::BadClient(_))) => {
             refused(&ctx, t.partners, t.partner_invalid)
         }
-        other => ctx.failed(other, "console: a partner could not be added"),
+        other => ctx.failed(other, "a partner could not be added"),
     }
 }
 
@@ -351,7 +351,7 @@ async fn grant_tokens(
         Some(Err(AppError::Invalid { .. } | AppError::Storage(StorageError::MemberNotFound))) => {
             refused(&ctx, t.grant_tokens, t.tokens_invalid)
         }
-        other => ctx.failed(other, "console: tokens could not be granted"),
+        other => ctx.failed(other, "tokens could not be granted"),
     }
 }
 
@@ -422,32 +422,6 @@ forms! {
     PasswordForm { password }
 }
 
-/// The member of a member form (`{id}` in the path), its page's path, and
-/// its openid; or the answer.
-async fn member_form_target(
-    state: &AppState,
-    ctx: &Ctx,
-    req: &HttpRequest,
-) -> Result<(String, OpenId), HttpResponse> {
-    let t = ctx.t;
-    let not_found = || {
-        ctx.message(
-            StatusCode::NOT_FOUND,
-            t.members,
-            t.not_found,
-            "/console/members",
-            t.members,
-        )
-    };
-    let id = path_id(req).ok_or_else(not_found)?;
-    let lookup = zhima_app::members::Lookup::Id(MemberId(id));
-    match state.members.fetch(lookup, state.clock.now()).await {
-        Ok(Some(v)) => Ok((format!("/console/members/{id}"), v.record.member.openid)),
-        Ok(None) => Err(not_found()),
-        Err(_) => Err(ctx.busy()),
-    }
-}
-
 /// Maps the outcome of a member change to the member's page or a message.
 fn after_member_change(
     ctx: &Ctx,
@@ -462,7 +436,7 @@ fn after_member_change(
         Some(Err(AppError::Invalid { .. } | AppError::Storage(StorageError::Invalid(_)))) => {
             ctx.message(StatusCode::BAD_REQUEST, t.members, invalid, back, t.go_back)
         }
-        other => ctx.failed(other, "console: a member change failed"),
+        other => ctx.failed(other, "a member change failed"),
     }
 }
 
@@ -472,15 +446,11 @@ async fn set_tags(
     req: HttpRequest,
     form: Posted<TagsForm>,
 ) -> HttpResponse {
-    let back = format!("/console/members/{}", path_id(&req).unwrap_or(0));
-    let (ctx, form) = match gate_form(&state, &req, Role::Admin, form, &back).await {
+    let (ctx, form, back, member) = match member_form(&state, &req, Role::Admin, form).await {
         Ok(found) => found,
         Err(answer) => return answer,
     };
-    let (back, openid) = match member_form_target(&state, &ctx, &req).await {
-        Ok(found) => found,
-        Err(answer) => return answer,
-    };
+    let openid = member.openid;
     let Ok(tags) = Tags::parse(&[TagInput::Text(&form.tags)]) else {
         return ctx.message(
             StatusCode::BAD_REQUEST,
@@ -501,15 +471,11 @@ async fn set_status(
     req: HttpRequest,
     form: Posted<StatusForm>,
 ) -> HttpResponse {
-    let back = format!("/console/members/{}", path_id(&req).unwrap_or(0));
-    let (ctx, form) = match gate_form(&state, &req, Role::Admin, form, &back).await {
+    let (ctx, form, back, member) = match member_form(&state, &req, Role::Admin, form).await {
         Ok(found) => found,
         Err(answer) => return answer,
     };
-    let (back, openid) = match member_form_target(&state, &ctx, &req).await {
-        Ok(found) => found,
-        Err(answer) => return answer,
-    };
+    let openid = member.openid;
     let deactivate = match form.action.as_str() {
         "deactivate" => true,
         "reactivate" => false,
@@ -545,15 +511,11 @@ async fn set_password(
     req: HttpRequest,
     form: Posted<PasswordForm>,
 ) -> HttpResponse {
-    let back = format!("/console/members/{}", path_id(&req).unwrap_or(0));
-    let (ctx, form) = match gate_form(&state, &req, Role::Admin, form, &back).await {
+    let (ctx, form, back, member) = match member_form(&state, &req, Role::Admin, form).await {
         Ok(found) => found,
         Err(answer) => return answer,
     };
-    let (back, openid) = match member_form_target(&state, &ctx, &req).await {
-        Ok(found) => found,
-        Err(answer) => return answer,
-    };
+    let openid = member.openid;
     let Ok(password) = zhima_domain::password::Password::parse(&form.password) else {
         return ctx.message(
             StatusCode::BAD_REQUEST,

@@ -20,8 +20,8 @@ use zhima_storage::StorageError;
 use super::door::{door_tile, event_row, EventRow};
 use super::{
     blocking, datetime_local, format_time, forms, gate, gate_form, latest_entries, local_day_start,
-    local_midnight, member_qr, page, page_struct, path_id, qr_data_uri, query_value, see_other,
-    status_text, time_or_dash, tokens_text, vip_rows, Ctx, Posted,
+    local_midnight, member_form, member_qr, page, page_struct, path_id, qr_data_uri, query_value,
+    see_other, status_text, time_or_dash, tokens_text, vip_rows, Ctx, Posted,
 };
 use crate::AppState;
 
@@ -344,7 +344,7 @@ async fn member(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     };
     let view = match found {
         Ok(Some(view)) => view,
-        Ok(None) => return not_found(&ctx),
+        Ok(None) => return ctx.not_found(),
         Err(e) => {
             tracing::warn!(error = %e, "console: a member could not be read");
             return ctx.busy();
@@ -438,17 +438,6 @@ async fn member(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     page(StatusCode::OK, body)
 }
 
-fn not_found(ctx: &Ctx) -> HttpResponse {
-    let t = ctx.t;
-    ctx.message(
-        StatusCode::NOT_FOUND,
-        t.members,
-        t.not_found,
-        "/console/members",
-        t.members,
-    )
-}
-
 forms! {
     /// The desk's payment form.
     PaymentForm { pay_index, plan, amount, paid_at }
@@ -476,7 +465,7 @@ async fn record_payment(
     };
     let t = ctx.t;
     let Some(id) = path_id(&req) else {
-        return not_found(&ctx);
+        return ctx.not_found();
     };
     let payment = (|| {
         let plan = state.plans.get(&form.plan).ok()?;
@@ -506,7 +495,7 @@ async fn record_payment(
             "{back}?done={}",
             if r.duplicate { "again" } else { "paid" }
         )),
-        Some(Err(AppError::Storage(StorageError::MemberNotFound))) => not_found(&ctx),
+        Some(Err(AppError::Storage(StorageError::MemberNotFound))) => ctx.not_found(),
         Some(Err(AppError::Storage(StorageError::PaymentConflict(_)))) => ctx.message(
             StatusCode::CONFLICT,
             t.record_payment,
@@ -514,7 +503,7 @@ async fn record_payment(
             &back,
             t.go_back,
         ),
-        other => ctx.failed(other, "console: a desk payment failed"),
+        other => ctx.failed(other, "a desk payment failed"),
     }
 }
 
@@ -530,15 +519,11 @@ async fn send_qr(
     req: HttpRequest,
     form: Posted<QrForm>,
 ) -> HttpResponse {
-    let back = format!("/console/members/{}", path_id(&req).unwrap_or(0));
-    let (ctx, _) = match gate_form(&state, &req, Role::Staff, form, &back).await {
+    let (ctx, _, back, member) = match member_form(&state, &req, Role::Staff, form).await {
         Ok(found) => found,
         Err(answer) => return answer,
     };
     let t = ctx.t;
-    let Some(id) = path_id(&req) else {
-        return not_found(&ctx);
-    };
     let Some(notifier) = state.notifier.clone() else {
         return ctx.message(
             StatusCode::CONFLICT,
@@ -548,20 +533,11 @@ async fn send_qr(
             t.go_back,
         );
     };
-    let (st, now) = (state.clone(), state.clock.now());
-    let sent = blocking(move || {
-        let Some(view) = st
-            .members
-            .read(zhima_storage::MemberKey::Id(MemberId(id)), now)?
-        else {
-            return Err(AppError::Storage(StorageError::MemberNotFound));
-        };
-        notifier.request_qr(&view.record.member.openid, now)
-    })
-    .await;
+    let now = state.clock.now();
+    let sent = blocking(move || notifier.request_qr(&member.openid, now)).await;
     match sent {
         Some(Ok(())) => see_other(&format!("{back}?done=qr")),
-        Some(Err(AppError::Storage(StorageError::MemberNotFound))) => not_found(&ctx),
+        Some(Err(AppError::Storage(StorageError::MemberNotFound))) => ctx.not_found(),
         Some(Err(AppError::Invalid { field: "email", .. })) => ctx.message(
             StatusCode::CONFLICT,
             t.qr_code,
@@ -583,15 +559,11 @@ async fn edit_profile(
     req: HttpRequest,
     form: Posted<ProfileForm>,
 ) -> HttpResponse {
-    let back = format!("/console/members/{}", path_id(&req).unwrap_or(0));
-    let (ctx, form) = match gate_form(&state, &req, Role::Staff, form, &back).await {
+    let (ctx, form, back, member) = match member_form(&state, &req, Role::Staff, form).await {
         Ok(found) => found,
         Err(answer) => return answer,
     };
     let t = ctx.t;
-    let Some(id) = path_id(&req) else {
-        return not_found(&ctx);
-    };
     let changes = (|| {
         let rfid = form.rfid.trim();
         Some(vec![
@@ -617,20 +589,10 @@ async fn edit_profile(
         );
     };
     let (st, by, now) = (state.clone(), ctx.actor(), state.clock.now());
-    let saved = blocking(move || {
-        let Some(view) = st
-            .members
-            .read(zhima_storage::MemberKey::Id(MemberId(id)), now)?
-        else {
-            return Err(AppError::Storage(StorageError::MemberNotFound));
-        };
-        st.members
-            .update_by(&view.record.member.openid, &changes, &by, now)
-    })
-    .await;
+    let saved = blocking(move || st.members.update_by(&member.openid, &changes, &by, now)).await;
     match saved {
         Some(Ok(_)) => see_other(&format!("{back}?done=saved")),
-        Some(Err(AppError::Storage(StorageError::MemberNotFound))) => not_found(&ctx),
+        Some(Err(AppError::Storage(StorageError::MemberNotFound))) => ctx.not_found(),
         Some(Err(AppError::Storage(StorageError::Duplicate(_)))) => ctx.message(
             StatusCode::CONFLICT,
             t.edit_profile,
@@ -638,7 +600,7 @@ async fn edit_profile(
             &back,
             t.go_back,
         ),
-        other => ctx.failed(other, "console: a profile could not be saved"),
+        other => ctx.failed(other, "a profile could not be saved"),
     }
 }
 
@@ -757,7 +719,7 @@ async fn issue_pass(
                 None,
             )
         }
-        other => return ctx.failed(other, "console: a pass could not be issued"),
+        other => return ctx.failed(other, "a pass could not be issued"),
     };
     // the span the pass's payment grants, as the member's validity shows it
     // at its start

@@ -162,6 +162,18 @@ impl Ctx {
         message_page(status, self.frame(link), heading, message, link, link_text)
     }
 
+    /// "No such member": a page, 404, with a link to the search.
+    fn not_found(&self) -> HttpResponse {
+        let t = self.t;
+        self.message(
+            StatusCode::NOT_FOUND,
+            t.members,
+            t.not_found,
+            "/console/members",
+            t.members,
+        )
+    }
+
     /// "The server is busy" after a use case that failed (logged with
     /// `what`) or could not run.
     fn failed<T, E: std::fmt::Display>(
@@ -389,6 +401,28 @@ impl<F: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for Posted
                     .map_err(|_| BodyError::Unreadable),
             ))
         })
+    }
+}
+
+/// A form posted to `/console/members/{id}/…` that needs `role`: the
+/// session, the form, the member's page (where the answer leads back) and
+/// the member; else the answer ([`gate_form`]'s, or "no such member").
+async fn member_form<F: CsrfField>(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    role: Role,
+    form: Posted<F>,
+) -> Result<(Ctx, F, String, zhima_domain::member::Member), HttpResponse> {
+    let back = format!("/console/members/{}", path_id(req).unwrap_or(0));
+    let (ctx, form) = gate_form(state, req, role, form, &back).await?;
+    let Some(id) = path_id(req) else {
+        return Err(ctx.not_found());
+    };
+    let lookup = zhima_app::members::Lookup::Id(zhima_domain::ids::MemberId(id));
+    match state.members.fetch(lookup, state.clock.now()).await {
+        Ok(Some(view)) => Ok((ctx, form, back, view.record.member)),
+        Ok(None) => Err(ctx.not_found()),
+        Err(e) => Err(ctx.failed(Some(Err::<(), _>(e)), "a member could not be read")),
     }
 }
 
