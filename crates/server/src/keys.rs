@@ -133,14 +133,18 @@ pub fn ticket_key(seed: &[u8; 32]) -> [u8; 32] {
 /// The key webhook secrets are derived from: a hash of the QR signing seed
 /// under its own label (servers sharing a seed share webhooks' secrets).
 pub fn webhook_key(settings: &QrSettings) -> Result<zhima_app::webhooks::WebhookKey, KeyError> {
+    Ok(webhook_key_from_seed(&seed(settings)?))
+}
+
+/// As [`webhook_key`], from a seed already read.
+pub fn webhook_key_from_seed(seed: &[u8; 32]) -> zhima_app::webhooks::WebhookKey {
     use sha2::{Digest, Sha256};
-    let seed = seed(settings)?;
     let key: [u8; 32] = Sha256::new()
         .chain_update(b"zhima webhook key v1\0")
         .chain_update(seed)
         .finalize()
         .into();
-    Ok(zhima_app::webhooks::WebhookKey::new(key))
+    zhima_app::webhooks::WebhookKey::new(key)
 }
 
 #[cfg(test)]

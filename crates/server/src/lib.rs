@@ -227,9 +227,9 @@ impl Application {
             members.clone(),
             settings.notify.notifier.clone(),
         )
-        .with_qr(Arc::new(mail::SignedQr::new(&settings.qr)?))
+        .with_qr(Arc::new(mail::SignedQr::from_seed(&settings.qr, &seed)))
         .with_webhooks(
-            keys::webhook_key(&settings.qr)?,
+            keys::webhook_key_from_seed(&seed),
             Arc::new(webhook::HttpPoster::new().map_err(StartError::Mail)?),
         );
         if mailer.is_none() {

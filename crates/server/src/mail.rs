@@ -112,12 +112,11 @@ impl std::fmt::Debug for SignedQr {
 }
 
 impl SignedQr {
-    /// The signer of the configured key.
-    pub fn new(settings: &QrSettings) -> Result<SignedQr, crate::keys::KeyError> {
-        let seed = crate::keys::seed(settings)?;
-        Ok(SignedQr {
-            signer: Signer::from_seed(settings.key_id, &seed),
-        })
+    /// The signer of the configured key, from its seed (`keys::seed`).
+    pub fn from_seed(settings: &QrSettings, seed: &[u8; 32]) -> SignedQr {
+        SignedQr {
+            signer: Signer::from_seed(settings.key_id, seed),
+        }
     }
 }
 

@@ -576,11 +576,15 @@ fn notifier(
         settings.plans.clone(),
         settings.timezone,
     ));
+    let seed = zhima_server::keys::seed(&settings.qr)?;
     let mut notifier =
         zhima_app::notify::Notifier::new(store, members, settings.notify.notifier.clone())
-            .with_qr(Arc::new(zhima_server::mail::SignedQr::new(&settings.qr)?))
+            .with_qr(Arc::new(zhima_server::mail::SignedQr::from_seed(
+                &settings.qr,
+                &seed,
+            )))
             .with_webhooks(
-                zhima_server::keys::webhook_key(&settings.qr)?,
+                zhima_server::keys::webhook_key_from_seed(&seed),
                 Arc::new(zhima_server::webhook::HttpPoster::new()?),
             );
     if mailer.is_none() {
