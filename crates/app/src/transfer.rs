@@ -17,9 +17,8 @@ use std::sync::Arc;
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use zhima_domain::access::AccessEvent;
-use zhima_domain::ids::{Gender, NickName, OpenId, PayIndex, Rfid};
+use zhima_domain::ids::{Gender, NickName, OpenId, Rfid};
 use zhima_domain::member::{parse_email, NewMember, NewPayment, Profile};
-use zhima_domain::money::Fen;
 use zhima_domain::tags::{TagInput, Tags};
 use zhima_domain::time::format_local_minute;
 use zhima_storage::{MemberKey, StorageError, Store};
@@ -549,45 +548,51 @@ impl Transfer {
     fn payment_row(&self, row: &Row<'_>) -> Result<(OpenId, NewPayment), String> {
         let cell = |name: &str| row.get(name);
         let openid = OpenId::parse(cell("openid")).map_err(|e| format!("openid: {e}"))?;
-        let plan = self
-            .members
-            .plans()
-            .get(cell("payType"))
-            .map_err(|e| format!("payType: {e}"))?;
-        let paid_at = match cell("paidTimeUtc") {
-            "" => {
-                let digits: String = cell("paidTime")
-                    .chars()
-                    .filter(char::is_ascii_digit)
-                    .collect();
-                zhima_domain::time::parse_paid_time(&digits, self.tz)
-                    .map_err(|e| format!("paidTime: {e}"))?
-            }
-            t => DateTime::parse_from_rfc3339(t)
-                .map_err(|_| "paidTimeUtc: not an ISO 8601 time")?
-                .with_timezone(&Utc),
+        // an exact UTC time, when given, wins over the local minute
+        let utc_paid = match cell("paidTimeUtc") {
+            "" => None,
+            t => Some(
+                DateTime::parse_from_rfc3339(t)
+                    .map_err(|_| "paidTimeUtc: not an ISO 8601 time")?
+                    .with_timezone(&Utc),
+            ),
+        };
+        let paid_time: String = match utc_paid {
+            Some(t) => zhima_domain::time::format_local_timestamp(t, self.tz),
+            None => cell("paidTime")
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect(),
         };
         let until_days = match cell("untilDays") {
             "" => None,
             d => Some(
-                d.parse::<u32>()
-                    .ok()
-                    .filter(|d| (1..=3660).contains(d))
-                    .ok_or("untilDays: must be 1 to 3660")?,
+                d.parse::<i64>()
+                    .map_err(|_| "untilDays: must be a number of days")?,
             ),
         };
-        Ok((
-            openid,
-            NewPayment {
-                pay_index: PayIndex::parse(cell("payIndex"))
-                    .map_err(|e| format!("payIndex: {e}"))?,
-                amount: Fen::parse_yuan(cell("amount")).map_err(|e| format!("amount: {e}"))?,
-                pay_type: plan.name().to_owned(),
-                paid_at,
-                until_days,
-                span: None,
+        // the Member API's rules, field for field (`PaymentInput::parse`)
+        let input = zhima_domain::member::PaymentInput {
+            paid_time: Some(&paid_time),
+            pay_index: Some(cell("payIndex")),
+            amount: Some(cell("amount")),
+            pay_type: Some(cell("payType")),
+            until_days,
+        };
+        let mut payment = input.parse(self.members.plans(), self.tz).map_err(
+            |zhima_domain::DomainError::InvalidField { field, reason }| {
+                let column = match field {
+                    "CNYAmount" => "amount",
+                    "until_days" => "untilDays",
+                    other => other,
+                };
+                format!("{column}: {reason}")
             },
-        ))
+        )?;
+        if let Some(t) = utc_paid {
+            payment.paid_at = t;
+        }
+        Ok((openid, payment))
     }
 }
 

@@ -200,7 +200,7 @@ fn a_bad_header_or_bad_rows_are_refused_and_nothing_is_written() {
     );
     let payments = write(
         "payments.csv",
-        "openid,payIndex,payType,amount,paidTime\ngood-1,i-1,1M MEMBERSHIP,200,2026-01-05 10:00\ngood-1,i-2,NO PLAN,200,2026-01-05 10:00\ngood-1,i-3,1M MEMBERSHIP,abc,2026-01-05 10:00\nnobody,i-4,1M MEMBERSHIP,200,2026-01-05 10:00\ngood-1,i-5,1M MEMBERSHIP,200,yesterday\n",
+        "openid,payIndex,payType,amount,paidTime,untilDays\ngood-1,i-1,1M MEMBERSHIP,200,2026-01-05 10:00\ngood-1,i-2,NO PLAN,200,2026-01-05 10:00\ngood-1,i-3,1M MEMBERSHIP,abc,2026-01-05 10:00\nnobody,i-4,1M MEMBERSHIP,200,2026-01-05 10:00\ngood-1,i-5,1M MEMBERSHIP,200,yesterday\ngood-1,i-6,DONATION,5,2026-01-05 10:00,30\n",
     );
     let (ok, out, _) = zhima(
         db.url(),
@@ -223,6 +223,7 @@ fn a_bad_header_or_bad_rows_are_refused_and_nothing_is_written() {
         "payments:4: amount",
         "payments:5: no member with openid nobody",
         "payments:6: paidTime",
+        "payments:7: untilDays",
     ] {
         assert!(out.contains(expected), "{expected:?} not reported:\n{out}");
     }
