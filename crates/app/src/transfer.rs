@@ -18,7 +18,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use zhima_domain::access::AccessEvent;
 use zhima_domain::ids::{Gender, NickName, OpenId, Rfid};
-use zhima_domain::member::{parse_email, NewMember, NewPayment, Profile};
+use zhima_domain::member::{MemberChange, NewMember, NewPayment, Profile, UpdatableField};
 use zhima_domain::tags::{TagInput, Tags};
 use zhima_domain::time::format_local_minute;
 use zhima_storage::{MemberKey, StorageError, Store};
@@ -502,14 +502,13 @@ impl Transfer {
                 .and_then(|n| Gender::from_code(n).ok())
                 .ok_or("gender: must be 0, 1 or 2")?,
         };
-        let text = |name: &str, max: usize| -> Result<String, String> {
-            let v = cell(name);
-            if v.chars().count() > max || v.chars().any(char::is_control) {
-                return Err(format!(
-                    "{name}: at most {max} characters, no control characters"
-                ));
+        // the Member API's rules for each text field (`MemberChange::text`)
+        let text = |field: UpdatableField| -> Result<String, String> {
+            match MemberChange::text(field, cell(field.wire_name())) {
+                Ok(MemberChange::Text(_, value)) => Ok(value),
+                Ok(_) => Ok(String::new()),
+                Err(e) => Err(e.to_string()),
             }
-            Ok(v.to_owned())
         };
         let reminders = match cell("reminders") {
             "" | "true" => true,
@@ -529,13 +528,13 @@ impl Transfer {
                 rfid,
                 tags,
                 profile: Profile {
-                    email: parse_email(cell("email")).map_err(|e| format!("email: {e}"))?,
-                    avatar_url: text("avatarUrl", 1000)?,
-                    city: text("city", 100)?,
-                    province: text("province", 100)?,
-                    country: text("country", 100)?,
-                    language: text("language", 100)?,
-                    memo: text("memo", 2000)?,
+                    email: text(UpdatableField::Email)?,
+                    avatar_url: text(UpdatableField::AvatarUrl)?,
+                    city: text(UpdatableField::City)?,
+                    province: text(UpdatableField::Province)?,
+                    country: text(UpdatableField::Country)?,
+                    language: text(UpdatableField::Language)?,
+                    memo: text(UpdatableField::Memo)?,
                     gender,
                     reminders,
                 },
