@@ -32,7 +32,7 @@ use zhima_domain::scope::Scopes;
 use zhima_domain::tags::Tags;
 use zhima_storage::{MemberKey, Store, StoreOptions};
 
-/// A 32 MB ext4 image mounted with `errors=remount-ro`; unmounted and
+/// A 32 MB ext4 image (4 KiB blocks) mounted with `errors=remount-ro`; unmounted and
 /// removed on drop.
 struct Ext4 {
     dir: PathBuf,
@@ -65,19 +65,27 @@ impl Ext4 {
             .unwrap()
             .set_len(32 << 20)
             .unwrap();
-        let mounted = run("mkfs.ext4", &["-q", "-F", image.to_str().unwrap()])
-            .and_then(|_| {
-                run(
-                    "mount",
-                    &[
-                        "-o",
-                        "loop,errors=remount-ro",
-                        image.to_str().unwrap(),
-                        dir.to_str().unwrap(),
-                    ],
-                )
-            })
-            .and_then(|_| run("findmnt", &["-n", "-o", "SOURCE", dir.to_str().unwrap()]));
+        // 4 KiB blocks, as on any card or partition above 512 MB: mkfs
+        // gives an image this small 1 KiB blocks, and SQLite allocates its
+        // shared-memory index (`-shm`) by writing one byte per 4 KiB page,
+        // so three blocks of each page stay holes; the server touching one
+        // once the disk is full is killed by SIGBUS (seen once in CI).
+        let mounted = run(
+            "mkfs.ext4",
+            &["-q", "-F", "-b", "4096", image.to_str().unwrap()],
+        )
+        .and_then(|_| {
+            run(
+                "mount",
+                &[
+                    "-o",
+                    "loop,errors=remount-ro",
+                    image.to_str().unwrap(),
+                    dir.to_str().unwrap(),
+                ],
+            )
+        })
+        .and_then(|_| run("findmnt", &["-n", "-o", "SOURCE", dir.to_str().unwrap()]));
         match mounted {
             Ok(source) => Some(Ext4 {
                 device: source.trim_start_matches("/dev/").to_owned(),
@@ -218,6 +226,15 @@ struct Client {
 
 impl Client {
     async fn send(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.try_send(method, path, body).await.unwrap()
+    }
+
+    async fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), reqwest::Error> {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = self
             .http
@@ -227,9 +244,9 @@ impl Client {
         if let Some(body) = body {
             req = req.json(&body);
         }
-        let res = req.send().await.unwrap();
+        let res = req.send().await?;
         let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
+        Ok((status, res.json().await.unwrap_or(Value::Null)))
     }
 }
 
@@ -301,7 +318,13 @@ async fn under_fault(name: &str, start: impl FnOnce(&Ext4), recovery: Recovery) 
 
     for (method, path, body) in writes(&code) {
         let t0 = Instant::now();
-        let (status, answer) = client.send(method, path, Some(body)).await;
+        let (status, answer) = match client.try_send(method, path, Some(body)).await {
+            Ok(answer) => answer,
+            Err(e) => panic!(
+                "{name}: {method} {path}: {e}; the server: {:?}",
+                server.try_wait()
+            ),
+        };
         assert_eq!(
             (status, answer["errno"].as_str()),
             (507, Some("1507")),

@@ -76,8 +76,14 @@ impl Drop for Server {
 }
 
 /// `zhima serve` on `127.0.0.1:port` over `url` (2 workers, the test signing
-/// key, warnings only), with `extra` environment on top; output discarded.
+/// key, warnings only), with `extra` environment on top. Its output is
+/// discarded, or shown when `TEST_ZHIMA_SERVER_OUTPUT` is set (to see why a
+/// server went away).
 pub fn serve(url: &str, port: u16, extra: &[(&str, &str)]) -> Server {
+    let output = || match std::env::var_os("TEST_ZHIMA_SERVER_OUTPUT") {
+        Some(_) => Stdio::inherit(),
+        None => Stdio::null(),
+    };
     let mut cmd = Command::new(ZHIMA);
     cmd.arg("serve")
         .env("ZHIMA_DATABASE__URL", url)
@@ -85,8 +91,8 @@ pub fn serve(url: &str, port: u16, extra: &[(&str, &str)]) -> Server {
         .env("ZHIMA_HTTP__WORKERS", "2")
         .env("ZHIMA_QR__SIGNING_KEY", "07".repeat(32))
         .env("ZHIMA_LOG__LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stdout(output())
+        .stderr(output());
     for (k, v) in extra {
         cmd.env(k, v);
     }
