@@ -337,6 +337,16 @@ fn revoke_family_in(
     family: i64,
     now: DateTime<Utc>,
 ) -> Result<usize, StorageError> {
+    // PostgreSQL: the family's rows are locked in id order first, so two
+    // revocations of one family never hold each other's rows.
+    if let crate::connection::AnyConnection::Postgresql(pg) = conn {
+        oauth_tokens::table
+            .select(oauth_tokens::id)
+            .filter(oauth_tokens::family.eq(family))
+            .order(oauth_tokens::id.asc())
+            .for_update()
+            .load::<i64>(pg)?;
+    }
     Ok(diesel::update(
         oauth_tokens::table
             .filter(oauth_tokens::family.eq(family))
@@ -663,6 +673,17 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StorageError> {
         self.write(|conn| {
+            // PostgreSQL: every rotation of this token queues on its row
+            // first, so the winner and the losers run one after another;
+            // waiting on it inside the update while a loser revoked the
+            // family deadlocked (the waiter holds the row's tuple lock).
+            if let crate::connection::AnyConnection::Postgresql(pg) = conn {
+                oauth_tokens::table
+                    .select(oauth_tokens::id)
+                    .filter(oauth_tokens::id.eq(old))
+                    .for_update()
+                    .load::<i64>(pg)?;
+            }
             let n = diesel::update(
                 oauth_tokens::table
                     .filter(oauth_tokens::id.eq(old))
