@@ -96,7 +96,7 @@ pub const MEMBER_COLUMNS: [&str; 19] = [
 ];
 
 /// The columns of a payments export and import.
-pub const PAYMENT_COLUMNS: [&str; 8] = [
+pub const PAYMENT_COLUMNS: [&str; 10] = [
     "openid",
     "payIndex",
     "payType",
@@ -105,6 +105,10 @@ pub const PAYMENT_COLUMNS: [&str; 8] = [
     "paidTimeUtc",
     "untilDays",
     "recordedTimeUtc",
+    // the span a payment imported from the old server grants as it is
+    // (empty for the others, whose span follows from paidTime)
+    "spanFromUtc",
+    "spanUntilUtc",
 ];
 
 /// The columns of an access-log export (the console's CSV too).
@@ -339,6 +343,8 @@ impl Transfer {
                             utc(p.paid_at),
                             p.until_days.map_or(String::new(), |d| d.to_string()),
                             utc(p.recorded_at),
+                            p.span.map_or(String::new(), |(from, _)| utc(from)),
+                            p.span.map_or(String::new(), |(_, until)| utc(until)),
                         ])?;
                     }
                     page.last().map(|(_, p)| p.id)
@@ -591,6 +597,18 @@ impl Transfer {
         if let Some(t) = utc_paid {
             payment.paid_at = t;
         }
+        let instant = |column: &str| match cell(column) {
+            "" => Ok(None),
+            t => DateTime::parse_from_rfc3339(t)
+                .map(|t| Some(t.with_timezone(&Utc)))
+                .map_err(|_| format!("{column}: not an ISO 8601 time")),
+        };
+        payment.span = match (instant("spanFromUtc")?, instant("spanUntilUtc")?) {
+            (None, None) => None,
+            (Some(from), Some(until)) if from < until => Some((from, until)),
+            (Some(_), Some(_)) => return Err("spanUntilUtc: must come after spanFromUtc".into()),
+            _ => return Err("spanFromUtc and spanUntilUtc: give both or neither".into()),
+        };
         Ok((openid, payment))
     }
 }

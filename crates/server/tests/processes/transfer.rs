@@ -85,6 +85,24 @@ fn an_export_imports_into_an_empty_database_as_the_same_members() {
     pay(&a, "zh-1", "p-2", "1M MEMBERSHIP", "199.99", 10);
     pay(&a, "staff-1", "p-3", "10 ENTRIES", "350", 3);
     pay(&a, "plain-1", "p-4", "DONATION", "8.88", 1);
+    // a payment with the span the old server gave it, taken as it is
+    let span = (
+        Utc::now() - Duration::days(100),
+        Utc::now() + Duration::days(77),
+    );
+    a.add_payment(
+        &OpenId::parse("plain-1").unwrap(),
+        &NewPayment {
+            pay_index: PayIndex::parse("legacy-5").unwrap(),
+            amount: Fen::parse_yuan("1000").unwrap(),
+            pay_type: "6M MEMBERSHIP".into(),
+            paid_at: Utc::now() - Duration::days(101),
+            until_days: None,
+            span: Some(span),
+        },
+        Utc::now(),
+    )
+    .unwrap();
 
     let (ok, members, err) = zhima(a_db.url(), &["export", "members"]);
     assert!(ok, "{err}");
@@ -95,7 +113,7 @@ fn an_export_imports_into_an_empty_database_as_the_same_members() {
     );
     let (ok, payments, err) = zhima(a_db.url(), &["export", "payments"]);
     assert!(ok, "{err}");
-    assert_eq!(payments.lines().count(), 5, "{payments}");
+    assert_eq!(payments.lines().count(), 6, "{payments}");
 
     let dir = std::env::temp_dir().join(format!("zhima-transfer-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -125,7 +143,7 @@ fn an_export_imports_into_an_empty_database_as_the_same_members() {
         &["import", "csv", "--members", m_path, "--payments", p_path],
     );
     assert!(ok, "{out}{err}");
-    assert!(out.contains("imported 3 members and 4 payments"), "{out}");
+    assert!(out.contains("imported 3 members and 5 payments"), "{out}");
 
     // the same members, payments and validity
     let (ok, again, _) = zhima(b_db.url(), &["export", "members"]);
@@ -133,12 +151,30 @@ fn an_export_imports_into_an_empty_database_as_the_same_members() {
     assert_eq!(without_ids(&again), without_ids(&members));
     let (_, again, _) = zhima(b_db.url(), &["export", "payments"]);
     let cut = |csv: &str| -> Vec<String> {
-        // recordedTimeUtc is when the import wrote the row
+        // recordedTimeUtc (the 8th column) is when the import wrote the row
         csv.lines()
-            .map(|l| l.rsplit_once(',').map_or(l, |(rest, _)| rest).to_owned())
+            .map(|l| {
+                let mut cells: Vec<&str> = l.split(',').collect();
+                cells.remove(7);
+                cells.join(",")
+            })
             .collect()
     };
     assert_eq!(cut(&again), cut(&payments));
+    let plain = b
+        .member(MemberKey::OpenId(&OpenId::parse("plain-1").unwrap()))
+        .unwrap()
+        .unwrap();
+    let legacy = plain
+        .payments
+        .iter()
+        .find(|p| p.pay_index.as_str() == "legacy-5")
+        .unwrap();
+    assert_eq!(
+        legacy.span.map(|(f, u)| (f.timestamp(), u.timestamp())),
+        Some((span.0.timestamp(), span.1.timestamp())),
+        "the span came across"
+    );
     let staff = b
         .member(MemberKey::OpenId(&OpenId::parse("staff-1").unwrap()))
         .unwrap()
@@ -200,7 +236,7 @@ fn a_bad_header_or_bad_rows_are_refused_and_nothing_is_written() {
     );
     let payments = write(
         "payments.csv",
-        "openid,payIndex,payType,amount,paidTime,untilDays\ngood-1,i-1,1M MEMBERSHIP,200,2026-01-05 10:00\ngood-1,i-2,NO PLAN,200,2026-01-05 10:00\ngood-1,i-3,1M MEMBERSHIP,abc,2026-01-05 10:00\nnobody,i-4,1M MEMBERSHIP,200,2026-01-05 10:00\ngood-1,i-5,1M MEMBERSHIP,200,yesterday\ngood-1,i-6,DONATION,5,2026-01-05 10:00,30\n",
+        "openid,payIndex,payType,amount,paidTime,untilDays,paidTimeUtc,recordedTimeUtc,spanFromUtc,spanUntilUtc\ngood-1,i-1,1M MEMBERSHIP,200,2026-01-05 10:00\ngood-1,i-2,NO PLAN,200,2026-01-05 10:00\ngood-1,i-3,1M MEMBERSHIP,abc,2026-01-05 10:00\nnobody,i-4,1M MEMBERSHIP,200,2026-01-05 10:00\ngood-1,i-5,1M MEMBERSHIP,200,yesterday\ngood-1,i-6,DONATION,5,2026-01-05 10:00,30\ngood-1,i-7,1M MEMBERSHIP,200,2026-01-05 10:00,,,,2026-01-05T00:00:00Z,\n",
     );
     let (ok, out, _) = zhima(
         db.url(),
@@ -224,6 +260,7 @@ fn a_bad_header_or_bad_rows_are_refused_and_nothing_is_written() {
         "payments:5: no member with openid nobody",
         "payments:6: paidTime",
         "payments:7: untilDays",
+        "payments:8: spanFromUtc and spanUntilUtc: give both or neither",
     ] {
         assert!(out.contains(expected), "{expected:?} not reported:\n{out}");
     }
