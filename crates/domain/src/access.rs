@@ -25,16 +25,20 @@ pub enum AccessMethod {
     Manual,
     /// The door itself (held open, hardware faults).
     Door,
+    /// History imported from the old server's log (`zhima import
+    /// zhima-legacy`): shown in the log, never spends an entry day.
+    Legacy,
 }
 
 impl AccessMethod {
     /// Every method.
-    pub const ALL: [AccessMethod; 5] = [
+    pub const ALL: [AccessMethod; 6] = [
         AccessMethod::Api,
         AccessMethod::Qr,
         AccessMethod::Rfid,
         AccessMethod::Manual,
         AccessMethod::Door,
+        AccessMethod::Legacy,
     ];
 
     /// The stored and wire name.
@@ -45,6 +49,7 @@ impl AccessMethod {
             AccessMethod::Rfid => "rfid",
             AccessMethod::Manual => "manual",
             AccessMethod::Door => "door",
+            AccessMethod::Legacy => "legacy",
         }
     }
 

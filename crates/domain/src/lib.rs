@@ -5,6 +5,7 @@ pub mod access;
 pub mod errno;
 pub mod expiring;
 pub mod ids;
+pub mod legacy;
 pub mod limit;
 pub mod member;
 pub mod membership;

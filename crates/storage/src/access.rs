@@ -87,6 +87,9 @@ impl EventRow {
 
 /// A member's granted entries inside `windows` (sorted, disjoint), oldest
 /// first: one range read of the `(member_id, outcome, at)` index per window.
+/// History imported from the old server (method `legacy`) is not among
+/// them: it never spends an entry day, so an import cannot change what a
+/// member's packs hold today.
 pub(crate) fn member_entries_within(
     conn: &mut AnyConnection,
     member: MemberId,
@@ -100,6 +103,7 @@ pub(crate) fn member_entries_within(
             .filter(access_events::outcome.eq(Outcome::Granted.as_str()))
             .filter(access_events::at.ge(secs(start)))
             .filter(access_events::at.lt(secs(end)))
+            .filter(access_events::method.ne(AccessMethod::Legacy.as_str()))
             .order(access_events::at.asc())
             .load(conn)?;
         for s in at {
@@ -124,11 +128,9 @@ pub(crate) fn last_entry(
         .transpose()
 }
 
-impl Store {
-    /// Appends an event to the access log (in its own transaction, committed
-    /// before this returns: call it before the door moves).
-    pub fn record_access(&self, event: &NewAccessEvent) -> Result<AccessEvent, StorageError> {
-        let row = NewEventRow {
+impl<'a> NewEventRow<'a> {
+    fn of(event: &'a NewAccessEvent) -> NewEventRow<'a> {
+        NewEventRow {
             at: secs(event.at),
             door: &event.door,
             method: event.method.as_str(),
@@ -137,12 +139,54 @@ impl Store {
             member_id: event.member.map(|m| m.0),
             api_key_id: event.api_key,
             detail: &event.detail,
-        };
+        }
+    }
+}
+
+/// Inserts an event in the transaction of `conn`; its id.
+pub(crate) fn insert_event_in(
+    conn: &mut AnyConnection,
+    event: &NewAccessEvent,
+) -> Result<i64, StorageError> {
+    Ok(diesel::insert_into(access_events::table)
+        .values(&NewEventRow::of(event))
+        .returning(access_events::id)
+        .get_result(conn)?)
+}
+
+/// Inserts many events in the transaction of `conn` (an import's history):
+/// on PostgreSQL 500 rows a statement, since a round trip a row made a
+/// million rows take minutes; on SQLite, in process, a row a statement.
+pub(crate) fn insert_events_in(
+    conn: &mut AnyConnection,
+    events: &[NewAccessEvent],
+) -> Result<(), StorageError> {
+    match conn {
+        AnyConnection::Postgresql(pg) => {
+            for chunk in events.chunks(500) {
+                let rows: Vec<NewEventRow<'_>> = chunk.iter().map(NewEventRow::of).collect();
+                diesel::insert_into(access_events::table)
+                    .values(&rows)
+                    .execute(pg)?;
+            }
+        }
+        AnyConnection::Sqlite(c) => {
+            for event in events {
+                diesel::insert_into(access_events::table)
+                    .values(&NewEventRow::of(event))
+                    .execute(c)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Appends an event to the access log (in its own transaction, committed
+    /// before this returns: call it before the door moves).
+    pub fn record_access(&self, event: &NewAccessEvent) -> Result<AccessEvent, StorageError> {
         self.write(|conn| {
-            let id: i64 = diesel::insert_into(access_events::table)
-                .values(&row)
-                .returning(access_events::id)
-                .get_result(conn)?;
+            let id = insert_event_in(conn, event)?;
             if event.outcome == zhima_domain::access::Outcome::Granted {
                 let body = crate::webhooks::event_body(
                     "door.entry",

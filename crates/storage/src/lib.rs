@@ -6,6 +6,7 @@ pub mod audit;
 mod connection;
 pub mod credentials;
 mod history;
+mod import;
 mod members;
 pub mod oauth;
 pub mod outbox;
@@ -27,9 +28,9 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 pub use api_keys::ApiKey;
 pub use connection::{redact_url, Target};
 use connection::{AnyConnection, Manager};
+pub use import::{EventSource, Identity, ImportCounts, NumberedMember, Whom};
 pub use members::{
-    MemberKey, MemberLogin, MemberRecord, MemberSearch, NumberedMember, PaymentReceipt,
-    TOKENS_PAY_TYPE,
+    MemberKey, MemberLogin, MemberRecord, MemberSearch, PaymentReceipt, TOKENS_PAY_TYPE,
 };
 
 /// Migrations for SQLite, embedded in the binary.
@@ -110,6 +111,17 @@ pub enum StorageError {
     /// Hashing a secret or drawing randomness failed.
     #[error("hashing a secret failed")]
     Hashing,
+    /// An import names a member number that is already taken.
+    #[error("member number {0} is already taken")]
+    NumberTaken(i64),
+    /// The source of an import failed while it was read (nothing was
+    /// written).
+    #[error("reading the import's source failed: {0}")]
+    Source(String),
+    /// A dry run's transaction, rolled back on purpose (never returned by
+    /// a public call).
+    #[error("dry run: rolled back")]
+    RolledBack,
     /// Any other database error.
     #[error("database error: {0}")]
     Query(#[from] diesel::result::Error),
@@ -455,7 +467,7 @@ impl Store {
     /// [`Store::write`], writing the audit note (if any) only when
     /// `changed` says the transaction changed something (a replayed payment
     /// or a revocation of nothing is not a change).
-    fn write_noting<T>(
+    pub(crate) fn write_noting<T>(
         &self,
         f: impl FnOnce(&mut AnyConnection) -> Result<T, StorageError>,
         changed: impl FnOnce(&T) -> bool,

@@ -208,7 +208,7 @@ fn read_history(
 }
 
 /// Refuses an openid, nickname or card another member (not `except`) already holds.
-fn check_unique(
+pub(crate) fn check_unique(
     conn: &mut AnyConnection,
     columns: &MemberColumns<'_>,
     except: Option<MemberId>,
@@ -242,7 +242,7 @@ fn check_unique(
     Ok(())
 }
 
-fn find_payment(
+pub(crate) fn find_payment(
     conn: &mut AnyConnection,
     pay_index: &str,
 ) -> Result<Option<PaymentRow>, StorageError> {
@@ -514,76 +514,6 @@ impl Store {
                     .values(NewPaymentRow::new(MemberId(member), payment, now))
                     .execute(conn)?;
                 self.credit_tokens_for(conn, MemberId(member), payment, now)?;
-                written.1 += 1;
-            }
-            Ok(written)
-        })
-        .map_err(map_unique)
-    }
-
-    /// Imports members under numbers of their own (the old server's ids,
-    /// which people know), then their payments, in one transaction: all or
-    /// nothing. Each member comes with its creation time, whether it is
-    /// deactivated, and an argon2id hash of a real password (`None`: the
-    /// default password, no web login). On PostgreSQL the id sequence is
-    /// moved past the highest number, so members made later get new ones.
-    /// The counts of members and payments written.
-    pub fn import_numbered(
-        &self,
-        members: &[NumberedMember],
-        payments: &[(MemberId, NewPayment)],
-        now: DateTime<Utc>,
-    ) -> Result<(u64, u64), StorageError> {
-        let default_hash = credentials::hash_default_password()?;
-        self.write(|conn| {
-            let mut written = (0, 0);
-            for m in members {
-                check_unique(conn, &MemberColumns::of_new(&m.new), None)?;
-                let taken: Option<i64> = members::table
-                    .select(members::id)
-                    .filter(members::id.eq(m.id.0))
-                    .get_result(conn)
-                    .optional()?;
-                if taken.is_some() {
-                    return Err(StorageError::Duplicate(UniqueField::OpenId));
-                }
-                let mut row = NewMemberRow::new(
-                    &m.new,
-                    m.password_hash
-                        .clone()
-                        .unwrap_or_else(|| default_hash.clone()),
-                    m.created,
-                );
-                row.must_change_password = m.password_hash.is_none();
-                diesel::insert_into(members::table)
-                    .values((members::id.eq(m.id.0), row))
-                    .execute(conn)?;
-                if m.deactivated {
-                    diesel::update(members::table.filter(members::id.eq(m.id.0)))
-                        .set(members::deactivated_at.eq(Some(secs(m.created))))
-                        .execute(conn)?;
-                }
-                written.0 += 1;
-            }
-            if let AnyConnection::Postgresql(pg) = conn {
-                diesel::sql_query(
-                    "SELECT setval(pg_get_serial_sequence('members', 'id'), \
-                     GREATEST((SELECT MAX(id) FROM members), 1))",
-                )
-                .execute(pg)?;
-            }
-            for (member, payment) in payments {
-                if let Some(existing) = find_payment(conn, payment.pay_index.as_str())? {
-                    if existing.member_id == member.0
-                        && payment.is_replay_of(&existing.into_domain()?)
-                    {
-                        continue;
-                    }
-                    return Err(StorageError::PaymentConflict(payment.pay_index.to_string()));
-                }
-                diesel::insert_into(payments::table)
-                    .values(NewPaymentRow::new(*member, payment, now))
-                    .execute(conn)?;
                 written.1 += 1;
             }
             Ok(written)
@@ -921,22 +851,6 @@ fn payment_event_in(
         now,
     )?;
     Ok(())
-}
-
-/// A member to import under a number of its own ([`Store::import_numbered`]).
-#[derive(Debug, Clone)]
-pub struct NumberedMember {
-    /// The number to keep.
-    pub id: MemberId,
-    /// The member.
-    pub new: NewMember,
-    /// When they were created.
-    pub created: DateTime<Utc>,
-    /// Whether they are deactivated.
-    pub deactivated: bool,
-    /// The argon2id hash of a real password (`credentials::hash_password`);
-    /// `None`: the default password.
-    pub password_hash: Option<String>,
 }
 
 /// What [`Store::find_members`] looks for.

@@ -221,6 +221,13 @@ diesel::table! {
 diesel::joinable!(payments -> members (member_id));
 diesel::joinable!(sessions -> members (member_id));
 diesel::joinable!(oauth_tokens -> members (member_id));
+diesel::table! {
+    import_marks (source) {
+        source -> Text,
+        read_to -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     members,
     payments,
@@ -237,5 +244,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     audit_log,
     outbox,
-    webhooks
+    webhooks,
+    import_marks
 );

@@ -1255,11 +1255,12 @@ fn an_explicit_payment_span_is_stored_as_given() {
 #[test]
 fn numbered_members_keep_their_numbers_and_new_ones_come_after() {
     use zhima_domain::ids::MemberId;
-    use zhima_storage::NumberedMember;
+    use zhima_storage::{NumberedMember, Whom};
+    let no_events = || |_: &[MemberId]| Ok(None);
     let (_db, store) = store();
     let hash = zhima_storage::credentials::hash_password("kept-secret-2018").unwrap();
     let numbered = |id: i64, openid: &str, nick: &str| NumberedMember {
-        id: MemberId(id),
+        id: Some(MemberId(id)),
         new: new_member(openid, nick),
         created: now() - Duration::days(900),
         deactivated: false,
@@ -1279,9 +1280,16 @@ fn numbered_members_keep_their_numbers_and_new_ones_come_after() {
         span: Some(span),
     };
     let written = store
-        .import_numbered(&[gone, keeper], &[(MemberId(100), payment.clone())], now())
+        .import_numbered(
+            &[gone, keeper],
+            &[(Whom::Imported(1), payment.clone())],
+            &mut no_events(),
+            "test",
+            false,
+            now(),
+        )
         .unwrap();
-    assert_eq!(written, (2, 1));
+    assert_eq!((written.members, written.payments), (2, 1));
     let seven = store.member(MemberKey::Id(MemberId(7))).unwrap().unwrap();
     assert!(seven.member.deactivated_at.is_some());
     assert!(seven.member.must_change_password);
@@ -1298,17 +1306,105 @@ fn numbered_members_keep_their_numbers_and_new_ones_come_after() {
         .unwrap();
     assert!(later.member.id.0 > 100, "{:?}", later.member.id);
     // the same number again: refused, nothing written
-    let again = store.import_numbered(&[numbered(7, "other-7", "Other")], &[], now());
-    assert!(again.is_err());
+    let again = store.import_numbered(
+        &[numbered(7, "other-7", "Other")],
+        &[],
+        &mut no_events(),
+        "test",
+        false,
+        now(),
+    );
+    assert!(
+        matches!(again, Err(zhima_storage::StorageError::NumberTaken(7))),
+        "{again:?}"
+    );
     assert!(store
         .member(MemberKey::OpenId(&OpenId::parse("other-7").unwrap()))
         .unwrap()
         .is_none());
     // a second run of the payments is a replay: nothing more
-    assert_eq!(
-        store
-            .import_numbered(&[], &[(MemberId(100), payment)], now())
-            .unwrap(),
-        (0, 0)
-    );
+    let replay = store
+        .import_numbered(
+            &[],
+            &[(Whom::Existing(MemberId(100)), payment)],
+            &mut no_events(),
+            "test",
+            false,
+            now(),
+        )
+        .unwrap();
+    assert_eq!((replay.payments, replay.replayed), (0, 1));
+}
+
+/// An import's dry run checks everything and writes nothing; a real one
+/// writes members, payments, events and its mark together; a source that
+/// fails midway leaves nothing.
+#[test]
+fn an_import_is_all_or_nothing_and_a_dry_run_writes_nothing() {
+    use zhima_domain::access::{AccessMethod, NewAccessEvent, Outcome};
+    use zhima_domain::ids::MemberId;
+    use zhima_storage::{NumberedMember, StorageError, Whom};
+    let (_db, store) = store();
+    let member = NumberedMember {
+        id: None,
+        new: new_member("imp-1", "Imported"),
+        created: now(),
+        deactivated: false,
+        password_hash: None,
+    };
+    let payment = NewPayment {
+        pay_index: PayIndex::parse("legacy-9").unwrap(),
+        amount: Fen::parse_yuan("200").unwrap(),
+        pay_type: "1M MEMBERSHIP".into(),
+        paid_at: now(),
+        until_days: None,
+        span: None,
+    };
+    let run = |dry: bool, fail_after: Option<usize>| {
+        let mut batches = 0;
+        let mut events = |ids: &[MemberId]| {
+            batches += 1;
+            if fail_after == Some(batches) {
+                return Err("the old database went away".to_owned());
+            }
+            if batches > 2 {
+                return Ok(None);
+            }
+            let e = NewAccessEvent::new(
+                now(),
+                "front",
+                AccessMethod::Legacy,
+                Outcome::Granted,
+                "legacy_open",
+            )
+            .for_member(ids[0]);
+            Ok(Some((vec![e], batches as i64 * 10)))
+        };
+        store.import_numbered(
+            std::slice::from_ref(&member),
+            &[(Whom::Imported(0), payment.clone())],
+            &mut events,
+            "test-log",
+            dry,
+            now(),
+        )
+    };
+    let dry = run(true, None).unwrap();
+    assert_eq!((dry.members, dry.payments, dry.events), (1, 1, 2));
+    assert_eq!(store.member_count().unwrap(), 0, "a dry run wrote");
+    assert_eq!(store.import_mark("test-log").unwrap(), None);
+    let failed = run(false, Some(2));
+    assert!(matches!(failed, Err(StorageError::Source(_))), "{failed:?}");
+    assert_eq!(store.member_count().unwrap(), 0, "a failed import wrote");
+    assert_eq!(store.access_event_count().unwrap(), 0);
+    let done = run(false, None).unwrap();
+    assert_eq!((done.members, done.payments, done.events), (1, 1, 2));
+    assert_eq!(store.access_event_count().unwrap(), 2);
+    assert_eq!(store.import_mark("test-log").unwrap(), Some(20));
+    // imported history spends no entry day: it is not among the entries
+    let record = store
+        .member(MemberKey::OpenId(&OpenId::parse("imp-1").unwrap()))
+        .unwrap()
+        .unwrap();
+    assert!(record.entries.is_empty(), "{:?}", record.entries);
 }

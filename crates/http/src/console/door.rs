@@ -167,7 +167,7 @@ async fn unlock(
 
 page_struct!("console/log.html", LogPage {
     outcomes: [&'static str; 4],
-    methods: [&'static str; 5],
+    methods: [&'static str; zhima_domain::access::AccessMethod::ALL.len()],
     filters: LogFilters,
     rows: Vec<EventRow>,
     next: Option<String>,
@@ -296,7 +296,7 @@ async fn access_log(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
         LogPage {
             frame: ctx.frame("/console/log"),
             outcomes: ["granted", "refused", "event", "fault"],
-            methods: ["qr", "rfid", "api", "manual", "door"],
+            methods: zhima_domain::access::AccessMethod::ALL.map(|m| m.as_str()),
             rows: events.iter().map(|e| event_row(e, state.tz)).collect(),
             next,
             csv_link: format!("/console/log.csv?{q}"),
