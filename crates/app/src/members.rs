@@ -366,16 +366,10 @@ impl Members {
                 field: "plan",
                 reason: "no plan of the catalogue is a day pass".into(),
             })?;
-        if pass.starts < now - chrono::Duration::days(1) {
+        if let Some(reason) = zhima_domain::member::pass_start_refusal(pass.starts, now) {
             return Err(AppError::Invalid {
                 field: "starts",
-                reason: "a pass cannot start in the past".into(),
-            });
-        }
-        if pass.starts > now + chrono::Duration::days(PASS_HORIZON_DAYS) {
-            return Err(AppError::Invalid {
-                field: "starts",
-                reason: format!("a pass starts within {PASS_HORIZON_DAYS} days"),
+                reason,
             });
         }
         let visitor = pass.visitor.trim();
@@ -467,8 +461,7 @@ impl SearchFilters {
     }
 }
 
-/// How far ahead an event pass may start.
-pub const PASS_HORIZON_DAYS: i64 = 366;
+pub use zhima_domain::member::PASS_HORIZON_DAYS;
 
 /// A day pass or an event pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -166,13 +166,6 @@ pub struct DeliveryReport {
     pub failed: u64,
 }
 
-/// The wait before attempt `n + 1`: `base`, twice that, four times…, at
-/// most 6 hours.
-fn backoff(base: chrono::Duration, attempts: u32) -> chrono::Duration {
-    let factor = 1i32 << attempts.saturating_sub(1).min(16);
-    (base * factor).min(chrono::Duration::hours(6))
-}
-
 /// The notification use cases.
 #[derive(Debug, Clone)]
 pub struct Notifier {
@@ -455,7 +448,11 @@ impl Notifier {
                 }
                 Err(MailError::Transient(e)) => Delivery::Retry {
                     error: e,
-                    next_at: now + backoff(self.settings.retry, message.attempts),
+                    next_at: now
+                        + zhima_domain::notify::retry_backoff(
+                            self.settings.retry,
+                            message.attempts,
+                        ),
                 },
             };
             match &delivery {
@@ -811,7 +808,7 @@ mod tests {
     }
 
     #[test]
-    fn a_payload_reads_back_and_backoff_grows_to_a_bound() {
+    fn a_payload_reads_back_and_a_language_is_read_from_the_member() {
         let end = DateTime::from_timestamp(1_523_532_600, 0).unwrap();
         for notice in [Notice::Ended, Notice::Reminder { days: 14 }] {
             let due = Due {
@@ -838,10 +835,6 @@ mod tests {
             serde_json::from_str::<Payload>("{\"type\":\"receipt\",\"payment\":7}").unwrap(),
             Payload::Receipt { payment: 7 }
         );
-        let minute = chrono::Duration::minutes(1);
-        assert_eq!(backoff(minute, 1), minute);
-        assert_eq!(backoff(minute, 3), minute * 4);
-        assert_eq!(backoff(minute, 40), chrono::Duration::hours(6));
         assert_eq!(Lang::from_member("zh_CN"), Some(Lang::Zh));
         assert_eq!(Lang::from_member("en-GB"), Some(Lang::En));
         assert_eq!(Lang::from_member(""), None);

@@ -278,6 +278,22 @@ pub struct Payment {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// How far ahead an event pass may start.
+pub const PASS_HORIZON_DAYS: i64 = 366;
+
+/// Why a visitor pass may not start at `starts`, seen at `now`: it may
+/// start at most a day ago (a day pass bought late) and at most
+/// [`PASS_HORIZON_DAYS`] ahead. `None`: it may.
+pub fn pass_start_refusal(starts: DateTime<Utc>, now: DateTime<Utc>) -> Option<String> {
+    if starts < now - chrono::Duration::days(1) {
+        Some("a pass cannot start in the past".into())
+    } else if starts > now + chrono::Duration::days(PASS_HORIZON_DAYS) {
+        Some(format!("a pass starts within {PASS_HORIZON_DAYS} days"))
+    } else {
+        None
+    }
+}
+
 /// A payment to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewPayment {
@@ -386,6 +402,20 @@ mod tests {
             pay_type: Some("DONATION"),
             until_days: None,
         }
+    }
+
+    #[test]
+    fn a_pass_starts_from_yesterday_to_a_year_ahead() {
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let day = chrono::Duration::days(1);
+        assert_eq!(pass_start_refusal(now, now), None);
+        assert_eq!(pass_start_refusal(now - day, now), None);
+        assert!(pass_start_refusal(now - day * 2, now).is_some());
+        assert_eq!(
+            pass_start_refusal(now + day * PASS_HORIZON_DAYS as i32, now),
+            None
+        );
+        assert!(pass_start_refusal(now + day * 367, now).is_some());
     }
 
     #[test]

@@ -23,6 +23,14 @@ pub const END_GRACE_DAYS: i64 = 2;
 /// The reminder days when none are configured: a week before.
 pub const DEFAULT_REMINDER_DAYS: [u32; 1] = [7];
 
+/// The wait before delivery attempt `attempts + 1` of a message that
+/// failed `attempts` times: `base`, twice that, four times…, at most 6
+/// hours.
+pub fn retry_backoff(base: chrono::Duration, attempts: u32) -> chrono::Duration {
+    let factor = 1i32 << attempts.saturating_sub(1).min(16);
+    (base * factor).min(chrono::Duration::hours(6))
+}
+
 /// What ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Subject {
@@ -147,6 +155,15 @@ mod tests {
             .into_iter()
             .map(|d| d.notice)
             .collect()
+    }
+
+    #[test]
+    fn retries_wait_twice_as_long_each_time_up_to_six_hours() {
+        let minute = chrono::Duration::minutes(1);
+        assert_eq!(retry_backoff(minute, 0), minute);
+        assert_eq!(retry_backoff(minute, 1), minute);
+        assert_eq!(retry_backoff(minute, 3), minute * 4);
+        assert_eq!(retry_backoff(minute, 40), chrono::Duration::hours(6));
     }
 
     #[test]
