@@ -34,8 +34,8 @@ use crate::plan::{Grant, Plans};
 use crate::tags::{Tag, Tags};
 use crate::time::local_date;
 
-/// A row of the old `users` table.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A row of the old `users` table (`Debug` hides the password).
+#[derive(Clone, Default, PartialEq)]
 pub struct LegacyUser {
     /// `id`, kept as the member number.
     pub id: i64,
@@ -103,8 +103,9 @@ pub struct LegacyLogRow {
     pub at: Option<DateTime<Utc>>,
 }
 
-/// A member to create, with what the old server knew of them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A member to create, with what the old server knew of them (`Debug`
+/// hides the password).
+#[derive(Clone, PartialEq, Eq)]
 pub struct LegacyMember {
     /// The old `id`, kept.
     pub id: MemberId,
@@ -117,6 +118,31 @@ pub struct LegacyMember {
     /// Their password, when it was a real one (to hash; never written in
     /// clear anywhere).
     pub password: Option<String>,
+}
+
+impl std::fmt::Debug for LegacyUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LegacyUser")
+            .field("id", &self.id)
+            .field("openid", &self.openid)
+            .field("username", &self.username)
+            .field("passwd", &self.passwd.as_ref().map(|_| "***"))
+            .field("status", &self.status)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for LegacyMember {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LegacyMember")
+            .field("id", &self.id)
+            .field("new", &self.new)
+            .field("created", &self.created)
+            .field("deactivated", &self.deactivated)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 /// What an import would write, and what it found.
@@ -605,6 +631,16 @@ mod tests {
             "{:?}",
             plan.notes
         );
+    }
+
+    #[test]
+    fn a_clear_password_never_shows_in_debug_output() {
+        let mut u = user(1, "o-1", "One");
+        u.passwd = Some("xcj-secret-2016".into());
+        assert!(!format!("{u:?}").contains("xcj-secret-2016"));
+        let plan = plan(&[u], &[], &Plans::standard(), TZ, now());
+        assert_eq!(plan.members[0].password.as_deref(), Some("xcj-secret-2016"));
+        assert!(!format!("{plan:?}").contains("xcj-secret-2016"), "{plan:?}");
     }
 
     #[test]

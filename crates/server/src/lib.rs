@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 pub mod keys;
+#[cfg(feature = "legacy-import")]
+pub mod legacy_mysql;
 pub mod mail;
 mod scanner;
 pub mod settings;

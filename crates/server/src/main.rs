@@ -92,6 +92,30 @@ enum ImportCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// From the old zhima server's MariaDB/MySQL database: its members
+    /// (under their old numbers), payments and door log, all or nothing
+    /// (docs/migrate.md). Run it with --dry-run first.
+    ZhimaLegacy {
+        /// mysql://USER@HOST:PORT/DB (a password in the URL, or in the
+        /// MYSQL_PWD environment variable).
+        #[arg(long)]
+        from: String,
+        /// Read, check and report everything; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Import into a database that already has other members.
+        #[arg(long)]
+        merge: bool,
+        /// A user whose openid or nickname another member holds: refuse
+        /// (the import stops), skip (leave them out) or existing (their
+        /// payments and log rows go to that member).
+        #[arg(long, default_value = "refuse")]
+        conflicts: String,
+        /// The zone of the old server's dates and times (default: the
+        /// configured timezone).
+        #[arg(long)]
+        tz: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -323,6 +347,13 @@ fn run(command: Command, settings: &Settings) -> Result<(), Box<dyn std::error::
             payments,
             dry_run,
         }) => import_csv(settings, members.as_deref(), payments.as_deref(), dry_run),
+        Command::Import(ImportCommand::ZhimaLegacy {
+            from,
+            dry_run,
+            merge,
+            conflicts,
+            tz,
+        }) => import_legacy(settings, &from, dry_run, merge, &conflicts, tz.as_deref()),
         Command::Remind { dry_run, date } => remind(settings, dry_run, date.as_deref()),
         Command::Migrate => {
             let store = open_store(settings)?;
@@ -490,6 +521,115 @@ fn import_csv(
         );
     }
     Ok(())
+}
+
+/// `zhima import zhima-legacy`.
+fn import_legacy(
+    settings: &Settings,
+    from: &str,
+    dry_run: bool,
+    merge: bool,
+    conflicts: &str,
+    tz: Option<&str>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use zhima_app::legacy::{Conflicts, LegacyOptions};
+    let conflicts = match conflicts {
+        "refuse" => Conflicts::Refuse,
+        "skip" => Conflicts::Skip,
+        "existing" => Conflicts::Existing,
+        other => {
+            return Err(format!("--conflicts: {other:?} is not refuse, skip or existing").into())
+        }
+    };
+    let tz = match tz {
+        None => settings.timezone,
+        Some(name) => name
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| format!("--tz: {name:?} is not a time zone such as Asia/Shanghai"))?,
+    };
+    let options = LegacyOptions {
+        tz,
+        door: settings.door.name.clone(),
+        merge,
+        conflicts,
+        dry_run,
+    };
+    #[cfg(feature = "legacy-import")]
+    {
+        let mut source = zhima_server::legacy_mysql::MysqlSource::connect(from)?;
+        let legacy = zhima_app::legacy::Legacy::new(open_store(settings)?, settings.plans.clone());
+        let report = legacy.import(&mut source, &options, &operator(), Utc::now())?;
+        print_legacy_report(&report, &options);
+        if report.blocked() {
+            return Err("nothing was imported: see the refused rows and conflicts above".into());
+        }
+        Ok(())
+    }
+    #[cfg(not(feature = "legacy-import"))]
+    {
+        let _ = (from, options);
+        Err(
+            "this build has no legacy import (cargo feature legacy-import): \
+             run the import with a build that has it, on any machine that reaches both databases"
+                .into(),
+        )
+    }
+}
+
+/// The report of `zhima import zhima-legacy`, on standard output.
+#[cfg(feature = "legacy-import")]
+fn print_legacy_report(
+    r: &zhima_app::legacy::LegacyReport,
+    options: &zhima_app::legacy::LegacyOptions,
+) {
+    println!("times of the old server taken in {}", options.tz);
+    println!(
+        "read\tusers {}\ttransactions {}\ttb_log {}",
+        r.users, r.transactions, r.log_rows
+    );
+    if let Some(to) = r.log_already_to {
+        println!("tb_log rows up to id {to} were read before");
+    }
+    println!(
+        "members\tnew {}\talready here {}\tto an existing member {}\tleft out {}",
+        r.members_created, r.members_present, r.members_merged, r.members_skipped
+    );
+    println!(
+        "payments\tnew {}\talready here {}\tleft out {}",
+        r.payments_recorded, r.payments_present, r.payments_skipped
+    );
+    println!(
+        "log\tentries {}\tnaming no member {}\tother types {}",
+        r.events_recorded, r.log_unidentified, r.log_skipped
+    );
+    println!(
+        "passwords\tin clear, now hashed {}\tempty or default (no web login yet) {}",
+        r.clear_passwords, r.default_passwords
+    );
+    for (label, lines) in [
+        ("refused", &r.refused),
+        ("conflict", &r.conflicts),
+        ("renumbered", &r.renumbered),
+        ("note", &r.notes),
+        ("expiry", &r.expiry_differences),
+    ] {
+        for line in lines {
+            println!("{label}\t{line}");
+        }
+    }
+    println!(
+        "expiry\t{} members end on another day than the old max(valid_until)",
+        r.expiry_differences.len()
+    );
+    if r.blocked() {
+        println!("nothing was written");
+    } else if options.dry_run {
+        println!("dry run: nothing was written");
+    } else if r.changes_nothing() {
+        println!("everything was already here: nothing changed");
+    } else {
+        println!("imported in one transaction");
+    }
 }
 
 /// `zhima webhook …`.

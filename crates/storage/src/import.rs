@@ -1,6 +1,8 @@
 //! Imports from another system (the old server): members under numbers of
 //! their own, their payments and their access history, in one transaction.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use zhima_domain::access::NewAccessEvent;
@@ -9,8 +11,8 @@ use zhima_domain::member::{NewMember, NewPayment};
 
 use crate::access::insert_events_in;
 use crate::connection::AnyConnection;
-use crate::members::{check_unique, find_payment};
-use crate::rows::{secs, MemberColumns, NewMemberRow, NewPaymentRow};
+use crate::members::check_unique;
+use crate::rows::{secs, MemberColumns, NewMemberRow, NewPaymentRow, PaymentRow};
 use crate::schema::{import_marks, members, payments};
 use crate::{credentials, map_unique, StorageError, Store};
 
@@ -102,24 +104,52 @@ impl Store {
                 if !moved_sequence {
                     move_sequence(conn)?;
                 }
-                for (whom, payment) in payments {
-                    let member = match *whom {
-                        Whom::Imported(i) => *ids.get(i).ok_or(StorageError::MemberNotFound)?,
-                        Whom::Existing(id) => id,
-                    };
-                    if let Some(existing) = find_payment(conn, payment.pay_index.as_str())? {
-                        if existing.member_id == member.0
-                            && payment.is_replay_of(&existing.into_domain()?)
-                        {
-                            counted.replayed += 1;
-                            continue;
+                // 500 at a time: one read of those already recorded, then
+                // the new ones (one statement on PostgreSQL)
+                for chunk in payments.chunks(500) {
+                    let indexes: Vec<&str> =
+                        chunk.iter().map(|(_, p)| p.pay_index.as_str()).collect();
+                    let mut recorded: HashMap<String, PaymentRow> = payments::table
+                        .select(PaymentRow::as_select())
+                        .filter(payments::pay_index.eq_any(&indexes))
+                        .load::<PaymentRow>(conn)?
+                        .into_iter()
+                        .map(|row| (row.pay_index.clone(), row))
+                        .collect();
+                    let mut rows = Vec::with_capacity(chunk.len());
+                    for (whom, payment) in chunk {
+                        let member = match *whom {
+                            Whom::Imported(i) => *ids.get(i).ok_or(StorageError::MemberNotFound)?,
+                            Whom::Existing(id) => id,
+                        };
+                        if let Some(existing) = recorded.remove(payment.pay_index.as_str()) {
+                            if existing.member_id == member.0
+                                && payment.is_replay_of(&existing.into_domain()?)
+                            {
+                                counted.replayed += 1;
+                                continue;
+                            }
+                            return Err(StorageError::PaymentConflict(
+                                payment.pay_index.to_string(),
+                            ));
                         }
-                        return Err(StorageError::PaymentConflict(payment.pay_index.to_string()));
+                        rows.push(NewPaymentRow::new(member, payment, now));
                     }
-                    diesel::insert_into(payments::table)
-                        .values(NewPaymentRow::new(member, payment, now))
-                        .execute(conn)?;
-                    counted.payments += 1;
+                    counted.payments += rows.len() as u64;
+                    match conn {
+                        AnyConnection::Postgresql(pg) => {
+                            diesel::insert_into(payments::table)
+                                .values(&rows)
+                                .execute(pg)?;
+                        }
+                        AnyConnection::Sqlite(c) => {
+                            for row in rows {
+                                diesel::insert_into(payments::table)
+                                    .values(row)
+                                    .execute(c)?;
+                            }
+                        }
+                    }
                 }
                 let mut read_to = None;
                 while let Some((batch, last)) = events(&ids).map_err(StorageError::Source)? {

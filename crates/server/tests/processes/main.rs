@@ -9,6 +9,8 @@ mod audit;
 mod crash;
 mod disk;
 mod flood;
+#[cfg(feature = "legacy-import")]
+mod legacy;
 mod notify;
 mod outage;
 mod shutdown;

@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failure is a test failure
 
 pub mod browser;
+#[cfg(feature = "legacy-import")]
+pub mod mariadb;
 pub mod oauth;
 pub mod process;
 pub mod smtp;
