@@ -203,7 +203,7 @@ impl Legacy {
         }
 
         // the members to create, with their passwords hashed (not for a dry
-        // run: a hash checks nothing, and costs 10,000 of them minutes)
+        // run: a hash checks nothing, and a thousand of them take seconds)
         let mut index: HashMap<i64, Whom> = HashMap::new();
         let mut creating: Vec<(usize, Option<MemberId>)> = Vec::new();
         for (i, target) in targets.iter().enumerate() {

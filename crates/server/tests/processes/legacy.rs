@@ -6,8 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failure is a test failure
 
-use std::process::Command;
-
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Asia::Shanghai;
 use zhima_domain::access::{AccessMethod, Outcome};
@@ -20,24 +18,10 @@ use zhima_storage::{credentials, MemberKey, Store, StoreOptions};
 
 use crate::support::add_member_to;
 use crate::support::mariadb::LegacyDb;
-use crate::support::process::ZHIMA;
 
 /// `zhima ARGS` on `url`: exit success, stdout, stderr.
 fn zhima(url: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(ZHIMA)
-        .args(args)
-        .env("ZHIMA_DATABASE__URL", url)
-        .env("ZHIMA_QR__SIGNING_KEY", crate::support::TEST_SEED_HEX)
-        .env("ZHIMA_LOG__LEVEL", "warn")
-        .env("ZHIMA_TIMEZONE", "Asia/Shanghai")
-        .env_remove("MYSQL_PWD")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    crate::support::process::try_cli(url, args)
 }
 
 /// A local date `days` from today in Shanghai, as SQL text.

@@ -5,8 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failure is a test failure
 
-use std::process::Command;
-
 use chrono::{Duration, Utc};
 use zhima_domain::ids::{OpenId, PayIndex, Rfid};
 use zhima_domain::member::{MemberChange, NewPayment, UpdatableField};
@@ -15,7 +13,6 @@ use zhima_storage::testing::TestDatabase;
 use zhima_storage::{MemberKey, Store, StoreOptions};
 
 use crate::support::add_member_to;
-use crate::support::process::ZHIMA;
 
 fn db() -> (TestDatabase, Store) {
     let db = TestDatabase::new().unwrap();
@@ -26,18 +23,7 @@ fn db() -> (TestDatabase, Store) {
 
 /// `zhima ARGS` on `url`: exit success, stdout, stderr.
 fn zhima(url: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(ZHIMA)
-        .args(args)
-        .env("ZHIMA_DATABASE__URL", url)
-        .env("ZHIMA_QR__SIGNING_KEY", crate::support::TEST_SEED_HEX)
-        .env("ZHIMA_LOG__LEVEL", "warn")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    crate::support::process::try_cli(url, args)
 }
 
 fn pay(store: &Store, openid: &str, index: &str, plan: &str, yuan: &str, days_ago: i64) {

@@ -51,6 +51,25 @@ pub fn cli(url: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `zhima ARGS` on the database `url` (the test signing key, warnings
+/// only), whether it succeeds or not: whether it did, its standard output
+/// and its standard error.
+pub fn try_cli(url: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(ZHIMA)
+        .args(args)
+        .env("ZHIMA_DATABASE__URL", url)
+        .env("ZHIMA_QR__SIGNING_KEY", "07".repeat(32))
+        .env("ZHIMA_LOG__LEVEL", "warn")
+        .env_remove("MYSQL_PWD")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A running server, killed when dropped (also when a test panics, so no
 /// server outlives its test).
 pub struct Server(pub Child);
