@@ -20,6 +20,9 @@ cargo fmt --all -- --check
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "the server without the legacy import (a door Pi's build: --no-default-features)"
+cargo clippy -p zhima-server --no-default-features --all-targets --locked -- -D warnings
+
 step "the Raspberry Pi driver (rppal), compiled and tested off the Pi"
 cargo clippy -p zhima-door-hardware --features rppal --all-targets --locked -- -D warnings
 cargo test -p zhima-door-hardware --features rppal --locked
