@@ -48,6 +48,9 @@ pub enum StartError {
     /// The SMTP settings cannot make a mailer.
     #[error("{0}")]
     Mail(String),
+    /// The SQLite database's lock file could not be taken.
+    #[error("{0}")]
+    Lock(String),
     /// The address could not be bound.
     #[error("http.bind {addr}: {source}")]
     Bind {
@@ -128,6 +131,8 @@ pub struct Application {
     port: u16,
     server: Server,
     door: DoorController,
+    /// The SQLite database's lock, held shared until the server has stopped.
+    _lock: Option<zhima_app::backup::ServingLock>,
 }
 
 impl std::fmt::Debug for Application {
@@ -157,6 +162,14 @@ impl Application {
         driver.set_relay(zhima_door_hardware::Relay::Locked)?;
         let seed = keys::seed(&settings.qr)?;
         let qr = keys::qr_state_from_seed(&settings.qr, &seed);
+        // held shared while serving: `zhima restore` refuses while it is
+        let lock = match zhima_storage::Target::parse(settings.database_url.expose())? {
+            zhima_storage::Target::Sqlite(path) => Some(
+                zhima_app::backup::ServingLock::take(&path)
+                    .map_err(|e| StartError::Lock(e.to_string()))?,
+            ),
+            zhima_storage::Target::Postgres(_) => None,
+        };
         let store = open_store(settings)?;
         let provider = Provider::new(store.clone(), settings.oauth.clone());
         let admin = Arc::new(zhima_app::admin::Admin::new(
@@ -323,7 +336,12 @@ impl Application {
                 source,
             })?
             .run();
-        Ok(Application { port, server, door })
+        Ok(Application {
+            port,
+            server,
+            door,
+            _lock: lock,
+        })
     }
 
     /// The bound port.

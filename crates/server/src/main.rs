@@ -62,6 +62,22 @@ enum Command {
     /// Import members and payments.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Back up the SQLite database (a consistent copy while the server
+    /// serves), the QR signing key and the configuration into one file.
+    Backup {
+        /// The directory of the backups.
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+        /// How many backups to keep there (the oldest go).
+        #[arg(long, default_value_t = 14)]
+        keep: usize,
+    },
+    /// Restore a backup made by `zhima backup` (with the server stopped);
+    /// what it replaces is kept beside it.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+    },
     /// Webhooks: URLs that hear of payments, members and entries.
     #[command(subcommand)]
     Webhook(WebhookCommand),
@@ -290,7 +306,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&settings);
-    match run(cli.command, &settings) {
+    match run(cli.command, &settings, cli.config.as_deref()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("zhima: {e}");
@@ -316,7 +332,11 @@ fn init_logging(settings: &Settings) {
     }
 }
 
-fn run(command: Command, settings: &Settings) -> Result<(), Box<dyn std::error::Error>> {
+fn run(
+    command: Command,
+    settings: &Settings,
+    config: Option<&std::path::Path>,
+) -> Result<(), Box<dyn std::error::Error>> {
     match command {
         Command::Serve => serve(settings),
         Command::Door(DoorCommand::Lock) => {
@@ -355,6 +375,8 @@ fn run(command: Command, settings: &Settings) -> Result<(), Box<dyn std::error::
             tz,
         }) => import_legacy(settings, &from, dry_run, merge, &conflicts, tz.as_deref()),
         Command::Remind { dry_run, date } => remind(settings, dry_run, date.as_deref()),
+        Command::Backup { to, keep } => backup(settings, config, &to, keep),
+        Command::Restore { file } => restore(settings, &file),
         Command::Migrate => {
             let store = open_store(settings)?;
             println!(
@@ -518,6 +540,82 @@ fn import_csv(
         println!(
             "imported {} members and {} payments",
             report.members_written, report.payments_written
+        );
+    }
+    Ok(())
+}
+
+/// The SQLite file of the configured database, or why there is none.
+fn sqlite_file(settings: &Settings, what: &str) -> Result<PathBuf, Box<dyn std::error::Error>> {
+    match zhima_storage::Target::parse(settings.database_url.expose())? {
+        zhima_storage::Target::Sqlite(path) => Ok(path),
+        zhima_storage::Target::Postgres(_) => Err(format!(
+            "{what} works on a SQLite database; a PostgreSQL one is backed up with pg_dump \
+             and restored with pg_restore (docs/backup.md)"
+        )
+        .into()),
+    }
+}
+
+/// `zhima backup`.
+fn backup(
+    settings: &Settings,
+    config: Option<&std::path::Path>,
+    to: &std::path::Path,
+    keep: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    sqlite_file(settings, "zhima backup")?;
+    let key = match &settings.qr.key {
+        zhima_server::settings::KeySource::File(path) if path.is_file() => Some(path.as_path()),
+        _ => None,
+    };
+    let t0 = std::time::Instant::now();
+    let made =
+        zhima_app::backup::create(&open_store(settings)?, to, key, config, keep, Utc::now())?;
+    println!(
+        "backed up to {} ({} bytes, {:.1} s){}{}",
+        made.file.display(),
+        made.bytes,
+        t0.elapsed().as_secs_f64(),
+        if made.with_key {
+            ", with the QR signing key"
+        } else {
+            ""
+        },
+        if made.with_config {
+            ", with the configuration"
+        } else {
+            ""
+        },
+    );
+    for old in &made.removed {
+        println!("removed the old backup {}", old.display());
+    }
+    Ok(())
+}
+
+/// `zhima restore`.
+fn restore(settings: &Settings, file: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let db = sqlite_file(settings, "zhima restore")?;
+    let key = match &settings.qr.key {
+        zhima_server::settings::KeySource::File(path) => Some(path.as_path()),
+        zhima_server::settings::KeySource::Given(_) => None,
+    };
+    let done = zhima_app::backup::restore(file, &db, key, Utc::now())?;
+    println!("restored {} from {}", db.display(), file.display());
+    if let Some(kept) = &done.kept_database {
+        println!("the database it replaced is kept as {}", kept.display());
+    }
+    if done.key_restored {
+        println!("the QR signing key was restored");
+    }
+    if let Some(kept) = &done.kept_key {
+        println!("the key it replaced is kept as {}", kept.display());
+    }
+    if let Some(config) = &done.config {
+        println!(
+            "the backup's configuration is at {} (the one in use is unchanged)",
+            config.display()
         );
     }
     Ok(())

@@ -111,6 +111,9 @@ pub enum StorageError {
     /// Hashing a secret or drawing randomness failed.
     #[error("hashing a secret failed")]
     Hashing,
+    /// What the backend cannot do; the text says what instead.
+    #[error("{0}")]
+    Unsupported(&'static str),
     /// An import names a member number that is already taken.
     #[error("member number {0} is already taken")]
     NumberTaken(i64),
@@ -352,6 +355,28 @@ impl Store {
     /// The backend in use.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// A consistent copy of a live SQLite database into the new file `path`
+    /// (`VACUUM INTO`: one read transaction, so writers go on meanwhile and
+    /// the copy holds exactly what was committed when it began). Refused on
+    /// PostgreSQL, whose own tools (`pg_dump`) copy it.
+    pub fn copy_into(&self, path: &std::path::Path) -> Result<(), StorageError> {
+        let text = path
+            .to_str()
+            .ok_or_else(|| StorageError::Unsupported("a backup path must be UTF-8"))?;
+        let mut conn = self.conn()?;
+        match &mut *conn {
+            AnyConnection::Sqlite(c) => {
+                diesel::sql_query("VACUUM INTO ?")
+                    .bind::<diesel::sql_types::Text, _>(text)
+                    .execute(c)?;
+                Ok(())
+            }
+            AnyConnection::Postgresql(_) => Err(StorageError::Unsupported(
+                "a PostgreSQL database is copied with pg_dump",
+            )),
+        }
     }
 
     /// The database's own consistency check: SQLite's `PRAGMA

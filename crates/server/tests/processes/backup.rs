@@ -1,0 +1,311 @@
+//! `zhima backup` and `zhima restore` with the real binary, on SQLite:
+//! a backup taken while payments keep arriving restores to a sound
+//! database holding every payment answered before it began; restore then
+//! serve gives the same member; a restore is refused while a server
+//! serves; a backup killed midway leaves earlier backups whole and no file
+//! under a backup's name.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failure is a test failure
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use zhima_storage::{Store, StoreOptions};
+
+use crate::support::process::{call, create_api_key, free_port, serve, try_cli, wait_ready, ZHIMA};
+
+/// A directory of its own for a test, removed at the end.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let dir = std::env::temp_dir().join(format!("zhima-backup-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Dir(dir)
+    }
+
+    fn url(&self, db: &str) -> String {
+        format!("sqlite://{}", self.0.join(db).display())
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn backups(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tar"))
+        .collect();
+    found.sort();
+    found
+}
+
+fn pay(n: usize) -> Value {
+    json!({"op": "add", "data": {"paidTime": "202612011000", "payIndex": format!("load-{n}"),
+                                 "CNYAmount": "1", "payType": "DONATION"}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_under_load_restores_every_payment_answered_before_it() {
+    if std::env::var_os("TEST_ZHIMA_POSTGRES_URL").is_some() {
+        eprintln!("skipped in the PostgreSQL run: backups are of SQLite files");
+        return;
+    }
+    let dir = Dir::new("load");
+    let url = dir.url("live.db");
+    let key = create_api_key(&url, "desk", "member:read,member:write");
+    let port = free_port();
+    let mut server = serve(&url, port, &[]);
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&http, &base).await;
+    let created = call(
+        &http,
+        Method::POST,
+        &format!("{base}/api/v1.0/member/new"),
+        &key,
+        &json!({"openid": "bk-1", "basicInfo": {"nickName": "备份 1"},
+                "paymentInfo": {"paidTime": "202612011000", "payIndex": "bk-first",
+                                "CNYAmount": "200", "payType": "1M MEMBERSHIP"}}),
+    )
+    .await;
+    assert_eq!(created["errno"], "1000", "{created}");
+
+    // payments one after another, while a backup is taken
+    let (writer_http, writer_base, writer_key) = (http.clone(), base.clone(), key.clone());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = stop.clone();
+    let writer = tokio::spawn(async move {
+        let mut answered = Vec::new();
+        let mut n = 0;
+        while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            let answer = call(
+                &writer_http,
+                Method::PATCH,
+                &format!("{writer_base}/api/v1.0/member/openid/bk-1"),
+                &writer_key,
+                &pay(n),
+            )
+            .await;
+            assert_eq!(answer["errno"], "1000", "{answer}");
+            answered.push((n, std::time::Instant::now()));
+            n += 1;
+        }
+        answered
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let began = std::time::Instant::now();
+    let (ok, out, err) = {
+        let url = url.clone();
+        let to = dir.0.join("backups");
+        tokio::task::spawn_blocking(move || {
+            try_cli(&url, &["backup", "--to", to.to_str().unwrap()])
+        })
+        .await
+        .unwrap()
+    };
+    assert!(ok, "{out}\n{err}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answered = writer.await.unwrap();
+    let before: Vec<usize> = answered
+        .iter()
+        .filter(|(_, at)| *at < began)
+        .map(|(n, _)| *n)
+        .collect();
+    assert!(
+        before.len() > 3,
+        "too few payments before the backup: {}",
+        before.len()
+    );
+    assert!(
+        answered.len() > before.len(),
+        "no payment during or after the backup"
+    );
+    let live = call(
+        &http,
+        Method::GET,
+        &format!("{base}/api/v1.0/member/openid/bk-1"),
+        &key,
+        &json!({}),
+    )
+    .await;
+
+    // a restore is refused while the server serves
+    let backup = backups(&dir.0.join("backups")).pop().unwrap();
+    let (ok, _, err) = try_cli(&url, &["restore", backup.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("a server is using"), "{err}");
+    let _ = server.kill();
+    let _ = server.wait();
+
+    // restored into a new place: sound, with every payment answered before
+    let restored_url = dir.url("restored.db");
+    let (ok, out, err) = try_cli(&restored_url, &["restore", backup.to_str().unwrap()]);
+    assert!(ok, "{out}\n{err}");
+    let store = Store::open(&restored_url, &StoreOptions::default()).unwrap();
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+    let kept = crate::support::stored_pay_indexes(&store, "bk-1");
+    for n in &before {
+        assert!(
+            kept.contains(&format!("load-{n}")),
+            "load-{n} answered before the backup is missing"
+        );
+    }
+    drop(store);
+
+    // a quiet backup of the live database, restored over it and served,
+    // gives the same member
+    let (ok, out, err) = try_cli(
+        &url,
+        &["backup", "--to", dir.0.join("quiet").to_str().unwrap()],
+    );
+    assert!(ok, "{out}\n{err}");
+    let quiet = backups(&dir.0.join("quiet")).pop().unwrap();
+    let (ok, out, err) = try_cli(&url, &["restore", quiet.to_str().unwrap()]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("the database it replaced is kept as"), "{out}");
+    let _server = serve(&url, port, &[]);
+    wait_ready(&http, &base).await;
+    let again = call(
+        &http,
+        Method::GET,
+        &format!("{base}/api/v1.0/member/openid/bk-1"),
+        &key,
+        &json!({}),
+    )
+    .await;
+    assert_eq!(again, live, "restore then serve: the same member");
+}
+
+#[test]
+fn a_killed_backup_leaves_earlier_backups_whole_and_no_file_under_a_backups_name() {
+    if std::env::var_os("TEST_ZHIMA_POSTGRES_URL").is_some() {
+        return;
+    }
+    let dir = Dir::new("kill");
+    let url = dir.url("big.db");
+    let store = Store::open(&url, &StoreOptions::default()).unwrap();
+    store.migrate().unwrap();
+    // enough rows that a backup takes a while
+    zhima_storage::testing::execute(
+        &url,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000)
+         INSERT INTO access_events (at, door, method, outcome, reason, detail)
+         SELECT 1700000000 + i, 'front', 'api', 'refused', 'bad_seconds', printf('%0100d', i) FROM n;",
+    )
+    .unwrap();
+    drop(store);
+    let to = dir.0.join("backups");
+    let (ok, out, err) = try_cli(&url, &["backup", "--to", to.to_str().unwrap()]);
+    assert!(ok, "{out}\n{err}");
+    let first = backups(&to).pop().unwrap();
+    let first_bytes = std::fs::read(&first).unwrap();
+    let mut killed = 0;
+    for delay in [5u64, 20, 40, 80, 120] {
+        std::thread::sleep(Duration::from_millis(1100)); // a new stamp
+        let mut child = Command::new(ZHIMA)
+            .args(["backup", "--to", to.to_str().unwrap()])
+            .env("ZHIMA_DATABASE__URL", &url)
+            .env("ZHIMA_QR__SIGNING_KEY", "07".repeat(32))
+            .env("ZHIMA_LOG__LEVEL", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        if child.try_wait().unwrap().is_none() {
+            killed += 1;
+        }
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        // every file with a backup's name is whole
+        for backup in backups(&to) {
+            let listed = Command::new("tar").arg("tf").arg(&backup).output().unwrap();
+            let names = String::from_utf8_lossy(&listed.stdout);
+            assert!(
+                listed.status.success() && names.contains("zhima.db") && names.contains("MANIFEST"),
+                "{} is not whole: {names}",
+                backup.display()
+            );
+        }
+        assert_eq!(
+            std::fs::read(&first).unwrap(),
+            first_bytes,
+            "an earlier backup changed"
+        );
+    }
+    assert!(
+        killed > 0,
+        "no backup was killed midway: the database is too small"
+    );
+    // the next backup clears what the killed ones left
+    let (ok, out, err) = try_cli(
+        &url,
+        &["backup", "--to", to.to_str().unwrap(), "--keep", "2"],
+    );
+    assert!(ok, "{out}\n{err}");
+    let left: Vec<String> = std::fs::read_dir(&to)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.iter().all(|n| !n.ends_with(".partial")), "{left:?}");
+    assert!(backups(&to).len() <= 2, "--keep 2 kept {left:?}");
+}
+
+#[test]
+fn a_file_that_is_not_a_backup_is_refused_and_nothing_is_replaced() {
+    if std::env::var_os("TEST_ZHIMA_POSTGRES_URL").is_some() {
+        return;
+    }
+    let dir = Dir::new("bad");
+    let url = dir.url("z.db");
+    let (ok, _, err) = try_cli(&url, &["migrate"]);
+    assert!(ok, "{err}");
+    let before = std::fs::read(dir.0.join("z.db")).unwrap();
+    // not a tar; a tar with a path outside; a tar without a database
+    let junk = dir.0.join("junk.tar");
+    std::fs::write(&junk, b"not a backup at all").unwrap();
+    let evil_dir = dir.0.join("evil");
+    std::fs::create_dir_all(&evil_dir).unwrap();
+    std::fs::write(evil_dir.join("passwd"), b"x").unwrap();
+    let evil = dir.0.join("evil.tar");
+    let made = Command::new("tar")
+        .arg("cf")
+        .arg(&evil)
+        .arg("-C")
+        .arg(&evil_dir)
+        .arg("passwd")
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for file in [&junk, &evil, &dir.0.join("missing.tar")] {
+        let (ok, out, err) = try_cli(&url, &["restore", file.to_str().unwrap()]);
+        assert!(!ok, "{} was restored: {out}", file.display());
+        assert!(!err.is_empty());
+    }
+    assert_eq!(
+        std::fs::read(dir.0.join("z.db")).unwrap(),
+        before,
+        "the database changed"
+    );
+    assert!(!dir.0.join("passwd").exists());
+    // PostgreSQL: said clearly
+    let (ok, _, err) = try_cli(
+        "postgres://nobody@127.0.0.1:1/none",
+        &["backup", "--to", "/tmp"],
+    );
+    assert!(!ok);
+    assert!(err.contains("pg_dump"), "{err}");
+}
