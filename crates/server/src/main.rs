@@ -15,7 +15,7 @@ use zhima_server::{open_door, open_store, Application, SystemClock};
 
 /// zhima (芝麻开门): membership and door access for hackerspaces.
 #[derive(Debug, Parser)]
-#[command(name = "zhima", version)]
+#[command(name = "zhima", version = VERSION)]
 struct Cli {
     /// A TOML configuration file (defaults, then this file, then ZHIMA_ environment variables).
     #[arg(long, global = true, value_name = "FILE")]
@@ -295,6 +295,14 @@ enum MemberCommand {
         openid: String,
     },
 }
+
+/// The version and the commit the binary was built from (build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("ZHIMA_COMMIT"),
+    ")"
+);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

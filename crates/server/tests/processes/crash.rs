@@ -160,3 +160,32 @@ fn logs_to_a_pipe_have_no_colour_codes() {
     assert!(stderr.contains("applied migration"), "{stderr}");
     assert!(!stderr.contains('\u{1b}'), "colour codes in: {stderr:?}");
 }
+
+/// `zhima --version` names the version and, in a git checkout, the commit
+/// the binary was built from.
+#[test]
+fn the_version_names_the_commit() {
+    let out = std::process::Command::new(crate::support::process::ZHIMA)
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!("zhima {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    let checkout = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.git");
+    if checkout.exists() {
+        let commit = text
+            .trim()
+            .trim_end_matches(')')
+            .rsplit(' ')
+            .next()
+            .unwrap_or("");
+        assert!(
+            commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit()),
+            "{text}"
+        );
+    }
+}
