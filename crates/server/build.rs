@@ -1,11 +1,13 @@
 //! Names the commit the binary was built from (`zhima --version`):
-//! `git rev-parse` on the checkout, or `ZHIMA_COMMIT` when set (a build
-//! from a source archive), or `unknown`.
+//! `SOURCE_COMMIT` when set (a build from a source archive), or `git
+//! rev-parse` on the checkout, or `unknown`. (Not a `ZHIMA_` name: cargo
+//! hands a build script's variables to the tests it runs, and the server
+//! reads every `ZHIMA_` variable as configuration.)
 
 use std::process::Command;
 
 fn main() {
-    println!("cargo:rerun-if-env-changed=ZHIMA_COMMIT");
+    println!("cargo:rerun-if-env-changed=SOURCE_COMMIT");
     // a new commit moves HEAD or the branch it points to
     for path in [
         "../../.git/HEAD",
@@ -16,7 +18,7 @@ fn main() {
             println!("cargo:rerun-if-changed={path}");
         }
     }
-    let commit = std::env::var("ZHIMA_COMMIT")
+    let commit = std::env::var("SOURCE_COMMIT")
         .ok()
         .filter(|c| !c.trim().is_empty())
         .or_else(|| {
@@ -28,5 +30,5 @@ fn main() {
             out.status.success().then(|| text.trim().to_owned())
         })
         .unwrap_or_else(|| "unknown".to_owned());
-    println!("cargo:rustc-env=ZHIMA_COMMIT={commit}");
+    println!("cargo:rustc-env=BUILT_FROM_COMMIT={commit}");
 }

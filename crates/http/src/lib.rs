@@ -211,6 +211,7 @@ async fn metrics(
             body.push_str(&format!("zhima_notifications{{state=\"{name}\"}} {n}\n"));
         }
     }
+    body.push_str(&state.metrics.render_backup(state.clock.now().timestamp()));
     HttpResponse::Ok()
         .insert_header((
             actix_web::http::header::CONTENT_TYPE,

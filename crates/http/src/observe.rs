@@ -140,6 +140,10 @@ pub struct Metrics {
     latency: Mutex<HashMap<(String, String), Latency>>,
     access: Mutex<HashMap<(&'static str, &'static str, String), u64>>,
     tokens_issued: AtomicU64,
+    /// When the last good scheduled backup was made (Unix seconds; 0: none
+    /// since the process started).
+    backup_last: std::sync::atomic::AtomicI64,
+    backup_failures: AtomicU64,
 }
 
 /// The database pool at one instant.
@@ -191,6 +195,40 @@ impl Metrics {
         *lock(&self.access)
             .entry((method, outcome, reason.to_owned()))
             .or_default() += 1;
+    }
+
+    /// Notes a scheduled backup: made at `at` (Unix seconds), or failed.
+    pub fn observe_backup(&self, made_at: Option<i64>) {
+        match made_at {
+            Some(at) => self.backup_last.store(at, Ordering::Relaxed),
+            None => {
+                self.backup_failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The backup gauges at `now` (Unix seconds): the age of the last good
+    /// backup (absent before the first) and the failures.
+    pub fn render_backup(&self, now: i64) -> String {
+        let mut out = String::new();
+        let last = self.backup_last.load(Ordering::Relaxed);
+        if last > 0 {
+            let _ = writeln!(
+                out,
+                "# HELP zhima_backup_age_seconds Seconds since the last good scheduled backup.\n\
+                 # TYPE zhima_backup_age_seconds gauge\n\
+                 zhima_backup_age_seconds {}",
+                (now - last).max(0)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP zhima_backup_failures_total Scheduled backups that failed.\n\
+             # TYPE zhima_backup_failures_total counter\n\
+             zhima_backup_failures_total {}",
+            self.backup_failures.load(Ordering::Relaxed)
+        );
+        out
     }
 
     /// Counts one token response (code or refresh grant).

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod backups;
 pub mod keys;
 #[cfg(feature = "legacy-import")]
 pub mod legacy_mysql;
@@ -296,6 +297,27 @@ impl Application {
         }
         if let Some(source) = &settings.door.scanner {
             scanner::start(source.clone(), state.clone());
+        }
+        match (&settings.backup, &lock) {
+            (Some(backup), Some(_)) => {
+                let key = match &settings.qr.key {
+                    settings::KeySource::File(path) => Some(path.clone()),
+                    settings::KeySource::Given(_) => None,
+                };
+                tokio::spawn(backups::run(
+                    state.store.clone(),
+                    backup.clone(),
+                    key,
+                    settings.source_file.clone(),
+                    settings.timezone,
+                    state.clock.clone(),
+                    state.metrics.clone(),
+                ));
+            }
+            (Some(_), None) => tracing::warn!(
+                "backup.dir is for a SQLite database; back up PostgreSQL with pg_dump (docs/backup.md)"
+            ),
+            (None, _) => {}
         }
         tokio::spawn(mail::run(
             notifier,

@@ -156,6 +156,18 @@ impl SweepClock {
         SweepClock { tz, at, last: None }
     }
 
+    /// The last one done on `last` (a backup found on disk).
+    pub fn since(tz: chrono_tz::Tz, at: chrono::NaiveTime, last: Option<NaiveDate>) -> SweepClock {
+        SweepClock { tz, at, last }
+    }
+
+    /// Forgets that the one of `day` was done (it failed: try again).
+    pub fn undo(&mut self, day: NaiveDate) {
+        if self.last == Some(day) {
+            self.last = day.pred_opt();
+        }
+    }
+
     /// The date to sweep at `now`, if one is due (and marks it done).
     pub fn due(&mut self, now: DateTime<Utc>) -> Option<NaiveDate> {
         let local = now.with_timezone(&self.tz);

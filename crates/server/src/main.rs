@@ -300,7 +300,7 @@ enum MemberCommand {
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (commit ",
-    env!("ZHIMA_COMMIT"),
+    env!("BUILT_FROM_COMMIT"),
     ")"
 );
 

@@ -48,6 +48,8 @@ pub struct RawSettings {
     pub smtp: RawSmtpSettings,
     /// `[notify]`
     pub notify: RawNotifySettings,
+    /// `[backup]`
+    pub backup: RawBackupSettings,
     /// `[plans."NAME"]`: overrides or additions to the standard plans.
     #[serde(default)]
     pub plans: BTreeMap<String, PlanSettings>,
@@ -226,6 +228,34 @@ pub struct RawSmtpSettings {
     pub password: SecretText,
     /// The sender, `Name <address>` or an address.
     pub from: String,
+}
+
+/// `[backup]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackupSettings {
+    /// Where `zhima serve` writes its daily backup (empty: it makes none).
+    pub dir: String,
+    /// The local time of the daily backup (`HH:MM`).
+    pub at: String,
+    /// How many backups to keep in each directory.
+    pub keep: u32,
+    /// A second directory each backup is copied to (a USB stick, a network
+    /// mount; empty: none).
+    pub copy_to: String,
+}
+
+/// Scheduled backups (SQLite).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupSettings {
+    /// The directory of the backups.
+    pub dir: std::path::PathBuf,
+    /// The local time of the daily backup.
+    pub at: chrono::NaiveTime,
+    /// Backups kept in each directory.
+    pub keep: usize,
+    /// The second directory, if any.
+    pub copy_to: Option<std::path::PathBuf>,
 }
 
 /// `[notify]`
@@ -439,6 +469,11 @@ pub struct Settings {
     pub smtp: Option<SmtpSettings>,
     /// Reminders and their sweep.
     pub notify: NotifySettings,
+    /// The daily backup `zhima serve` makes (`None`: none).
+    pub backup: Option<BackupSettings>,
+    /// The configuration file the settings were read from, if any (it goes
+    /// into backups).
+    pub source_file: Option<std::path::PathBuf>,
 }
 
 const DEFAULTS: &str = r#"
@@ -516,6 +551,12 @@ deliver_every_secs = 10
 lease_secs = 300
 retry_secs = 60
 templates_dir = ""
+
+[backup]
+dir = ""
+at = "03:30"
+keep = 14
+copy_to = ""
 "#;
 
 impl Settings {
@@ -557,7 +598,9 @@ impl Settings {
             .build()
             .and_then(config::Config::try_deserialize)
             .map_err(|e| SettingsError(e.to_string()))?;
-        Settings::check(raw)
+        let mut settings = Settings::check(raw)?;
+        settings.source_file = file.map(Path::to_path_buf);
+        Ok(settings)
     }
 
     fn check(raw: RawSettings) -> Result<Settings, SettingsError> {
@@ -617,7 +660,10 @@ impl Settings {
         let smtp = smtp(&raw.smtp)?;
         let raw_receipts = smtp.is_some();
         let notify = notify(&raw.notify)?;
+        let backup = backup(&raw.backup)?;
         Ok(Settings {
+            backup,
+            source_file: None,
             smtp,
             notify,
             door,
@@ -762,6 +808,32 @@ fn notify(raw: &RawNotifySettings) -> Result<NotifySettings, SettingsError> {
         sweep_at,
         deliver_every: Duration::from_secs(u64::from(raw.deliver_every_secs)),
     })
+}
+
+fn backup(raw: &RawBackupSettings) -> Result<Option<BackupSettings>, SettingsError> {
+    let at = chrono::NaiveTime::parse_from_str(raw.at.trim(), "%H:%M").map_err(|_| {
+        bad(
+            "backup.at",
+            format!("{:?} is not a time such as 03:30", raw.at),
+        )
+    })?;
+    if raw.keep == 0 || raw.keep > 1000 {
+        return Err(bad("backup.keep", "must be from 1 to 1000"));
+    }
+    let dir = raw.dir.trim();
+    if dir.is_empty() {
+        return Ok(None);
+    }
+    let copy_to = match raw.copy_to.trim() {
+        "" => None,
+        other => Some(std::path::PathBuf::from(other)),
+    };
+    Ok(Some(BackupSettings {
+        dir: std::path::PathBuf::from(dir),
+        at,
+        keep: raw.keep as usize,
+        copy_to,
+    }))
 }
 
 /// What a member read loads of their access history:
@@ -1187,6 +1259,8 @@ mod tests {
                 "notify.reminder_days",
             ),
             (vec![("ZHIMA_NOTIFY__SWEEP_AT", "9am")], "notify.sweep_at"),
+            (vec![("ZHIMA_BACKUP__AT", "3.30")], "backup.at"),
+            (vec![("ZHIMA_BACKUP__KEEP", "0")], "backup.keep"),
             (vec![("ZHIMA_NOTIFY__LANGUAGE", "fr")], "notify.language"),
         ];
         for (vars, key) in cases {

@@ -40,8 +40,10 @@ impl Drop for Dir {
 }
 
 fn backups(dir: &Path) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "tar"))
@@ -308,4 +310,92 @@ fn a_file_that_is_not_a_backup_is_refused_and_nothing_is_replaced() {
     );
     assert!(!ok);
     assert!(err.contains("pg_dump"), "{err}");
+}
+
+/// `GET /metrics` with an admin key: the Prometheus text.
+async fn metrics(http: &reqwest::Client, base: &str, key: &str) -> String {
+    http.get(format!("{base}/metrics"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_makes_the_missed_daily_backup_at_start_and_a_failure_leaves_it_ready() {
+    if std::env::var_os("TEST_ZHIMA_POSTGRES_URL").is_some() {
+        return;
+    }
+    let dir = Dir::new("daily");
+    let url = dir.url("z.db");
+    let key = create_api_key(&url, "ops", "admin");
+    let (daily, second) = (dir.0.join("daily"), dir.0.join("usb"));
+    let env = [
+        ("ZHIMA_BACKUP__DIR", daily.to_str().unwrap()),
+        ("ZHIMA_BACKUP__COPY_TO", second.to_str().unwrap()),
+        // a time of day already past: today's backup is due at start-up
+        ("ZHIMA_BACKUP__AT", "00:00"),
+    ];
+    let http = reqwest::Client::new();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = serve(&url, port, &env);
+    wait_ready(&http, &base).await;
+    let started = std::time::Instant::now();
+    while backups(&second).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no backup made at start-up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(backups(&daily).len(), 1);
+    let text = metrics(&http, &base, &key).await;
+    assert!(text.contains("zhima_backup_age_seconds "), "{text}");
+    assert!(text.contains("zhima_backup_failures_total 0"), "{text}");
+    // a restart the same day makes no second one
+    let _ = server.kill();
+    let _ = server.wait();
+    let _server = serve(&url, port, &env);
+    wait_ready(&http, &base).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(backups(&daily).len(), 1, "a second backup the same day");
+    drop(_server);
+
+    // a directory that cannot be made: counted, logged, and the server is ready
+    let blocker = dir.0.join("a-file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let bad = blocker.join("backups");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let _failing = serve(
+        &url,
+        port,
+        &[
+            ("ZHIMA_BACKUP__DIR", bad.to_str().unwrap()),
+            ("ZHIMA_BACKUP__AT", "00:00"),
+        ],
+    );
+    wait_ready(&http, &base).await;
+    let started = std::time::Instant::now();
+    loop {
+        let text = metrics(&http, &base, &key).await;
+        if text.contains("zhima_backup_failures_total 1") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no failure counted: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(
+        ready.status(),
+        200,
+        "a failed backup took the server out of service"
+    );
 }

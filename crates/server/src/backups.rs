@@ -1,0 +1,113 @@
+//! The daily backup `zhima serve` makes when `backup.dir` is set (SQLite):
+//! at `backup.at` local time, or at start-up when the day's backup is due
+//! and none is in the directory yet; copied to `backup.copy_to` when set.
+//! A failure is logged and counted (`/metrics`), retried ten minutes later,
+//! and never touches a request or `/readyz`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use zhima_http::observe::Metrics;
+use zhima_http::Clock;
+use zhima_storage::Store;
+
+use crate::mail::SweepClock;
+use crate::settings::BackupSettings;
+
+/// The local date of the newest backup in `dir`, if any.
+fn newest_backup_day(dir: &Path, tz: Tz) -> Option<NaiveDate> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("zhima-backup-") && name.ends_with(".tar")
+        })
+        .filter_map(|e| e.metadata().ok()?.modified().ok())
+        .max()
+        .map(|t| DateTime::<Utc>::from(t).with_timezone(&tz).date_naive())
+}
+
+/// Copies `file` into `dir` under a temporary name, then renames it; keeps
+/// the newest `keep` there.
+fn copy_to(file: &Path, dir: &Path, keep: usize) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let name = file
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("a backup without a name"))?;
+    let target = dir.join(name);
+    let mut partial = target.clone().into_os_string();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    std::fs::copy(file, &partial)?;
+    std::fs::File::open(&partial)?.sync_all()?;
+    std::fs::rename(&partial, &target)?;
+    zhima_app::backup::prune(dir, keep).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(target)
+}
+
+/// Runs until the process ends.
+pub async fn run(
+    store: Store,
+    settings: BackupSettings,
+    key: Option<PathBuf>,
+    config: Option<PathBuf>,
+    tz: Tz,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+) {
+    let mut due = SweepClock::since(tz, settings.at, newest_backup_day(&settings.dir, tz));
+    let mut not_before: Option<DateTime<Utc>> = None;
+    loop {
+        let now = clock.now();
+        if not_before.is_none_or(|t| now >= t) {
+            if let Some(day) = due.due(now) {
+                let (s, st, k, c) = (
+                    settings.clone(),
+                    store.clone(),
+                    key.clone().filter(|k| k.is_file()),
+                    config.clone(),
+                );
+                let made = tokio::task::spawn_blocking(move || {
+                    zhima_app::backup::create(&st, &s.dir, k.as_deref(), c.as_deref(), s.keep, now)
+                })
+                .await;
+                match made {
+                    Ok(Ok(made)) => {
+                        metrics.observe_backup(Some(now.timestamp()));
+                        tracing::info!(file = %made.file.display(), bytes = made.bytes, "backup made");
+                        if let Some(second) = &settings.copy_to {
+                            let (file, second, keep) =
+                                (made.file.clone(), second.clone(), settings.keep);
+                            match tokio::task::spawn_blocking(move || copy_to(&file, &second, keep))
+                                .await
+                            {
+                                Ok(Ok(copy)) => {
+                                    tracing::info!(file = %copy.display(), "backup copied")
+                                }
+                                Ok(Err(e)) => {
+                                    metrics.observe_backup(None);
+                                    tracing::error!(error = %e, "the backup could not be copied to backup.copy_to");
+                                }
+                                Err(_) => return,
+                            }
+                        }
+                        not_before = None;
+                    }
+                    Ok(Err(e)) => {
+                        metrics.observe_backup(None);
+                        tracing::error!(error = %e, dir = %settings.dir.display(), "the backup failed; trying again in 10 minutes");
+                        due.undo(day);
+                        not_before = Some(now + chrono::Duration::minutes(10));
+                    }
+                    Err(_) => return,
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    }
+}
