@@ -7,6 +7,7 @@ pub mod legacy_mysql;
 pub mod mail;
 mod scanner;
 pub mod settings;
+pub mod systemd;
 pub mod webhook;
 
 use std::net::TcpListener;
@@ -383,8 +384,24 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let door = self.door.clone();
+        // the door is locked, the database migrated and the port bound
+        systemd::notify("READY=1\nSTATUS=serving");
+        let watchdog = systemd::watchdog_interval().map(|every| {
+            let door = self.door.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    if door.health().ready() {
+                        systemd::notify("WATCHDOG=1");
+                    } else {
+                        tracing::error!("the door controller is not healthy: no watchdog ping");
+                    }
+                }
+            })
+        });
         let stopper = tokio::spawn(async move {
             wait_for_stop_signal().await;
+            systemd::notify("STOPPING=1");
             tracing::info!("stop signal: locking the door, then draining requests");
             if let Err(e) = door.shutdown() {
                 tracing::error!(error = %e, "the door did not lock on shutdown");
@@ -393,6 +410,9 @@ impl Application {
         });
         let served = self.server.await;
         stopper.abort();
+        if let Some(watchdog) = watchdog {
+            watchdog.abort();
+        }
         if let Err(e) = self.door.shutdown() {
             tracing::error!(error = %e, "the door did not lock on shutdown");
         }

@@ -15,5 +15,6 @@ mod legacy;
 mod notify;
 mod outage;
 mod shutdown;
+mod systemd;
 mod transfer;
 mod two_servers;
