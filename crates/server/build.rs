@@ -31,4 +31,18 @@ fn main() {
         })
         .unwrap_or_else(|| "unknown".to_owned());
     println!("cargo:rustc-env=BUILT_FROM_COMMIT={commit}");
+    // when this build script last ran: `zhima doctor` calls a clock before
+    // it implausible (SOURCE_DATE_EPOCH for a reproducible build)
+    println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
+    let built_at = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_secs())
+        })
+        .unwrap_or(0);
+    println!("cargo:rustc-env=BUILT_AT={built_at}");
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod backups;
+pub mod doctor;
 pub mod keys;
 #[cfg(feature = "legacy-import")]
 pub mod legacy_mysql;

@@ -72,6 +72,9 @@ enum Command {
         #[arg(long, default_value_t = 14)]
         keep: usize,
     },
+    /// Check what a running door needs (database, disk, QR key, door,
+    /// clock, mail, backups); exit status 1 on a problem.
+    Doctor,
     /// Restore a backup made by `zhima backup` (with the server stopped);
     /// what it replaces is kept beside it.
     Restore {
@@ -385,6 +388,7 @@ fn run(
         Command::Remind { dry_run, date } => remind(settings, dry_run, date.as_deref()),
         Command::Backup { to, keep } => backup(settings, config, &to, keep),
         Command::Restore { file } => restore(settings, &file),
+        Command::Doctor => doctor(settings),
         Command::Migrate => {
             let store = open_store(settings)?;
             println!(
@@ -600,6 +604,29 @@ fn backup(
         println!("removed the old backup {}", old.display());
     }
     Ok(())
+}
+
+/// `zhima doctor`.
+fn doctor(settings: &Settings) -> Result<(), Box<dyn std::error::Error>> {
+    let built_at: i64 = env!("BUILT_AT").parse().unwrap_or(0);
+    let findings = zhima_server::doctor::run(settings, built_at, Utc::now());
+    let mut problems = 0;
+    for f in &findings {
+        let mark = match f.ok {
+            Some(true) => "ok",
+            Some(false) => "PROBLEM",
+            None => "skipped",
+        };
+        println!("{mark:<8}{:<15}{}", f.check, f.detail);
+        if f.ok == Some(false) {
+            problems += 1;
+            println!("{:<23}fix: {}", "", f.fix);
+        }
+    }
+    match problems {
+        0 => Ok(()),
+        n => Err(format!("{n} problems found").into()),
+    }
 }
 
 /// `zhima restore`.

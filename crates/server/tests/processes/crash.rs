@@ -189,3 +189,49 @@ fn the_version_names_the_commit() {
         );
     }
 }
+
+/// `zhima doctor` names each problem with its fix, exits 1 while there is
+/// one, and 0 once they are fixed; it creates no database.
+#[test]
+fn the_doctor_names_problems_with_their_fixes() {
+    let dir = std::env::temp_dir().join(format!("zhima-doctor-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("z.db");
+    let key = dir.join("qr.key");
+    let doctor = || {
+        let out = std::process::Command::new(crate::support::process::ZHIMA)
+            .arg("doctor")
+            .env("ZHIMA_DATABASE__URL", format!("sqlite://{}", db.display()))
+            .env("ZHIMA_QR__KEY_FILE", &key)
+            .env("ZHIMA_LOG__LEVEL", "warn")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    let (code, out) = doctor();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("PROBLEM database") && out.contains("zhima migrate"),
+        "{out}"
+    );
+    assert!(!db.exists(), "the doctor created the database");
+    assert!(out.contains("PROBLEM qr key"), "{out}");
+    assert!(out.contains("ok      door"), "{out}");
+    crate::support::process::cli(&format!("sqlite://{}", db.display()), &["migrate"]);
+    std::fs::write(&key, "07".repeat(32)).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, out) = doctor();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!("fix: chmod 600 {}", key.display())),
+        "{out}"
+    );
+    assert!(out.contains("ok      database"), "{out}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, out) = doctor();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("PROBLEM"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
