@@ -193,6 +193,20 @@ pub fn create(
     })
 }
 
+/// When the newest backup in `dir` was written, if there is one.
+pub fn newest(dir: &Path) -> Option<std::time::SystemTime> {
+    fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with(PREFIX) && name.ends_with(".tar")
+        })
+        .filter_map(|e| e.metadata().ok()?.modified().ok())
+        .max()
+}
+
 /// Removes all but the newest `keep` backups in `dir` (never the last one).
 pub fn prune(dir: &Path, keep: usize) -> Result<Vec<PathBuf>, AppError> {
     let mut backups: Vec<PathBuf> = fs::read_dir(dir)

@@ -19,17 +19,7 @@ use crate::settings::BackupSettings;
 
 /// The local date of the newest backup in `dir`, if any.
 fn newest_backup_day(dir: &Path, tz: Tz) -> Option<NaiveDate> {
-    std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .filter(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            name.starts_with("zhima-backup-") && name.ends_with(".tar")
-        })
-        .filter_map(|e| e.metadata().ok()?.modified().ok())
-        .max()
-        .map(|t| DateTime::<Utc>::from(t).with_timezone(&tz).date_naive())
+    zhima_app::backup::newest(dir).map(|t| DateTime::<Utc>::from(t).with_timezone(&tz).date_naive())
 }
 
 /// Copies `file` into `dir` under a temporary name, then renames it; keeps

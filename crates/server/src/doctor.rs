@@ -235,17 +235,7 @@ pub fn run(settings: &Settings, built_at: i64, now: DateTime<Utc>) -> Vec<Findin
             "backup.dir is not set: back up with zhima backup from cron (docs/backup.md)",
         )),
         Some(backup) => {
-            let newest = std::fs::read_dir(&backup.dir).ok().and_then(|entries| {
-                entries
-                    .flatten()
-                    .filter(|e| {
-                        let name = e.file_name();
-                        let name = name.to_string_lossy();
-                        name.starts_with("zhima-backup-") && name.ends_with(".tar")
-                    })
-                    .filter_map(|e| e.metadata().ok()?.modified().ok())
-                    .max()
-            });
+            let newest = zhima_app::backup::newest(&backup.dir);
             match newest.map(DateTime::<Utc>::from) {
                 Some(at) if now - at <= chrono::Duration::hours(BACKUP_MAX_AGE_HOURS) => {
                     out.push(fine(
