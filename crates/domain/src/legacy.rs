@@ -32,7 +32,7 @@ use crate::membership::{evaluate, History};
 use crate::money::Fen;
 use crate::plan::{Grant, Plans};
 use crate::tags::{Tag, Tags};
-use crate::time::local_date;
+use crate::time::{local_date, local_day_start, local_instant};
 
 /// A row of the old `users` table (`Debug` hides the password).
 #[derive(Clone, Default, PartialEq)]
@@ -162,24 +162,6 @@ pub struct LegacyPlan {
     pub refused: Vec<String>,
 }
 
-/// The start of `date` in `tz` (the first existing instant of the day).
-fn day_start(date: NaiveDate, tz: Tz) -> Option<DateTime<Utc>> {
-    use chrono::TimeZone as _;
-    (0..=2).find_map(|h| {
-        date.and_hms_opt(h, 0, 0)
-            .and_then(|t| tz.from_local_datetime(&t).earliest())
-            .map(|t| t.with_timezone(&Utc))
-    })
-}
-
-/// A naive datetime of the old server, in `tz`.
-fn local(t: NaiveDateTime, tz: Tz) -> Option<DateTime<Utc>> {
-    use chrono::TimeZone as _;
-    tz.from_local_datetime(&t)
-        .earliest()
-        .map(|t| t.with_timezone(&Utc))
-}
-
 /// The most an amount may be: 1,000,000,000 yuan.
 const AMOUNT_MAX_FEN: i64 = 100_000_000_000;
 
@@ -278,8 +260,8 @@ pub fn plan(
         };
         let paid_at = t
             .created_on
-            .and_then(|c| local(c, tz))
-            .or_else(|| t.valid_from.and_then(|d| day_start(d, tz)))
+            .map(|c| local_instant(c, tz))
+            .or_else(|| t.valid_from.map(|d| local_day_start(d, tz)))
             .unwrap_or(now);
         let (Ok(pay_index), Ok(amount)) = (
             PayIndex::parse(&format!("legacy-{}", t.id)),
@@ -307,9 +289,10 @@ pub fn plan(
 /// `valid_until`, in `tz`.
 fn span(t: &LegacyTransaction, tz: Tz) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     match (t.valid_from, t.valid_until) {
-        (Some(from), Some(until)) if from <= until => {
-            Some((day_start(from, tz)?, day_start(until.succ_opt()?, tz)?))
-        }
+        (Some(from), Some(until)) if from <= until => Some((
+            local_day_start(from, tz),
+            local_day_start(until.succ_opt()?, tz),
+        )),
         _ => None,
     }
 }
@@ -358,7 +341,7 @@ fn member(u: &LegacyUser, tz: Tz, now: DateTime<Utc>) -> Result<LegacyMember, St
                 ..Profile::default()
             },
         },
-        created: u.create_time.and_then(|t| local(t, tz)).unwrap_or(now),
+        created: u.create_time.map_or(now, |t| local_instant(t, tz)),
         deactivated: u.status.trim().eq_ignore_ascii_case("INVALID"),
         password,
     })

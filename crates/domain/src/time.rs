@@ -114,6 +114,12 @@ pub fn format_local_minute(t: DateTime<Utc>, tz: Tz) -> String {
     )
 }
 
+/// The start of `date`'s local day in `tz` (where the zone skips midnight,
+/// the day's first existing instant).
+pub fn local_day_start(date: NaiveDate, tz: Tz) -> DateTime<Utc> {
+    local_instant(date.and_time(chrono::NaiveTime::MIN), tz)
+}
+
 /// The local calendar date of an instant in zone `tz`.
 pub fn local_date(t: DateTime<Utc>, tz: Tz) -> NaiveDate {
     t.with_timezone(&tz).date_naive()
@@ -145,7 +151,7 @@ impl CalendarSpan {
         let Some(stepped) = stepped else {
             return DateTime::<Utc>::MAX_UTC;
         };
-        resolve_local(stepped, tz)
+        local_instant(stepped, tz)
     }
 
     /// [`CalendarSpan::after`] for a period that continues a stacked line
@@ -174,7 +180,7 @@ impl CalendarSpan {
             return end;
         }
         match local.with_day(day) {
-            Some(moved) => resolve_local(moved, tz),
+            Some(moved) => local_instant(moved, tz),
             None => end,
         }
     }
@@ -190,7 +196,7 @@ fn last_day_of_month(date: chrono::NaiveDate) -> u32 {
 
 /// Turns a local wall time into an instant, taking the earlier of two
 /// candidates and skipping forward over a gap.
-fn resolve_local(naive: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
+pub fn local_instant(naive: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
     let mut probe = naive;
     // A DST gap is at most a few hours; step a quarter hour at a time.
     for _ in 0..16 {
@@ -253,6 +259,20 @@ mod tests {
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_local_day_starts_at_midnight_or_at_its_first_instant() {
+        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert_eq!(
+            local_day_start(day("2018-03-01"), chrono_tz::Asia::Shanghai).to_rfc3339(),
+            "2018-02-28T16:00:00+00:00"
+        );
+        // São Paulo skipped from 00:00 to 01:00 (-02:00) on 4 November 2018
+        assert_eq!(
+            local_day_start(day("2018-11-04"), chrono_tz::America::Sao_Paulo).to_rfc3339(),
+            "2018-11-04T03:00:00+00:00"
+        );
     }
 
     #[test]

@@ -493,14 +493,7 @@ fn export(
         Some(text) => {
             let day = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
                 .map_err(|_| format!("--since: {text:?} is not a date such as 2026-01-31"))?;
-            let start = day
-                .and_hms_opt(0, 0, 0)
-                .and_then(|t| {
-                    use chrono::TimeZone as _;
-                    settings.timezone.from_local_datetime(&t).earliest()
-                })
-                .ok_or_else(|| format!("--since: {text:?} has no midnight here"))?;
-            Some(start.with_timezone(&Utc))
+            Some(zhima_domain::time::local_day_start(day, settings.timezone))
         }
     };
     let stdout = std::io::stdout();

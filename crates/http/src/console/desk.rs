@@ -222,7 +222,7 @@ async fn members(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let filters = SearchFilters {
         status,
         tag,
-        expires_before: before.and_then(|d| local_day_start(d, state.tz)),
+        expires_before: before.map(|d| local_day_start(d, state.tz)),
     };
     let after = Some(value("after", 256)).filter(|a| !a.is_empty());
     let (st, q, f, now) = (
@@ -683,7 +683,7 @@ async fn issue_pass(
             PassKind::Day => now,
             PassKind::Event => {
                 let date = chrono::NaiveDate::parse_from_str(form.date.trim(), "%Y-%m-%d").ok()?;
-                let start = local_day_start(date, state.tz)?;
+                let start = local_day_start(date, state.tz);
                 if start + chrono::Duration::days(1) <= now {
                     return None; // a day already over
                 }

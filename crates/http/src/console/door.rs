@@ -251,11 +251,11 @@ fn log_query(req: &HttpRequest, tz: chrono_tz::Tz, limit: u32) -> (EventQuery, L
         method,
         member: member.map(zhima_domain::ids::MemberId),
         door: (!door.is_empty()).then(|| door.clone()),
-        since: from.as_ref().and_then(|(d, _)| local_day_start(*d, tz)),
+        since: from.as_ref().map(|(d, _)| local_day_start(*d, tz)),
         until: to
             .as_ref()
             .and_then(|(d, _)| d.succ_opt())
-            .and_then(|d| local_day_start(d, tz)),
+            .map(|d| local_day_start(d, tz)),
         before: query_value(req, "before")
             .and_then(|b| b.parse::<i64>().ok())
             .filter(|b| *b > 0),

@@ -655,21 +655,11 @@ fn datetime_local(t: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
     format_time(t, tz).replace(' ', "T")
 }
 
-/// The start of `date`'s local day in `tz` (the instant, where the zone
-/// skips midnight, the day's first existing one).
-fn local_day_start(date: chrono::NaiveDate, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
-    use chrono::TimeZone as _;
-    (0..=2).find_map(|h| {
-        date.and_hms_opt(h, 0, 0)
-            .and_then(|t| tz.from_local_datetime(&t).earliest())
-            .map(|t| t.with_timezone(&Utc))
-    })
-}
+pub(crate) use zhima_domain::time::local_day_start;
 
 /// The start of `now`'s local day in `tz`.
 fn local_midnight(now: DateTime<Utc>, tz: chrono_tz::Tz) -> DateTime<Utc> {
     local_day_start(zhima_domain::time::local_date(now, tz), tz)
-        .unwrap_or(now - chrono::Duration::hours(24))
 }
 
 /// The status words and class of a member's status.
