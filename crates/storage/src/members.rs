@@ -490,13 +490,14 @@ impl Store {
         payments: &[(OpenId, NewPayment)],
         now: DateTime<Utc>,
     ) -> Result<(u64, u64), StorageError> {
-        let password_hash = credentials::hash_default_password()?;
         self.write(|conn| {
             let mut written = (0, 0);
             for (new, created) in members {
                 check_unique(conn, &MemberColumns::of_new(new), None)?;
+                // the default password's hash with a salt of each member's own
+                let password_hash = credentials::hash_default_password()?;
                 diesel::insert_into(members::table)
-                    .values(NewMemberRow::new(new, password_hash.clone(), *created))
+                    .values(NewMemberRow::new(new, password_hash, *created))
                     .execute(conn)?;
                 written.0 += 1;
             }

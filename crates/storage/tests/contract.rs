@@ -1408,3 +1408,23 @@ fn an_import_is_all_or_nothing_and_a_dry_run_writes_nothing() {
         .unwrap();
     assert!(record.entries.is_empty(), "{:?}", record.entries);
 }
+
+/// Members imported from a spreadsheet start on the default password, each
+/// with a hash salted for them alone (no two members share a stored hash).
+#[test]
+fn imported_members_do_not_share_a_default_password_hash() {
+    let (_db, store) = store();
+    let members = [
+        (new_member("csv-1", "Csv One"), now()),
+        (new_member("csv-2", "Csv Two"), now()),
+    ];
+    assert_eq!(store.import_batch(&members, &[], now()).unwrap(), (2, 0));
+    let one = store.member_login("csv one").unwrap().unwrap();
+    let two = store.member_login("csv two").unwrap().unwrap();
+    assert!(one.must_change_password && two.must_change_password);
+    assert_ne!(one.password_hash, two.password_hash, "one hash shared");
+    assert!(zhima_storage::credentials::verify_password(
+        zhima_storage::DEFAULT_PASSWORD,
+        &one.password_hash
+    ));
+}
