@@ -193,6 +193,27 @@ pub fn create(
     })
 }
 
+/// Copies the backup `file` into `dir` (a second place: a USB stick, a
+/// network mount) under a `.partial` name, synced, then renamed, and keeps
+/// the newest `keep` there; the copy.
+pub fn copy(file: &Path, dir: &Path, keep: usize) -> Result<PathBuf, AppError> {
+    fs::create_dir_all(dir).map_err(|e| io("cannot create", dir, e))?;
+    let name = file
+        .file_name()
+        .ok_or_else(|| refuse(format!("{} names no file", file.display())))?;
+    let target = dir.join(name);
+    let mut partial = target.clone().into_os_string();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    fs::copy(file, &partial).map_err(|e| io("cannot copy to", &partial, e))?;
+    File::open(&partial)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io("cannot sync", &partial, e))?;
+    fs::rename(&partial, &target).map_err(|e| io("cannot rename", &partial, e))?;
+    prune(dir, keep)?;
+    Ok(target)
+}
+
 /// When the newest backup in `dir` was written, if there is one.
 pub fn newest(dir: &Path) -> Option<std::time::SystemTime> {
     fs::read_dir(dir)

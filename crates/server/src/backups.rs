@@ -22,24 +22,6 @@ fn newest_backup_day(dir: &Path, tz: Tz) -> Option<NaiveDate> {
     zhima_app::backup::newest(dir).map(|t| DateTime::<Utc>::from(t).with_timezone(&tz).date_naive())
 }
 
-/// Copies `file` into `dir` under a temporary name, then renames it; keeps
-/// the newest `keep` there.
-fn copy_to(file: &Path, dir: &Path, keep: usize) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
-    let name = file
-        .file_name()
-        .ok_or_else(|| std::io::Error::other("a backup without a name"))?;
-    let target = dir.join(name);
-    let mut partial = target.clone().into_os_string();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    std::fs::copy(file, &partial)?;
-    std::fs::File::open(&partial)?.sync_all()?;
-    std::fs::rename(&partial, &target)?;
-    zhima_app::backup::prune(dir, keep).map_err(|e| std::io::Error::other(e.to_string()))?;
-    Ok(target)
-}
-
 /// Runs until the process ends.
 pub async fn run(
     store: Store,
@@ -73,8 +55,10 @@ pub async fn run(
                         if let Some(second) = &settings.copy_to {
                             let (file, second, keep) =
                                 (made.file.clone(), second.clone(), settings.keep);
-                            match tokio::task::spawn_blocking(move || copy_to(&file, &second, keep))
-                                .await
+                            match tokio::task::spawn_blocking(move || {
+                                zhima_app::backup::copy(&file, &second, keep)
+                            })
+                            .await
                             {
                                 Ok(Ok(copy)) => {
                                     tracing::info!(file = %copy.display(), "backup copied")
