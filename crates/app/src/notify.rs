@@ -691,12 +691,7 @@ fn fill(template: &str, vars: &[(&str, &str)]) -> String {
     out
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use zhima_domain::text::escape_html as escape;
 
 /// Declares [`Words`], its two instances and the list the test walks.
 macro_rules! email_words {

@@ -18,6 +18,7 @@ pub mod qr;
 pub mod scope;
 pub mod sync;
 pub mod tags;
+pub mod text;
 pub mod time;
 
 pub use errno::Errno;

@@ -8,20 +8,7 @@ use super::*;
 use crate::error::Words;
 use crate::i18n::Lang;
 
-pub(super) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub(super) use zhima_domain::text::escape_html as escape;
 
 /// Every page: never framed, never cached, no scripts; in `lang`.
 pub(super) fn page(
