@@ -1,5 +1,4 @@
-//! Backups of a SQLite installation and their restore (`zhima backup`,
-//! `zhima restore`).
+//! Backups and their restore (`zhima backup`, `zhima restore`).
 //!
 //! A backup is one tar file, `zhima-backup-YYYYMMDD-HHMMSS.tar`, holding
 //! `zhima.db` (a consistent copy taken with `VACUUM INTO` while the server
@@ -8,6 +7,10 @@
 //! (`zhima.toml`) when they are files, and `MANIFEST`. It is written under a
 //! `.partial` name, synced, then renamed: a file with a backup's name is
 //! always whole. A `.partial` left by a killed run is removed by the next.
+//!
+//! On PostgreSQL the archive holds `zhima.pgdump` instead of `zhima.db`:
+//! a dump in `pg_dump`'s custom format, made by the caller (the server runs
+//! `pg_dump`), restored with `pg_restore`.
 //!
 //! A restore refuses while a server holds the database's lock file (every
 //! `zhima serve` on SQLite holds it shared), checks the archive's database
@@ -24,6 +27,8 @@ use crate::AppError;
 
 /// The database file's name in an archive.
 const DB: &str = "zhima.db";
+/// A PostgreSQL dump's name in an archive.
+const PGDUMP: &str = "zhima.pgdump";
 /// The signing key's name in an archive.
 const KEY: &str = "qr-signing.key";
 /// The configuration's name in an archive.
@@ -90,11 +95,30 @@ pub struct BackupMade {
     pub removed: Vec<PathBuf>,
 }
 
-/// Backs up the SQLite database of `store` into `dir`, with the signing key
+/// Where a backup's database comes from.
+pub enum Source<'a> {
+    /// The SQLite database of a store: copied with `VACUUM INTO` while it
+    /// serves, then checked with `PRAGMA integrity_check`.
+    Sqlite(&'a Store),
+    /// A PostgreSQL database: `dump` writes it to the path it is given in
+    /// `pg_dump`'s custom format; the file must begin as such a dump does.
+    Dump(&'a dyn Fn(&Path) -> Result<(), AppError>),
+}
+
+impl std::fmt::Debug for Source<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Source::Sqlite(_) => "Source::Sqlite",
+            Source::Dump(_) => "Source::Dump",
+        })
+    }
+}
+
+/// Backs up the database `source` names into `dir`, with the signing key
 /// and configuration files when given, and keeps the newest `keep`
 /// backups there. Blocking.
 pub fn create(
-    store: &Store,
+    source: Source<'_>,
     dir: &Path,
     key: Option<&Path>,
     config: Option<&Path>,
@@ -113,10 +137,18 @@ pub fn create(
         }
     }
     let stamp = now.format("%Y%m%d-%H%M%S").to_string();
-    let copy = dir.join(format!(".{PREFIX}{stamp}.db.partial"));
+    let (copy, as_name) = match source {
+        Source::Sqlite(_) => (dir.join(format!(".{PREFIX}{stamp}.db.partial")), DB),
+        Source::Dump(_) => (dir.join(format!(".{PREFIX}{stamp}.pgdump.partial")), PGDUMP),
+    };
     let _ = fs::remove_file(&copy);
-    store.copy_into(&copy)?;
-    let checked = check_database(&copy);
+    let checked = match source {
+        Source::Sqlite(store) => store
+            .copy_into(&copy)
+            .map_err(AppError::from)
+            .and_then(|()| check_database(&copy)),
+        Source::Dump(dump) => dump(&copy).and_then(|()| check_dump(&copy)),
+    };
     if let Err(e) = checked {
         let _ = fs::remove_file(&copy);
         return Err(e);
@@ -137,7 +169,7 @@ pub fn create(
             tar.append_path_with_name(path, as_name)
                 .map_err(|e| io("cannot archive", path, e))
         };
-        add(&mut tar, &copy, DB)?;
+        add(&mut tar, &copy, as_name)?;
         if let Some(key) = key {
             add(&mut tar, key, KEY)?;
         }
@@ -145,7 +177,7 @@ pub fn create(
             add(&mut tar, config, CONFIG)?;
         }
         let manifest = format!(
-            "zhima backup\nversion {}\ncreated {}\nfiles {DB}{}{}\n",
+            "zhima backup\nversion {}\ncreated {}\nfiles {as_name}{}{}\n",
             env!("CARGO_PKG_VERSION"),
             now.to_rfc3339(),
             if key.is_some() { " qr-signing.key" } else { "" },
@@ -254,6 +286,20 @@ pub fn prune(dir: &Path, keep: usize) -> Result<Vec<PathBuf>, AppError> {
     Ok(removed)
 }
 
+/// Checks a PostgreSQL dump: a custom-format dump begins with `PGDMP`.
+fn check_dump(path: &Path) -> Result<(), AppError> {
+    let mut head = [0u8; 5];
+    let read = File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head));
+    match read {
+        Ok(()) if &head == b"PGDMP" => Ok(()),
+        Ok(()) => Err(refuse(format!(
+            "{} is not a pg_dump custom-format dump",
+            path.display()
+        ))),
+        Err(e) => Err(io("cannot read the dump", path, e)),
+    }
+}
+
 /// Checks a database file: it opens, and SQLite finds it sound.
 fn check_database(path: &Path) -> Result<(), AppError> {
     let url = format!("sqlite://{}", path.display());
@@ -336,6 +382,14 @@ fn restore_from(
             .map_err(|e| io("cannot read", archive, e))?
             .to_string_lossy()
             .into_owned();
+        if name == PGDUMP {
+            return Err(refuse(format!(
+                "{} holds a PostgreSQL dump, which zhima restore does not put back: unpack it \
+                 (tar -xf FILE {PGDUMP}) and run pg_restore --clean --if-exists --no-owner \
+                 --dbname URL {PGDUMP} with the server stopped (docs/backup.md)",
+                archive.display()
+            )));
+        }
         // only the names a backup writes; nothing is unpacked by the
         // archive's own paths
         let Some(known) = [DB, KEY, CONFIG, MANIFEST].into_iter().find(|k| *k == name) else {

@@ -1,4 +1,5 @@
-//! The daily backup `zhima serve` makes when `backup.dir` is set (SQLite):
+//! The daily backup `zhima serve` makes when `backup.dir` is set (SQLite
+//! copied while it serves, PostgreSQL through `pg_dump`):
 //! at `backup.at` local time, or at start-up when the day's backup is due
 //! and none is in the directory yet; copied to `backup.copy_to` when set.
 //! A failure is logged and counted (`/metrics`), retried ten minutes later,
@@ -15,7 +16,56 @@ use zhima_http::Clock;
 use zhima_storage::Store;
 
 use crate::mail::SweepClock;
-use crate::settings::BackupSettings;
+use crate::settings::{BackupSettings, DatabaseUrl};
+
+/// The database a backup is taken of.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// A SQLite store: copied while it serves.
+    Sqlite(Store),
+    /// A PostgreSQL database URL: dumped with `pg_dump`.
+    Postgres(DatabaseUrl),
+}
+
+impl Database {
+    /// The database `url` names; `open` opens the store on a SQLite one (a
+    /// PostgreSQL one is dumped by its URL, with no store).
+    pub fn of<E>(
+        url: &DatabaseUrl,
+        open: impl FnOnce() -> Result<Store, E>,
+    ) -> Result<Database, E> {
+        match zhima_storage::Target::parse(url.expose()) {
+            Ok(zhima_storage::Target::Postgres(_)) => Ok(Database::Postgres(url.clone())),
+            _ => open().map(Database::Sqlite),
+        }
+    }
+
+    /// As [`Database::of`], for a server with its store open already.
+    pub fn serving(url: &DatabaseUrl, store: &Store) -> Database {
+        let Ok(database) = Database::of(url, || Ok::<_, std::convert::Infallible>(store.clone()));
+        database
+    }
+
+    /// One backup into `dir` (with the key and configuration files when
+    /// given), keeping the newest `keep` there. Blocking.
+    pub fn backup(
+        &self,
+        dir: &Path,
+        key: Option<&Path>,
+        config: Option<&Path>,
+        keep: usize,
+        now: DateTime<Utc>,
+    ) -> Result<zhima_app::backup::BackupMade, zhima_app::AppError> {
+        use zhima_app::backup::{create, Source};
+        match self {
+            Database::Sqlite(store) => create(Source::Sqlite(store), dir, key, config, keep, now),
+            Database::Postgres(url) => {
+                let dump = |to: &Path| crate::pgdump::dump(url.expose(), to);
+                create(Source::Dump(&dump), dir, key, config, keep, now)
+            }
+        }
+    }
+}
 
 /// The local date of the newest backup in `dir`, if any.
 fn newest_backup_day(dir: &Path, tz: Tz) -> Option<NaiveDate> {
@@ -24,7 +74,7 @@ fn newest_backup_day(dir: &Path, tz: Tz) -> Option<NaiveDate> {
 
 /// Runs until the process ends.
 pub async fn run(
-    store: Store,
+    database: Database,
     settings: BackupSettings,
     key: Option<PathBuf>,
     config: Option<PathBuf>,
@@ -38,14 +88,14 @@ pub async fn run(
         let now = clock.now();
         if not_before.is_none_or(|t| now >= t) {
             if let Some(day) = due.due(now) {
-                let (s, st, k, c) = (
+                let (s, db, k, c) = (
                     settings.clone(),
-                    store.clone(),
+                    database.clone(),
                     key.clone().filter(|k| k.is_file()),
                     config.clone(),
                 );
                 let made = tokio::task::spawn_blocking(move || {
-                    zhima_app::backup::create(&st, &s.dir, k.as_deref(), c.as_deref(), s.keep, now)
+                    db.backup(&s.dir, k.as_deref(), c.as_deref(), s.keep, now)
                 })
                 .await;
                 match made {

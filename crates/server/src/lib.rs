@@ -6,6 +6,7 @@ pub mod keys;
 #[cfg(feature = "legacy-import")]
 pub mod legacy_mysql;
 pub mod mail;
+pub mod pgdump;
 mod scanner;
 pub mod settings;
 pub mod systemd;
@@ -300,26 +301,20 @@ impl Application {
         if let Some(source) = &settings.door.scanner {
             scanner::start(source.clone(), state.clone());
         }
-        match (&settings.backup, &lock) {
-            (Some(backup), Some(_)) => {
-                let key = match &settings.qr.key {
-                    settings::KeySource::File(path) => Some(path.clone()),
-                    settings::KeySource::Given(_) => None,
-                };
-                tokio::spawn(backups::run(
-                    state.store.clone(),
-                    backup.clone(),
-                    key,
-                    settings.source_file.clone(),
-                    settings.timezone,
-                    state.clock.clone(),
-                    state.metrics.clone(),
-                ));
-            }
-            (Some(_), None) => tracing::warn!(
-                "backup.dir is for a SQLite database; back up PostgreSQL with pg_dump (docs/backup.md)"
-            ),
-            (None, _) => {}
+        if let Some(backup) = &settings.backup {
+            let key = match &settings.qr.key {
+                settings::KeySource::File(path) => Some(path.clone()),
+                settings::KeySource::Given(_) => None,
+            };
+            tokio::spawn(backups::run(
+                backups::Database::serving(&settings.database_url, &state.store),
+                backup.clone(),
+                key,
+                settings.source_file.clone(),
+                settings.timezone,
+                state.clock.clone(),
+                state.metrics.clone(),
+            ));
         }
         tokio::spawn(mail::run(
             notifier,

@@ -65,12 +65,13 @@ enum Command {
     /// Back up the SQLite database (a consistent copy while the server
     /// serves), the QR signing key and the configuration into one file.
     Backup {
-        /// The directory of the backups.
+        /// The directory of the backups (default: backup.dir).
         #[arg(long, value_name = "DIR")]
-        to: PathBuf,
-        /// How many backups to keep there (the oldest go).
-        #[arg(long, default_value_t = 14)]
-        keep: usize,
+        to: Option<PathBuf>,
+        /// How many backups to keep there, the oldest going (default:
+        /// backup.keep, 14).
+        #[arg(long)]
+        keep: Option<usize>,
     },
     /// Check what a running door needs (database, disk, QR key, door,
     /// clock, mail, backups); exit status 1 on a problem.
@@ -386,7 +387,14 @@ fn run(
             tz,
         }) => import_legacy(settings, &from, dry_run, merge, &conflicts, tz.as_deref()),
         Command::Remind { dry_run, date } => remind(settings, dry_run, date.as_deref()),
-        Command::Backup { to, keep } => backup(settings, config, &to, keep),
+        Command::Backup { to, keep } => {
+            let configured = settings.backup.as_ref();
+            let Some(to) = to.or_else(|| configured.map(|b| b.dir.clone())) else {
+                return Err("zhima backup: say where with --to DIR, or set backup.dir".into());
+            };
+            let keep = keep.or(configured.map(|b| b.keep)).unwrap_or(14);
+            backup(settings, config, &to, keep)
+        }
         Command::Restore { file } => restore(settings, &file),
         Command::Doctor => doctor(settings),
         Command::Migrate => {
@@ -569,14 +577,14 @@ fn backup(
     to: &std::path::Path,
     keep: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    sqlite_file(settings, "zhima backup")?;
     let key = match &settings.qr.key {
         zhima_server::settings::KeySource::File(path) if path.is_file() => Some(path.as_path()),
         _ => None,
     };
     let t0 = std::time::Instant::now();
-    let made =
-        zhima_app::backup::create(&open_store(settings)?, to, key, config, keep, Utc::now())?;
+    let database =
+        zhima_server::backups::Database::of(&settings.database_url, || open_store(settings))?;
+    let made = database.backup(to, key, config, keep, Utc::now())?;
     println!(
         "backed up to {} ({} bytes, {:.1} s){}{}",
         made.file.display(),
