@@ -1107,6 +1107,118 @@ mod tests {
         }
     }
 
+    /// Flattened `section.key` → value of a TOML text (nested tables
+    /// walked; the plans table left out: it is a catalogue, not keys).
+    fn flat_keys(toml: &str) -> std::collections::BTreeMap<String, config::ValueKind> {
+        fn walk(
+            prefix: &str,
+            map: config::Map<String, config::Value>,
+            out: &mut std::collections::BTreeMap<String, config::ValueKind>,
+        ) {
+            for (key, value) in map {
+                let name = if prefix.is_empty() {
+                    key
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                match value.kind {
+                    config::ValueKind::Table(inner) => walk(&name, inner, out),
+                    kind => {
+                        out.insert(name, kind);
+                    }
+                }
+            }
+        }
+        let map = config::Config::builder()
+            .add_source(config::File::from_str(toml, config::FileFormat::Toml))
+            .build()
+            .unwrap()
+            .try_deserialize::<config::Map<String, config::Value>>()
+            .unwrap();
+        let mut out = std::collections::BTreeMap::new();
+        walk("", map, &mut out);
+        out.retain(|k, _| !k.starts_with("plans."));
+        out
+    }
+
+    /// The packages' /etc/zhima/zhima.toml (packaging/zhima.toml) shows every
+    /// key: each commented `# key = value` line holds the built-in default,
+    /// the few set lines (database, QR key, backups) say where a package
+    /// keeps its state, and the file loads as it is and with every line
+    /// uncommented.
+    #[test]
+    fn the_packaged_example_names_every_key_with_its_default() {
+        let example = include_str!("../../../packaging/zhima.toml");
+        let setting = |line: &str| {
+            let line = line.trim_start();
+            line.starts_with('[')
+                || line.split_once(" = ").is_some_and(|(k, _)| {
+                    !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                })
+        };
+        let commented: Vec<&str> = example
+            .lines()
+            .filter_map(|l| l.strip_prefix("# ").filter(|rest| setting(rest)))
+            .collect();
+        let uncommented: String = example
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if setting(rest) => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let defaults = flat_keys(DEFAULTS);
+        let all = flat_keys(&uncommented);
+        let missing: Vec<&String> = defaults.keys().filter(|k| !all.contains_key(*k)).collect();
+        let unknown: Vec<&String> = all.keys().filter(|k| !defaults.contains_key(*k)).collect();
+        assert!(
+            missing.is_empty(),
+            "keys the example leaves out: {missing:?}"
+        );
+        assert!(
+            unknown.is_empty(),
+            "keys the example has that zhima does not: {unknown:?}"
+        );
+
+        // the set lines alone (the file as installed), then the commented
+        // ones alone under their sections: these must be the defaults
+        let set = flat_keys(example);
+        assert_eq!(
+            set.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["backup.dir", "database.url", "qr.key_file"],
+            "the lines the package sets"
+        );
+        let mut only_commented = String::new();
+        for line in example.lines() {
+            if line.starts_with('[') {
+                only_commented.push_str(line);
+                only_commented.push('\n');
+            } else if let Some(rest) = line.strip_prefix("# ").filter(|r| setting(r)) {
+                only_commented.push_str(rest);
+                only_commented.push('\n');
+            }
+        }
+        assert!(
+            commented.len() > 50,
+            "{} commented settings",
+            commented.len()
+        );
+        for (key, value) in flat_keys(&only_commented) {
+            assert_eq!(
+                Some(&value),
+                defaults.get(&key),
+                "the example's default for {key}"
+            );
+        }
+
+        for text in [example, uncommented.as_str()] {
+            let f = file(text);
+            let s = Settings::load_with_env(Some(&f.0), env(&[])).unwrap();
+            assert_eq!(s.database_url.expose(), "sqlite:///var/lib/zhima/zhima.db");
+        }
+    }
+
     #[test]
     fn defaults() {
         let s = Settings::load_with_env(None, env(&[])).unwrap();

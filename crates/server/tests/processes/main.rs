@@ -14,6 +14,7 @@ mod flood;
 mod legacy;
 mod notify;
 mod outage;
+mod pi;
 mod shutdown;
 mod systemd;
 mod transfer;
