@@ -162,6 +162,50 @@ pub fn execute(url: &str, sql: &str) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Applies the migrations up to and including the one named `last` (a
+/// directory name such as `2026-12-06-000011_legacy_method`), in order, to
+/// the database at `url`, as a released version's binary would have: the
+/// upgrade test builds an old schema with it. The names applied.
+pub fn migrate_through(url: &str, last: &str) -> Result<Vec<String>, StorageError> {
+    use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+
+    fn through<DB: diesel::backend::Backend>(
+        conn: &mut impl MigrationHarness<DB>,
+        source: EmbeddedMigrations,
+        last: &str,
+    ) -> Result<Vec<String>, StorageError> {
+        let failed =
+            |e: Box<dyn std::error::Error + Send + Sync>| StorageError::Migration(e.to_string());
+        // pending_migrations also creates diesel's own table of applied ones
+        let pending = conn.pending_migrations(source).map_err(failed)?;
+        if !pending.iter().any(|m| m.name().to_string() == last) {
+            return Err(StorageError::Migration(format!(
+                "no pending migration named {last}"
+            )));
+        }
+        let wanted: Vec<_> = pending
+            .into_iter()
+            .take_while(|m| m.name().to_string().as_str() <= last)
+            .collect();
+        let names = wanted.iter().map(|m| m.name().to_string()).collect();
+        conn.run_migrations(&wanted).map_err(failed)?;
+        Ok(names)
+    }
+
+    match crate::connection::Target::parse(url)? {
+        crate::connection::Target::Sqlite(path) => {
+            let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy())
+                .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+            through(&mut conn, crate::SQLITE_MIGRATIONS, last)
+        }
+        crate::connection::Target::Postgres(url) => {
+            let mut conn = PgConnection::establish(&url)
+                .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+            through(&mut conn, crate::POSTGRES_MIGRATIONS, last)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

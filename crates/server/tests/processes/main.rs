@@ -19,3 +19,4 @@ mod shutdown;
 mod systemd;
 mod transfer;
 mod two_servers;
+mod upgrade;
