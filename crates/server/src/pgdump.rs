@@ -89,6 +89,11 @@ pub fn dump(url: &str, to: &Path) -> Result<(), AppError> {
         Some(p) => cmd.env("PGPASSWORD", p),
         None => cmd.env_remove("PGPASSWORD"),
     };
+    // a server that does not answer fails the backup (counted, retried)
+    // instead of holding the daily backup forever
+    if std::env::var_os("PGCONNECT_TIMEOUT").is_none() {
+        cmd.env("PGCONNECT_TIMEOUT", "15");
+    }
     let out = cmd.output().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             failed(

@@ -353,6 +353,49 @@ fn a_postgres_backup_says_plainly_when_pg_dump_is_missing_or_fails() {
     assert!(left.is_empty(), "left in the backup directory: {left:?}");
 }
 
+#[test]
+fn a_postgres_server_that_never_answers_fails_the_backup_in_time() {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if !std::env::split_paths(&path).any(|d| d.join("pg_dump").is_file()) {
+        eprintln!("skipped: no pg_dump");
+        return;
+    }
+    // a port that takes the connection and never says a word
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let dir = Dir::new("pg-silent");
+    let to = dir.0.join("backups");
+    let mut backup = Command::new(ZHIMA)
+        .args(["backup", "--to", to.to_str().unwrap()])
+        .env(
+            "ZHIMA_DATABASE__URL",
+            format!("postgres://zhima@127.0.0.1:{port}/zhima?sslmode=disable"),
+        )
+        .env("ZHIMA_QR__SIGNING_KEY", "07".repeat(32))
+        .env_remove("PGCONNECT_TIMEOUT")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = backup.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = backup.kill();
+            let _ = backup.wait();
+            panic!("the backup still waited after 60 s for a server that never answers");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut backup.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "a backup of a silent server succeeded");
+    assert!(err.contains("pg_dump ended with"), "{err}");
+    drop(silent);
+}
+
 /// On PostgreSQL, `zhima backup` is `pg_dump` of the live database in the
 /// same kind of archive; `pg_restore` of it into an empty database gives a
 /// server that answers the same member; `zhima restore` says how instead.
