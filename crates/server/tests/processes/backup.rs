@@ -15,7 +15,9 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use zhima_storage::{Store, StoreOptions};
 
-use crate::support::process::{call, create_api_key, free_port, serve, try_cli, wait_ready, ZHIMA};
+use crate::support::process::{
+    call, create_api_key, free_port, serve, try_cli, wait_ready, Server, ZHIMA,
+};
 
 /// A directory of its own for a test, removed at the end.
 struct Dir(PathBuf);
@@ -57,17 +59,17 @@ fn pay(n: usize) -> Value {
                                  "CNYAmount": "1", "payType": "DONATION"}})
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backup_under_load_restores_every_payment_answered_before_it() {
-    if std::env::var_os("TEST_ZHIMA_POSTGRES_URL").is_some() {
-        eprintln!("skipped in the PostgreSQL run: backups are of SQLite files");
-        return;
-    }
-    let dir = Dir::new("load");
-    let url = dir.url("live.db");
-    let key = create_api_key(&url, "desk", "member:read,member:write");
+/// `zhima serve` on `url` with a desk key and one member (`openid`, a
+/// month paid as `<openid>-first`): the server, a client, the base URL and
+/// the key.
+async fn serving_a_member(
+    url: &str,
+    openid: &str,
+    nick: &str,
+) -> (Server, reqwest::Client, String, String) {
+    let key = create_api_key(url, "desk", "member:read,member:write");
     let port = free_port();
-    let mut server = serve(&url, port, &[]);
+    let server = serve(url, port, &[]);
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&http, &base).await;
@@ -76,12 +78,24 @@ async fn a_backup_under_load_restores_every_payment_answered_before_it() {
         Method::POST,
         &format!("{base}/api/v1.0/member/new"),
         &key,
-        &json!({"openid": "bk-1", "basicInfo": {"nickName": "备份 1"},
-                "paymentInfo": {"paidTime": "202612011000", "payIndex": "bk-first",
+        &json!({"openid": openid, "basicInfo": {"nickName": nick},
+                "paymentInfo": {"paidTime": "202612011000", "payIndex": format!("{openid}-first"),
                                 "CNYAmount": "200", "payType": "1M MEMBERSHIP"}}),
     )
     .await;
     assert_eq!(created["errno"], "1000", "{created}");
+    (server, http, base, key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_under_load_restores_every_payment_answered_before_it() {
+    if std::env::var_os("TEST_ZHIMA_POSTGRES_URL").is_some() {
+        eprintln!("skipped in the PostgreSQL run: backups are of SQLite files");
+        return;
+    }
+    let dir = Dir::new("load");
+    let url = dir.url("live.db");
+    let (mut server, http, base, key) = serving_a_member(&url, "bk-1", "备份 1").await;
 
     // payments one after another, while a backup is taken
     let (writer_http, writer_base, writer_key) = (http.clone(), base.clone(), key.clone());
@@ -177,6 +191,8 @@ async fn a_backup_under_load_restores_every_payment_answered_before_it() {
     let (ok, out, err) = try_cli(&url, &["restore", quiet.to_str().unwrap()]);
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("the database it replaced is kept as"), "{out}");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
     let _server = serve(&url, port, &[]);
     wait_ready(&http, &base).await;
     let again = call(
@@ -407,23 +423,7 @@ async fn a_postgres_backup_is_a_dump_that_pg_restore_puts_back() {
     }
     let db = zhima_storage::testing::TestDatabase::new().unwrap();
     let url = db.url().to_owned();
-    let key = create_api_key(&url, "desk", "member:read,member:write");
-    let port = free_port();
-    let mut server = serve(&url, port, &[]);
-    let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&http, &base).await;
-    let created = call(
-        &http,
-        Method::POST,
-        &format!("{base}/api/v1.0/member/new"),
-        &key,
-        &json!({"openid": "pg-1", "basicInfo": {"nickName": "备份 PG"},
-                "paymentInfo": {"paidTime": "202612011000", "payIndex": "pg-first",
-                                "CNYAmount": "200", "payType": "1M MEMBERSHIP"}}),
-    )
-    .await;
-    assert_eq!(created["errno"], "1000", "{created}");
+    let (mut server, http, base, key) = serving_a_member(&url, "pg-1", "备份 PG").await;
     for n in 0..5 {
         let answer = call(
             &http,

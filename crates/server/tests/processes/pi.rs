@@ -175,15 +175,14 @@ async fn smoke(target: &str, qemu: &str, binary: &Path) {
     .await;
     assert_eq!(created["errno"], "1000", "{target}: {created}");
     let id = created["data"]["new_id"].as_i64().unwrap();
-    let read = http
-        .get(format!("{base}/api/v1.0/member/openid/pi-1"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+    let read = call(
+        &http,
+        Method::GET,
+        &format!("{base}/api/v1.0/member/openid/pi-1"),
+        &admin,
+        &json!({}),
+    )
+    .await;
     assert_eq!(read["basicInfo"]["nickName"], "树莓派", "{target}: {read}");
     assert_eq!(read["basicInfo"]["status"], "OK", "{target}: {read}");
 
@@ -209,15 +208,14 @@ async fn smoke(target: &str, qemu: &str, binary: &Path) {
     .await;
     assert_eq!(scanned["errno"], "1000", "{target}: {scanned}");
     assert_eq!(scanned["errmsg"], "Welcome, 树莓派!", "{target}: {scanned}");
-    let log = http
-        .get(format!("{base}/api/v1.0/entries"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+    let log = call(
+        &http,
+        Method::GET,
+        &format!("{base}/api/v1.0/entries"),
+        &admin,
+        &json!({}),
+    )
+    .await;
     let newest = &log["data"]["events"][0];
     assert_eq!(
         (&newest["reason"], &newest["memberId"]),
