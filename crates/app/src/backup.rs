@@ -469,3 +469,72 @@ fn restore_from(
         config,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a failure is a test failure
+
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("zhima-app-backup-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-12-06T03:30:00Z")
+            .unwrap()
+            .into()
+    }
+
+    #[test]
+    fn a_dump_goes_into_the_archive_as_zhima_pgdump() {
+        let dir = scratch("dump");
+        let dump =
+            |to: &Path| fs::write(to, b"PGDMP\x01\x0f\x00 a dump").map_err(|e| io("write", to, e));
+        let made = create(Source::Dump(&dump), &dir, None, None, 14, now()).unwrap();
+        assert_eq!(names(&dir), ["zhima-backup-20261206-033000.tar"]);
+        let mut archive = tar::Archive::new(File::open(&made.file).unwrap());
+        let inside: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(inside, [PGDUMP, MANIFEST]);
+        // and zhima restore will not put it into a SQLite file
+        let refused = restore(&made.file, &dir.join("z.db"), None, now()).unwrap_err();
+        assert!(refused.to_string().contains("pg_restore"), "{refused}");
+        assert!(!dir.join("z.db").exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_dump_that_is_not_one_or_that_failed_leaves_nothing() {
+        let dir = scratch("bad-dump");
+        let not_a_dump = |to: &Path| fs::write(to, b"SELECT 1;").map_err(|e| io("write", to, e));
+        let refused = create(Source::Dump(&not_a_dump), &dir, None, None, 14, now()).unwrap_err();
+        assert!(refused.to_string().contains("not a pg_dump"), "{refused}");
+        let failed = |_: &Path| {
+            Err(AppError::Invalid {
+                field: "backup",
+                reason: "pg_dump ended with exit status: 1".into(),
+            })
+        };
+        let refused = create(Source::Dump(&failed), &dir, None, None, 14, now()).unwrap_err();
+        assert!(refused.to_string().contains("exit status: 1"), "{refused}");
+        assert!(names(&dir).is_empty(), "left behind: {:?}", names(&dir));
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
