@@ -87,6 +87,10 @@ check "the user is kept" getent passwd zhima
 echo "==> install again over the kept data, then purge"
 dpkg -i "$second"
 check "the kept API key is there again" sh -c "runuser -u zhima -- /usr/bin/zhima --config /etc/zhima/zhima.toml api-key list | grep -q deb-test"
+echo "==> the operator deleted the configuration; installing again still works"
+rm /etc/zhima/zhima.toml
+dpkg -i "$second"
+check "the package is configured" test "$(dpkg-query -W -f='${Status}' zhima)" = "install ok installed"
 dpkg --purge zhima
 check "the data is gone" test ! -e /var/lib/zhima
 check "the configuration is gone" test ! -e /etc/zhima
