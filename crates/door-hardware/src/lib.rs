@@ -189,11 +189,17 @@ impl Default for PinConfig {
 }
 
 impl PinConfig {
-    /// Refuses a pin used twice or outside BCM 0–27.
-    pub fn check(&self) -> Result<(), DoorError> {
+    /// Every configured pin: relay, switch, green and red LEDs.
+    pub fn all(&self) -> Vec<u8> {
         let mut all = vec![self.relay, self.switch];
         all.extend(&self.green);
         all.extend(&self.red);
+        all
+    }
+
+    /// Refuses a pin used twice or outside BCM 0–27.
+    pub fn check(&self) -> Result<(), DoorError> {
+        let all = self.all();
         if let Some(p) = all.iter().find(|p| **p > 27) {
             return Err(DoorError::Config(format!(
                 "GPIO {p} is not a BCM pin of the Raspberry Pi header (0-27)"
@@ -224,6 +230,18 @@ pub fn open_driver(config: &DriverConfig) -> Result<Arc<dyn DoorDriver>, DoorErr
     }
 }
 
+/// Checks that the configured driver could be opened, without claiming or
+/// configuring a pin: a running server's door is left as it is (`zhima
+/// doctor` runs beside it). Opening the pins would change them: rppal sets
+/// a configured pin back to its former mode when the checking process lets
+/// it go, under the server's feet.
+pub fn probe_driver(config: &DriverConfig) -> Result<(), DoorError> {
+    match config.kind {
+        DriverKind::Simulated => Ok(()),
+        DriverKind::Rppal => probe_rppal(&config.pins),
+    }
+}
+
 #[cfg(any(
     feature = "rppal",
     all(target_os = "linux", any(target_arch = "arm", target_arch = "aarch64"))
@@ -233,18 +251,44 @@ fn open_rppal(pins: &PinConfig) -> Result<Arc<dyn DoorDriver>, DoorError> {
     Ok(Arc::new(pi::PiDoor::open(pins)?))
 }
 
+#[cfg(any(
+    feature = "rppal",
+    all(target_os = "linux", any(target_arch = "arm", target_arch = "aarch64"))
+))]
+fn probe_rppal(pins: &PinConfig) -> Result<(), DoorError> {
+    pins.check()?;
+    pi::probe(pins)
+}
+
 #[cfg(not(any(
     feature = "rppal",
     all(target_os = "linux", any(target_arch = "arm", target_arch = "aarch64"))
 )))]
 fn open_rppal(pins: &PinConfig) -> Result<Arc<dyn DoorDriver>, DoorError> {
     pins.check()?;
-    Err(DoorError::NotAvailable {
+    Err(no_gpio_support())
+}
+
+#[cfg(not(any(
+    feature = "rppal",
+    all(target_os = "linux", any(target_arch = "arm", target_arch = "aarch64"))
+)))]
+fn probe_rppal(pins: &PinConfig) -> Result<(), DoorError> {
+    pins.check()?;
+    Err(no_gpio_support())
+}
+
+#[cfg(not(any(
+    feature = "rppal",
+    all(target_os = "linux", any(target_arch = "arm", target_arch = "aarch64"))
+)))]
+fn no_gpio_support() -> DoorError {
+    DoorError::NotAvailable {
         driver: "rppal",
         reason:
             "this build has no GPIO support (build on a Raspberry Pi, or with --features rppal)"
                 .into(),
-    })
+    }
 }
 
 /// Drives the relay to *locked* when dropped, including while a panic
@@ -316,6 +360,13 @@ mod tests {
                 ..
             })
         ));
+        assert!(matches!(
+            probe_driver(&cfg),
+            Err(DoorError::NotAvailable {
+                driver: "rppal",
+                ..
+            })
+        ));
     }
 
     #[cfg(all(
@@ -333,6 +384,28 @@ mod tests {
             matches!(&err, DoorError::NotAvailable { driver: "rppal", reason } if reason.contains("not a Raspberry Pi")),
             "{err}"
         );
+        let err = probe_driver(&cfg).unwrap_err();
+        assert!(
+            matches!(&err, DoorError::NotAvailable { driver: "rppal", reason } if reason.contains("not a Raspberry Pi")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_probe_refuses_a_bad_pin_configuration_before_any_hardware() {
+        let cfg = DriverConfig {
+            kind: DriverKind::Rppal,
+            pins: PinConfig {
+                green: vec![24],
+                ..PinConfig::default()
+            },
+        };
+        assert!(matches!(probe_driver(&cfg), Err(DoorError::Config(m)) if m.contains("24")));
+        let simulated = DriverConfig {
+            kind: DriverKind::Simulated,
+            pins: PinConfig::default(),
+        };
+        assert!(probe_driver(&simulated).is_ok());
     }
 
     #[test]

@@ -19,6 +19,17 @@ fn gpio_error(e: rppal::gpio::Error) -> DoorError {
     }
 }
 
+/// Whether the GPIO is there and every configured pin exists, without
+/// configuring a pin: an unconfigured `Pin` changes nothing when dropped
+/// (only the pins converted to inputs and outputs are reset).
+pub fn probe(config: &PinConfig) -> Result<(), DoorError> {
+    let gpio = Gpio::new().map_err(gpio_error)?;
+    for pin in config.all() {
+        drop(gpio.get(pin).map_err(gpio_error)?);
+    }
+    Ok(())
+}
+
 /// The door on GPIO. Writes to memory-mapped GPIO cannot fail once the pins
 /// are claimed; only claiming them can.
 #[derive(Debug)]

@@ -1,6 +1,7 @@
 //! `zhima doctor`: checks what a running door needs, each finding with the
-//! fix to apply. Reads and probes; changes nothing (opening the door
-//! driver drives the relay to locked, which it is anyway).
+//! fix to apply. Reads and probes; changes nothing. The door driver is
+//! probed, not opened: a server running beside it keeps its pins as they
+//! are.
 
 use std::path::Path;
 use std::time::Duration;
@@ -81,11 +82,11 @@ pub fn run(settings: &Settings, built_at: i64, now: DateTime<Utc>) -> Vec<Findin
     // the database
     let url = settings.database_url.expose();
     let shown = zhima_storage::redact_url(url);
-    let missing = match zhima_storage::Target::parse(url) {
-        Ok(zhima_storage::Target::Sqlite(path)) => !path.exists(),
-        _ => false,
+    let sqlite_file = match zhima_storage::Target::parse(url) {
+        Ok(zhima_storage::Target::Sqlite(path)) => Some(path),
+        _ => None,
     };
-    let opened = if missing {
+    let opened = if sqlite_file.as_ref().is_some_and(|path| !path.exists()) {
         // opening would create an empty file
         Err(zhima_storage::StorageError::Unavailable(
             "the file does not exist".into(),
@@ -115,13 +116,11 @@ pub fn run(settings: &Settings, built_at: i64, now: DateTime<Utc>) -> Vec<Findin
     }
 
     // free space where the database or the state lives
-    let dir = match zhima_storage::Target::parse(url) {
-        Ok(zhima_storage::Target::Sqlite(path)) => path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf),
-        _ => Path::new(".").to_path_buf(),
-    };
+    let dir = sqlite_file
+        .as_deref()
+        .and_then(Path::parent)
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf);
     match free_bytes(&dir) {
         Some(free) if free >= DISK_MIN_BYTES => out.push(fine(
             "disk",
@@ -176,10 +175,16 @@ pub fn run(settings: &Settings, built_at: i64, now: DateTime<Utc>) -> Vec<Findin
     }
 
     // the door driver
-    match crate::open_door(settings) {
-        Ok(driver) => out.push(fine(
+    match zhima_door_hardware::probe_driver(&settings.door.driver) {
+        Ok(()) => out.push(fine(
             "door",
-            format!("{} driver opened; the relay is locked", driver.name()),
+            format!(
+                "the {} driver can be opened",
+                match settings.door.driver.kind {
+                    zhima_door_hardware::DriverKind::Simulated => "simulated",
+                    zhima_door_hardware::DriverKind::Rppal => "rppal (GPIO)",
+                }
+            ),
         )),
         Err(e) => out.push(problem(
             "door",

@@ -233,5 +233,21 @@ fn the_doctor_names_problems_with_their_fixes() {
     let (code, out) = doctor();
     assert_eq!(code, Some(0), "{out}");
     assert!(!out.contains("PROBLEM"), "{out}");
+    // the GPIO driver where it cannot work (this build, this machine): a
+    // problem named, found by probing, without claiming a pin
+    let out = std::process::Command::new(crate::support::process::ZHIMA)
+        .arg("doctor")
+        .env("ZHIMA_DATABASE__URL", format!("sqlite://{}", db.display()))
+        .env("ZHIMA_QR__KEY_FILE", &key)
+        .env("ZHIMA_DOOR__DRIVER", "rppal")
+        .env("ZHIMA_LOG__LEVEL", "warn")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("PROBLEM door") && text.contains("rppal"),
+        "{text}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
