@@ -46,8 +46,9 @@ impl Database {
         database
     }
 
-    /// One backup into `dir` (with the key and configuration files when
-    /// given), keeping the newest `keep` there. Blocking.
+    /// One backup into `dir` (with the key file when it exists yet, and
+    /// the configuration file when given), keeping the newest `keep`
+    /// there. Blocking.
     pub fn backup(
         &self,
         dir: &Path,
@@ -57,6 +58,7 @@ impl Database {
         now: DateTime<Utc>,
     ) -> Result<zhima_app::backup::BackupMade, zhima_app::AppError> {
         use zhima_app::backup::{create, Source};
+        let key = key.filter(|k| k.is_file());
         match self {
             Database::Sqlite(store) => create(Source::Sqlite(store), dir, key, config, keep, now),
             Database::Postgres(url) => {
@@ -91,7 +93,7 @@ pub async fn run(
                 let (s, db, k, c) = (
                     settings.clone(),
                     database.clone(),
-                    key.clone().filter(|k| k.is_file()),
+                    key.clone(),
                     config.clone(),
                 );
                 let made = tokio::task::spawn_blocking(move || {

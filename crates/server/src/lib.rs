@@ -302,14 +302,10 @@ impl Application {
             scanner::start(source.clone(), state.clone());
         }
         if let Some(backup) = &settings.backup {
-            let key = match &settings.qr.key {
-                settings::KeySource::File(path) => Some(path.clone()),
-                settings::KeySource::Given(_) => None,
-            };
             tokio::spawn(backups::run(
                 backups::Database::serving(&settings.database_url, &state.store),
                 backup.clone(),
-                key,
+                settings.qr.key.file().map(std::path::Path::to_path_buf),
                 settings.source_file.clone(),
                 settings.timezone,
                 state.clock.clone(),

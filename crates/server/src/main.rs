@@ -62,8 +62,9 @@ enum Command {
     /// Import members and payments.
     #[command(subcommand)]
     Import(ImportCommand),
-    /// Back up the SQLite database (a consistent copy while the server
-    /// serves), the QR signing key and the configuration into one file.
+    /// Back up the database (SQLite: a consistent copy while the server
+    /// serves; PostgreSQL: pg_dump), the QR signing key and the
+    /// configuration into one file.
     Backup {
         /// The directory of the backups (default: backup.dir).
         #[arg(long, value_name = "DIR")]
@@ -577,14 +578,10 @@ fn backup(
     to: &std::path::Path,
     keep: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let key = match &settings.qr.key {
-        zhima_server::settings::KeySource::File(path) if path.is_file() => Some(path.as_path()),
-        _ => None,
-    };
     let t0 = std::time::Instant::now();
     let database =
         zhima_server::backups::Database::of(&settings.database_url, || open_store(settings))?;
-    let made = database.backup(to, key, config, keep, Utc::now())?;
+    let made = database.backup(to, settings.qr.key.file(), config, keep, Utc::now())?;
     println!(
         "backed up to {} ({} bytes, {:.1} s){}{}",
         made.file.display(),
@@ -633,11 +630,7 @@ fn doctor(settings: &Settings) -> Result<(), Box<dyn std::error::Error>> {
 /// `zhima restore`.
 fn restore(settings: &Settings, file: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     let db = sqlite_file(settings, "zhima restore")?;
-    let key = match &settings.qr.key {
-        zhima_server::settings::KeySource::File(path) => Some(path.as_path()),
-        zhima_server::settings::KeySource::Given(_) => None,
-    };
-    let done = zhima_app::backup::restore(file, &db, key, Utc::now())?;
+    let done = zhima_app::backup::restore(file, &db, settings.qr.key.file(), Utc::now())?;
     println!("restored {} from {}", db.display(), file.display());
     if let Some(kept) = &done.kept_database {
         println!("the database it replaced is kept as {}", kept.display());

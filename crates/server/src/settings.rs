@@ -335,6 +335,17 @@ pub enum KeySource {
     Given([u8; 32]),
 }
 
+impl KeySource {
+    /// The key's file, when it is kept in one (backups and restores carry
+    /// it).
+    pub fn file(&self) -> Option<&std::path::Path> {
+        match self {
+            KeySource::File(path) => Some(path),
+            KeySource::Given(_) => None,
+        }
+    }
+}
+
 impl std::fmt::Debug for KeySource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
