@@ -86,23 +86,18 @@ impl Store {
             |conn| {
                 let mut counted = ImportCounts::default();
                 let mut ids: Vec<MemberId> = vec![MemberId(0); members.len()];
-                // kept numbers first, so that new ones come after them
-                let order = members
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, m)| m.id.is_some())
-                    .chain(members.iter().enumerate().filter(|(_, m)| m.id.is_none()));
-                let mut moved_sequence = false;
-                for (i, m) in order {
-                    if m.id.is_none() && !moved_sequence {
-                        move_sequence(conn)?;
-                        moved_sequence = true;
+                // kept numbers first, then the sequence past them, so that
+                // new ones come after
+                for keep_number in [true, false] {
+                    for (i, m) in members.iter().enumerate() {
+                        if m.id.is_some() == keep_number {
+                            ids[i] = insert_member(conn, m)?;
+                            counted.members += 1;
+                        }
                     }
-                    ids[i] = insert_member(conn, m)?;
-                    counted.members += 1;
-                }
-                if !moved_sequence {
-                    move_sequence(conn)?;
+                    if keep_number {
+                        move_sequence(conn)?;
+                    }
                 }
                 // 500 at a time: one read of those already recorded, then
                 // the new ones (one statement on PostgreSQL)
