@@ -23,7 +23,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use zhima_domain::ids::MemberId;
+use zhima_domain::ids::{MemberId, NickName};
 use zhima_domain::legacy::{
     expiry_differences, log_event, log_member_name, plan, LegacyLogRow, LegacyTransaction,
     LegacyUser, LogFate,
@@ -271,7 +271,7 @@ impl Legacy {
             for row in &rows {
                 after = after.max(row.id);
                 log.read += 1;
-                let whom = by_name.get(&log_member_name(&row.message).to_lowercase());
+                let whom = by_name.get(&NickName::fold(log_member_name(&row.message)));
                 let member = whom.map(|w| match *w {
                     Whom::Imported(i) => ids[i],
                     Whom::Existing(id) => id,

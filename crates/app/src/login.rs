@@ -142,10 +142,7 @@ impl Logins {
         address: &str,
         at: Instant,
     ) -> Result<MemberId, LoginError> {
-        let account = match NickName::parse(nickname) {
-            Ok(n) => n.key(),
-            Err(_) => nickname.trim().to_lowercase(),
-        };
+        let account = NickName::fold(nickname);
         let keys = [
             (format!("account:{account}"), ACCOUNT_FAILURES),
             (format!("address:{address}"), ADDRESS_FAILURES),

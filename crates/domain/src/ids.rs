@@ -109,7 +109,19 @@ impl NickName {
     /// assert_eq!(NickName::parse("JOHN:").unwrap().key(), NickName::parse("john:").unwrap().key());
     /// ```
     pub fn key(&self) -> String {
-        self.0.to_lowercase()
+        NickName::fold(&self.0)
+    }
+
+    /// The same folding for any text, a valid nickname or not (a name
+    /// typed at a login, a name in an imported log line): surrounding white
+    /// space removed, case folded. For a nickname it is [`NickName::key`].
+    ///
+    /// ```
+    /// use zhima_domain::ids::NickName;
+    /// assert_eq!(NickName::fold(" JOHN: "), NickName::parse("john:").unwrap().key());
+    /// ```
+    pub fn fold(text: &str) -> String {
+        text.trim().to_lowercase()
     }
 }
 
